@@ -1,0 +1,210 @@
+"""Compile kubeadm the way upstream does, inside the builder container, with no network.
+
+``plan`` decides everything from the tree and settings (pure: no daemon); ``compile`` runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from longcert import container
+from longcert.errors import BuildError
+from longcert.source import SourceTree
+from longcert.versions import GoVersion, KubeVersion, go_version_for_tree, has_go_mod
+
+# Where the tree is mounted: the GOPATH location upstream's own build container uses, which
+# pre-module trees (before v1.15) need and later trees accept.
+TREE_MOUNT = "/go/src/k8s.io/kubernetes"
+META_MOUNT = "/longcert/meta"
+BUILD_CACHE_MOUNT = "/gocache/build"
+MODULE_CACHE_MOUNT = "/gocache/mod"
+# Verification executes this platform's binary, so it is always built.
+VERIFY_PLATFORM = "linux/amd64"
+
+LineFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything the compile step does, decided before any container starts."""
+
+    image: str
+    go: GoVersion
+    platforms: tuple[str, ...]  # what the user asked for
+    build_platforms: tuple[str, ...]  # plus VERIFY_PLATFORM
+    argv: tuple[str, ...]
+    environment: tuple[tuple[str, str], ...]
+    version_file: str  # contents of the KUBE_GIT_VERSION_FILE
+    user: str  # uid:gid the build runs as, so nothing in the tree ends up owned by root
+
+    def output_path(self, platform: str) -> str:
+        """Where upstream's make puts the binary, relative to the tree."""
+        goos, goarch = platform.split("/")
+        name = "kubeadm.exe" if goos == "windows" else "kubeadm"
+        return f"_output/local/bin/{goos}/{goarch}/{name}"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One built binary."""
+
+    platform: str
+    path: Path
+    size: int
+    sha256: str
+
+    @property
+    def file_name(self) -> str:
+        goos, goarch = self.platform.split("/")
+        return f"kubeadm-{goos}-{goarch}" + (".exe" if goos == "windows" else "")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """The compile step's outcome: artifacts (asked platforms only) and what built them."""
+
+    artifacts: tuple[Artifact, ...]
+    verify_binary: Path
+    image: str
+    image_id: str
+    go: GoVersion
+    log_path: Path
+
+
+def version_file(version: KubeVersion, commit: str) -> str:
+    """KUBE_GIT_VERSION_FILE contents: the exact tag (no ``-dirty``), honest tree state.
+
+    hack/lib/version.sh sources this file and skips git entirely, so ``kubeadm version`` reports
+    the tag and its commit, while gitTreeState says the source was modified. kubeadm derives its
+    default image tags from its own version, so a ``-dirty`` suffix would break them.
+    """
+    minor = f"{version.minor}+" if version.pre else str(version.minor)
+    return (
+        f"KUBE_GIT_COMMIT='{commit}'\n"
+        "KUBE_GIT_TREE_STATE='dirty'\n"
+        f"KUBE_GIT_VERSION='{version.tag}'\n"
+        f"KUBE_GIT_MAJOR='{version.major}'\n"
+        f"KUBE_GIT_MINOR='{minor}'\n"
+    )
+
+
+def plan(
+    tree: SourceTree,
+    version: KubeVersion,
+    platforms: tuple[str, ...],
+    go_setting: str,
+    image_template: str,
+) -> BuildPlan:
+    """Pick Go, image, environment and make command for this tree."""
+    go = (
+        go_version_for_tree(tree.path, version)
+        if go_setting == "auto"
+        else GoVersion(go_setting, "setting go_version")
+    )
+    build_platforms = platforms if VERIFY_PLATFORM in platforms else (*platforms, VERIFY_PLATFORM)
+    env = {
+        # No network and no toolchain download: use the image's Go whatever .go-version says
+        # (hack/lib/golang.sh otherwise fetches one with gimme or GOTOOLCHAIN), and never fall
+        # back to a module proxy: every dependency is vendored.
+        "FORCE_HOST_GO": "y",
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOFLAGS": "",
+        "GOCACHE": BUILD_CACHE_MOUNT,
+        "GOMODCACHE": MODULE_CACHE_MOUNT,
+        "HOME": "/tmp",
+        "KUBE_GIT_VERSION_FILE": f"{META_MOUNT}/version.env",
+        "SOURCE_DATE_EPOCH": str(tree.commit_time),
+    }
+    if not has_go_mod(tree.path):
+        # Trees before v1.15 have no go.mod; Go >= 1.16 would otherwise insist on module mode.
+        env["GO111MODULE"] = "off"
+    argv = ("make", "all", "WHAT=cmd/kubeadm", f"KUBE_BUILD_PLATFORMS={' '.join(build_platforms)}")
+    return BuildPlan(
+        image=image_template.format(go_version=go.version),
+        go=go,
+        platforms=platforms,
+        build_platforms=build_platforms,
+        argv=argv,
+        environment=tuple(sorted(env.items())),
+        version_file=version_file(version, tree.commit),
+        user=f"{os.getuid()}:{os.getgid()}",
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def compile_kubeadm(
+    build: BuildPlan,
+    tree: SourceTree,
+    *,
+    meta_dir: Path,
+    log_path: Path,
+    build_cache_volume: str,
+    module_cache_volume: str,
+    registry_mirror: str = "",
+    on_line: LineFn | None = None,
+    progress: LineFn | None = None,
+) -> BuildResult:
+    """Run ``make all WHAT=cmd/kubeadm`` in the builder container; collect the binaries."""
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    (meta_dir / "version.env").write_text(build.version_file)
+    client = container.connect()
+    image_id = container.ensure_image(client, build.image, registry_mirror, progress)
+    mounts = [
+        container.BindMount(TREE_MOUNT, str(tree.path)),
+        container.BindMount(META_MOUNT, str(meta_dir), read_only=True),
+        container.BindMount(BUILD_CACHE_MOUNT, build_cache_volume, volume=True),
+        container.BindMount(MODULE_CACHE_MOUNT, module_cache_volume, volume=True),
+    ]
+    labels = {"org.longcert.purpose": "build", "org.longcert.tag": tree.tag}
+    with container.BuildContainer(
+        client, build.image, mounts=mounts, labels=labels, log_path=log_path
+    ) as box:
+        # Fresh named volumes belong to root: open them to the unprivileged build user.
+        box.check(
+            ["chmod", "1777", BUILD_CACHE_MOUNT, MODULE_CACHE_MOUNT],
+            what="preparing the cache volumes",
+            user="0:0",
+        )
+        code = box.run(
+            list(build.argv),
+            user=build.user,
+            workdir=TREE_MOUNT,
+            environment=dict(build.environment),
+            on_line=on_line,
+        )
+        if code != 0:
+            tail = "\n".join(box.tail[-20:])
+            raise BuildError(
+                f"make all WHAT=cmd/kubeadm failed for {tree.tag} with Go {build.go.version} "
+                f"(exit {code}); full log: {log_path}\n{tail}"
+            )
+    artifacts = []
+    for platform in build.build_platforms:
+        binary = tree.path / build.output_path(platform)
+        if not binary.is_file():
+            raise BuildError(
+                f"make succeeded but {build.output_path(platform)} is missing", f"see {log_path}"
+            )
+        if platform in build.platforms or platform == VERIFY_PLATFORM:
+            artifacts.append(Artifact(platform, binary, binary.stat().st_size, sha256_file(binary)))
+    verify_binary = tree.path / build.output_path(VERIFY_PLATFORM)
+    return BuildResult(
+        artifacts=tuple(a for a in artifacts if a.platform in build.platforms),
+        verify_binary=verify_binary,
+        image=build.image,
+        image_id=image_id,
+        go=build.go,
+        log_path=log_path,
+    )

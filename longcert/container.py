@@ -1,0 +1,306 @@
+"""The Docker boundary: the only module that imports docker.
+
+``BuildContainer`` is a context manager around one long-lived container: it pings the engine,
+makes sure the image is there (pulling only if missing), mounts the tree and the named cache
+volumes, runs commands through the low-level exec API (argument lists, never shell strings),
+streams their output to a log file, and removes the container on every exit path.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import docker
+import docker.errors
+from docker.types import Mount
+
+from longcert.errors import BuildError, EngineError, ImageError
+
+LABEL = "org.longcert"
+LineFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host path or a named volume mounted into the container."""
+
+    target: str
+    source: str
+    volume: bool = False
+    read_only: bool = False
+
+    def to_docker(self) -> Mount:
+        return Mount(
+            target=self.target,
+            source=self.source,
+            type="volume" if self.volume else "bind",
+            read_only=self.read_only,
+        )
+
+
+def connect() -> docker.DockerClient:
+    """A client whose engine answered a ping, or EngineError saying how to start one."""
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise EngineError(
+            f"no Docker engine answers at {where}",
+            "start dockerd (or Docker Desktop) or point DOCKER_HOST at a running engine",
+        ) from exc
+    return client
+
+
+def image_id(client: docker.DockerClient, image: str) -> str | None:
+    """The local image's id, or None when the engine does not have it."""
+    try:
+        return str(client.images.get(image).id)
+    except docker.errors.ImageNotFound:
+        return None
+    except docker.errors.APIError as exc:
+        raise EngineError(f"the engine failed to look up image {image}: {exc.explanation}") from exc
+
+
+def ensure_image(
+    client: docker.DockerClient,
+    image: str,
+    registry_mirror: str = "",
+    progress: LineFn | None = None,
+) -> str:
+    """Use ``image`` if present, else pull it (through ``registry_mirror`` when set)."""
+    found = image_id(client, image)
+    if found:
+        return found
+    source = f"{registry_mirror}/{image}" if registry_mirror else image
+    repository, _, tag = (
+        source.rpartition(":") if ":" in source.split("/")[-1] else (source, "", "latest")
+    )
+    try:
+        last = 0.0
+        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+            if "error" in event:
+                raise docker.errors.APIError(str(event["error"]))
+            if progress and time.monotonic() - last > 5:
+                last = time.monotonic()
+                progress(f"pulling {source}: {event.get('status', '')} {event.get('progress', '')}")
+        pulled = client.images.get(source)
+        if source != image:
+            pulled.tag(image)
+    except docker.errors.DockerException as exc:
+        raise ImageError(
+            f"image {image} is not present and pulling {source} failed: {_reason(exc)}",
+            "build it with `invoke builder-image --go <version>`, `docker load` it, or pass "
+            "--image / --registry-mirror",
+        ) from exc
+    return str(pulled.id)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
+
+
+class BuildContainer:
+    """One container from ``image`` that stays up while commands are executed in it."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        *,
+        mounts: Sequence[BindMount] = (),
+        environment: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+        log_path: Path | None = None,
+        network: bool = False,
+        tail_lines: int = 40,
+    ) -> None:
+        self._client = client
+        self.image = image
+        self._mounts = list(mounts)
+        self._environment = dict(environment or {})
+        self._labels = {LABEL: "1", **(labels or {})}
+        self._log_path = log_path
+        self._network = network
+        self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+        self._log: IO[str] | None = None
+        self._container: Any = None
+
+    def __enter__(self) -> BuildContainer:
+        if self._log_path is not None:
+            self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self._log_path.open("a", encoding="utf-8")
+        try:
+            self._container = self._client.containers.create(
+                self.image,
+                command=["sleep", "infinity"],
+                entrypoint=[],
+                mounts=[m.to_docker() for m in self._mounts],
+                environment=self._environment,
+                labels=self._labels,
+                network_mode="bridge" if self._network else "none",
+                working_dir="/",
+                detach=True,
+            )
+            self._container.start()
+        except BaseException as exc:
+            self._cleanup()
+            if isinstance(exc, docker.errors.ImageNotFound):
+                raise ImageError(
+                    f"image {self.image} is not present", "build it with `invoke builder-image`"
+                ) from exc
+            if isinstance(exc, docker.errors.DockerException):
+                raise EngineError(
+                    f"cannot start a container from {self.image}: {_reason(exc)}"
+                ) from exc
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._container is not None:
+            # Already gone is fine: there is nothing more to remove.
+            with contextlib.suppress(docker.errors.DockerException):
+                self._container.remove(force=True, v=False)
+            self._container = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    @property
+    def tail(self) -> list[str]:
+        """The last lines any command printed (for error messages)."""
+        return list(self._tail)
+
+    def _write(self, line: str, on_line: LineFn | None) -> None:
+        self._tail.append(line)
+        if self._log is not None:
+            self._log.write(line + "\n")
+        if on_line is not None:
+            on_line(line)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        user: str = "",
+        workdir: str = "/",
+        environment: Mapping[str, str] | None = None,
+        on_line: LineFn | None = None,
+    ) -> int:
+        """Run ``argv`` (a list, never a shell string) and return its exit code."""
+        if self._container is None:
+            raise RuntimeError("BuildContainer used outside its with-block")
+        api = self._client.api
+        if self._log is not None:
+            self._log.write(f"$ {' '.join(argv)}\n")
+        try:
+            exec_id = api.exec_create(
+                self._container.id,
+                list(argv),
+                environment=dict(environment or {}),
+                workdir=workdir,
+                user=user,
+                stdout=True,
+                stderr=True,
+            )["Id"]
+            pending = ""
+            for chunk in api.exec_start(exec_id, stream=True):
+                pending += chunk.decode("utf-8", errors="replace")
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    self._write(line.rstrip("\r"), on_line)
+            if pending:
+                self._write(pending, on_line)
+            code = api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the engine failed while running {argv[0]}: {_reason(exc)}") from exc
+        if self._log is not None:
+            self._log.flush()
+        return int(code if code is not None else -1)
+
+    def check(self, argv: Sequence[str], *, what: str, **kwargs: Any) -> None:
+        """Run ``argv``; BuildError with the output's tail when it fails."""
+        code = self.run(argv, **kwargs)
+        if code != 0:
+            tail = "\n".join(self.tail[-15:])
+            raise BuildError(f"{what} failed (exit {code}); last output:\n{tail}")
+
+    def capture(self, argv: Sequence[str], **kwargs: Any) -> tuple[int, str]:
+        """Run ``argv`` and return (exit code, its output)."""
+        lines: list[str] = []
+        code = self.run(argv, on_line=lines.append, **kwargs)
+        return code, "\n".join(lines)
+
+
+def import_rootfs(
+    client: docker.DockerClient,
+    tar_path: Path,
+    repository: str,
+    tag: str,
+    changes: Iterable[str] = (),
+) -> str:
+    """``docker import`` of a rootfs tarball; returns the image id."""
+    try:
+        with tar_path.open("rb") as handle:
+            client.api.import_image_from_data(
+                handle.read(), repository=repository, tag=tag, changes=list(changes)
+            )
+        return str(client.images.get(f"{repository}:{tag}").id)
+    except docker.errors.DockerException as exc:
+        raise ImageError(
+            f"importing {tar_path} as {repository}:{tag} failed: {_reason(exc)}"
+        ) from exc
+
+
+def commit_with_archive(
+    client: docker.DockerClient,
+    base: str,
+    archive: IO[bytes] | bytes,
+    repository: str,
+    tag: str,
+    changes: Iterable[str],
+    labels: Mapping[str, str],
+) -> str:
+    """Unpack a tar archive into a container of ``base`` at / and commit it as a new image."""
+    container = None
+    try:
+        container = client.containers.create(
+            base,
+            command=["true"],
+            entrypoint=[],
+            network_mode="none",
+            labels={LABEL: "1", **labels},
+        )
+        data = archive if isinstance(archive, bytes) else archive.read()
+        if not container.put_archive("/", io.BytesIO(data).getvalue()):
+            raise ImageError(f"copying the toolchain into {base} failed")
+        image = container.commit(
+            repository=repository,
+            tag=tag,
+            changes=list(changes) + [f"LABEL {k}={v}" for k, v in labels.items()],
+        )
+        return str(image.id)
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"building {repository}:{tag} failed: {_reason(exc)}") from exc
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)

@@ -1,0 +1,47 @@
+"""`invoke demo`: the whole pipeline, offline, on the bundled stand-in Kubernetes tree.
+
+The stand-in generator lives with the tests (tests/fixtures/standin.py) because the tests use the
+same trees; the demo needs a checkout of this repository, which `pip install -e .` gives.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from longcert import builder, container, pipeline, settings
+from longcert.progress import Reporter
+
+DEMO_GO = "1.24.11"
+
+
+def run() -> pipeline.PipelineResult:
+    """Make the stand-in repo, the builder image if missing, then build and verify kubeadm."""
+    if str(settings.PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(settings.PROJECT_ROOT))
+    from tests.fixtures import standin
+
+    reporter = Reporter()
+    conf = settings.load({})
+    demo_dir = conf.cache_dir / "demo"
+    repo = standin.make_standin_repo(demo_dir / "kubernetes", [standin.DEMO_TAG])
+    reporter.say(f"stand-in Kubernetes repository: {repo} (tag {standin.DEMO_TAG})")
+    client = container.connect()
+    if container.image_id(client, f"golang:{DEMO_GO}") is None:
+        reporter.say(f"building the builder image golang:{DEMO_GO} (once)")
+        builder.build_image(DEMO_GO, None, None, builder.DEBIAN_MIRROR, reporter.step)
+    conf = settings.load(
+        {
+            "repo": str(repo),
+            "years": 10,
+            "builds_dir": str(conf.builds_dir / "demo"),
+            "force": True,  # the demo's own output, in its own directory
+        }
+    )
+    result = pipeline.run(standin.DEMO_TAG, conf, reporter)
+    assert result.output is not None
+    reporter.summary(
+        f"demo built {result.output.path}",
+        pipeline.summary_rows(result),
+        ["artifact", "size", "sha256", "verified"],
+    )
+    return result

@@ -1,0 +1,142 @@
+"""The builds/ layout: one directory per build, written aside and renamed into place.
+
+builds/<build-id>/
+  kubeadm-<os>-<arch>   one per platform
+  SHA256SUMS            `sha256sum -c SHA256SUMS` checks them
+  patch.diff            the exact diff applied to the tree
+  verify.json           the verification report
+  build.log             the compile and verification output
+  manifest.json         what was built, from what, how, and what was proven
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from longcert import __version__
+from longcert.build import BuildResult, sha256_file
+from longcert.errors import PublishError
+from longcert.patching import PatchResult
+from longcert.source import SourceTree
+from longcert.verify import VerifyReport
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    """A finished build directory and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+
+def build_id(tag: str, leaf_years: int, ca_years: int) -> str:
+    """Directory name telling version and validities apart, e.g. kubeadm-v1.9.4-leaf10y-ca10y."""
+    return f"kubeadm-{tag}-leaf{leaf_years}y-ca{ca_years}y"
+
+
+def check_target(builds_dir: Path, name: str, force: bool) -> Path:
+    """Refuse (before any work) to overwrite an existing build unless forced."""
+    target = builds_dir / name
+    if target.exists() and not force:
+        raise PublishError(
+            f"{target} already exists",
+            "remove it, or pass --force to replace it once the new build passes",
+        )
+    return target
+
+
+def manifest(
+    tree: SourceTree, patch: PatchResult, result: BuildResult, report: VerifyReport
+) -> dict[str, Any]:
+    """manifest.json contents."""
+    return {
+        "tool": {"name": "longcert", "version": __version__},
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "kubernetes": {"tag": tree.tag, "commit": tree.commit, "remote": tree.remote},
+        "validity": {
+            "leaf_years": patch.leaf_years,
+            "ca_years": patch.ca_years,
+            "leaf_hours": patch.leaf_years * 365 * 24,
+            "ca_hours": patch.ca_years * 365 * 24,
+        },
+        "patch": {
+            "set": patch.patch_set,
+            "diff_sha256": patch.diff_sha256,
+            "files": [c.path for c in patch.changes],
+        },
+        "go": {"version": result.go.version, "source": result.go.source},
+        "image": {"name": result.image, "id": result.image_id},
+        "platforms": [a.platform for a in result.artifacts],
+        "artifacts": [
+            {"platform": a.platform, "file": a.file_name, "size": a.size, "sha256": a.sha256}
+            for a in result.artifacts
+        ],
+        "verification": {
+            "passed": report.passed,
+            "platform": report.platform,
+            "reported_version": report.reported_version,
+            "certificates_checked": len(report.checks),
+            "ca": sorted({c.file for c in report.checks if c.kind == "ca"}),
+            "leaf_count": sum(1 for c in report.checks if c.kind == "leaf"),
+        },
+    }
+
+
+def write(
+    builds_dir: Path,
+    name: str,
+    tree: SourceTree,
+    patch: PatchResult,
+    result: BuildResult,
+    report: VerifyReport,
+    *,
+    force: bool,
+) -> BuildOutput:
+    """Write everything to a temporary directory, then rename it to builds/<name>."""
+    target = check_target(builds_dir, name, force)
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=builds_dir))
+    try:
+        sums = []
+        for artifact in result.artifacts:
+            dest = staging / artifact.file_name
+            shutil.copy2(artifact.path, dest)
+            if sha256_file(dest) != artifact.sha256:
+                raise PublishError(f"{dest.name} changed while being copied")
+            sums.append(f"{artifact.sha256}  {artifact.file_name}\n")
+        (staging / "SHA256SUMS").write_text("".join(sums))
+        (staging / "patch.diff").write_text(patch.diff)
+        (staging / "verify.json").write_text(report.to_json())
+        if result.log_path.is_file():
+            shutil.copy2(result.log_path, staging / "build.log")
+        data = manifest(tree, patch, result, report)
+        (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
+        staging.chmod(0o755)
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BuildOutput(target, data)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    """Rename staging to target; an existing target is moved aside first and dropped after."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    try:
+        staging.rename(target)
+    except OSError as exc:
+        if old is not None:
+            old.rename(target)
+        raise PublishError(f"cannot move the build into {target}: {exc}") from exc
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

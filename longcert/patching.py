@@ -1,0 +1,249 @@
+"""Patch sets: load them, render anchored edits for the asked durations, and produce the diff.
+
+Planning here is pure (it reads the tree, writes nothing). ``source.apply_diff`` applies the
+diff with ``git apply --check`` first, so a tree that changed under us is never half-patched.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from longcert.errors import ConfigError, PatchError
+from longcert.settings import MAX_YEARS, PROJECT_ROOT
+from longcert.versions import KubeVersion, bound_key, in_range
+
+PATCHES_DIR = PROJECT_ROOT / "patches"
+
+GOVERNS = ("leaf", "ca")
+_PLACEHOLDERS = ("{years}", "{duration}")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One anchored edit: replace the whole statement ``anchor`` in ``file``, ``count`` times."""
+
+    file: str
+    governs: str  # "leaf" or "ca": which --years value goes into the replacement
+    anchor: str
+    replace: str  # may use {years} (a number) and {duration} (a Go constant expression)
+    count: int
+    certificates: str  # human text: which certificates this site decides
+
+    def render(self, years: int) -> str:
+        """The replacement statement for ``years`` 365-day years (written, never multiplied)."""
+        return self.replace.replace("{years}", str(years)).replace(
+            "{duration}", go_duration_expr(years)
+        )
+
+    def patched_pattern(self) -> re.Pattern[str]:
+        """Matches this edit's replacement for any number of years: proof of a patched tree."""
+        pattern = re.escape(normalize(self.replace))
+        pattern = pattern.replace(re.escape("{years}"), r"\d+")
+        pattern = pattern.replace(re.escape("{duration}"), r"time\.Hour \* 24 \* 365(?: \* \d+)?")
+        return re.compile(pattern)
+
+
+@dataclass(frozen=True)
+class PatchSet:
+    """Edits for one era of Kubernetes, covering versions ``first``..``last`` inclusive."""
+
+    name: str
+    title: str
+    first: str
+    last: str
+    edits: tuple[Edit, ...]
+    source_file: Path
+
+    def covers(self, version: KubeVersion) -> bool:
+        return in_range(version, self.first, self.last)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(edit.file for edit in self.edits))
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """What the patch stage did: the set, the durations and the diff it applied."""
+
+    patch_set: str
+    leaf_years: int
+    ca_years: int
+    diff: str
+    changes: tuple[FileChange, ...]
+
+    @property
+    def diff_sha256(self) -> str:
+        return hashlib.sha256(self.diff.encode()).hexdigest()
+
+
+def normalize(statement: str) -> str:
+    """Collapse whitespace: Go tokens do not depend on gofmt's alignment."""
+    return " ".join(statement.split())
+
+
+def go_duration_expr(years: int) -> str:
+    """``years`` 365-day years as the Go constant expression kubeadm itself uses."""
+    if not 1 <= years <= MAX_YEARS:
+        raise ConfigError(f"{years} years does not fit Go's time.Duration (1..{MAX_YEARS})")
+    base = "time.Hour * 24 * 365"
+    return base if years == 1 else f"{base} * {years}"
+
+
+def _edit_from_yaml(raw: dict[str, object], where: Path) -> Edit:
+    missing = {"file", "governs", "anchor", "replace"} - set(raw)
+    if missing:
+        raise ConfigError(f"{where}: an edit lacks {', '.join(sorted(missing))}")
+    edit = Edit(
+        file=str(raw["file"]),
+        governs=str(raw["governs"]),
+        anchor=str(raw["anchor"]),
+        replace=str(raw["replace"]),
+        count=int(str(raw.get("count", 1))),
+        certificates=str(raw.get("certificates", "")),
+    )
+    if edit.governs not in GOVERNS:
+        raise ConfigError(f"{where}: governs must be one of {GOVERNS}, got {edit.governs!r}")
+    if not any(p in edit.replace for p in _PLACEHOLDERS):
+        raise ConfigError(
+            f"{where}: replace of {edit.anchor!r} uses neither {{years}} nor {{duration}}"
+        )
+    if edit.count < 1:
+        raise ConfigError(f"{where}: count must be at least 1")
+    return edit
+
+
+def load_patch_set(path: Path) -> PatchSet:
+    """Read one patch set YAML file."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read patch set {path}: {exc}") from exc
+    try:
+        return PatchSet(
+            name=str(raw["name"]),
+            title=str(raw.get("title", raw["name"])),
+            first=str(raw["first"]),
+            last=str(raw["last"]),
+            edits=tuple(_edit_from_yaml(e, path) for e in raw["edits"]),
+            source_file=path,
+        )
+    except (KeyError, TypeError) as exc:
+        raise ConfigError(f"patch set {path} lacks {exc}") from exc
+
+
+@cache
+def load_patch_sets(directory: Path = PATCHES_DIR) -> tuple[PatchSet, ...]:
+    """Every patch set in ``patches/``, oldest era first."""
+    sets = [load_patch_set(p) for p in sorted(directory.glob("*.yaml"))]
+    return tuple(sorted(sets, key=lambda s: bound_key(s.first, upper=False)))
+
+
+def select_patch_set(version: KubeVersion, sets: tuple[PatchSet, ...] | None = None) -> PatchSet:
+    """The one patch set that covers ``version``; ConfigError when none (or several) do."""
+    sets = load_patch_sets() if sets is None else sets
+    matching = [s for s in sets if s.covers(version)]
+    if len(matching) == 1:
+        return matching[0]
+    if matching:
+        names = ", ".join(s.name for s in matching)
+        raise ConfigError(f"patch sets overlap for {version.tag}: {names}")
+    oldest = min(sets, key=lambda s: bound_key(s.first, upper=False), default=None)
+    if oldest and version.key() < bound_key(oldest.first, upper=False):
+        raise ConfigError(
+            f"{version.tag} is older than any patch set", f"the oldest supported is {oldest.first}"
+        )
+    raise ConfigError(f"no patch set covers {version.tag}", "see `invoke versions`")
+
+
+def plan(
+    patch_set: PatchSet,
+    tree: Path,
+    version: KubeVersion,
+    leaf_years: int,
+    ca_years: int,
+) -> PatchResult:
+    """Render every edit of ``patch_set`` against ``tree``; PatchError names any mismatch."""
+    texts: dict[str, list[str]] = {}
+    originals: dict[str, str] = {}
+    for edit in patch_set.edits:
+        if edit.file not in texts:
+            path = tree / edit.file
+            if not path.is_file():
+                raise PatchError(
+                    f"{version.tag}: {edit.file} does not exist (patch set {patch_set.name})",
+                    "upstream moved this file; the patch set needs updating",
+                )
+            originals[edit.file] = path.read_text()
+            texts[edit.file] = originals[edit.file].splitlines(keepends=True)
+        lines = texts[edit.file]
+        years = leaf_years if edit.governs == "leaf" else ca_years
+        wanted = normalize(edit.anchor)
+        hits = [i for i, line in enumerate(lines) if normalize(line) == wanted]
+        if len(hits) != edit.count:
+            raise _mismatch(edit, hits, lines, version, patch_set)
+        for i in hits:
+            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+            ending = lines[i][len(lines[i].rstrip("\r\n")) :]
+            lines[i] = indent + edit.render(years) + ending
+
+    changes = tuple(
+        FileChange(name, originals[name], "".join(lines))
+        for name, lines in texts.items()
+        if "".join(lines) != originals[name]
+    )
+    return PatchResult(patch_set.name, leaf_years, ca_years, render_diff(changes), changes)
+
+
+def _mismatch(
+    edit: Edit, hits: list[int], lines: list[str], version: KubeVersion, patch_set: PatchSet
+) -> PatchError:
+    where = f"{version.tag}: {edit.file}: anchor {edit.anchor.strip()!r}"
+    if not hits:
+        patched = edit.patched_pattern()
+        for number, line in enumerate(lines, 1):
+            if patched.fullmatch(normalize(line)):
+                return PatchError(
+                    f"{where} not found, but line {number} is already patched ({line.strip()!r})",
+                    "the tree was patched before; start from a clean checkout",
+                )
+        return PatchError(
+            f"{where} matched 0 times, expected {edit.count} (patch set {patch_set.name})",
+            "upstream changed this line; update the patch set rather than guessing",
+        )
+    numbers = ", ".join(str(i + 1) for i in hits)
+    return PatchError(
+        f"{where} matched {len(hits)} times (lines {numbers}), expected {edit.count} "
+        f"(patch set {patch_set.name})",
+        "the anchor is ambiguous here; refusing to edit more than intended",
+    )
+
+
+def render_diff(changes: tuple[FileChange, ...]) -> str:
+    """A unified diff (``git apply``-able, -p1) of every changed file."""
+    parts: list[str] = []
+    for change in changes:
+        parts.append(f"diff --git a/{change.path} b/{change.path}\n")
+        parts.extend(
+            difflib.unified_diff(
+                change.before.splitlines(keepends=True),
+                change.after.splitlines(keepends=True),
+                fromfile=f"a/{change.path}",
+                tofile=f"b/{change.path}",
+            )
+        )
+    return "".join(parts)

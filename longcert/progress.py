@@ -1,0 +1,110 @@
+"""What the user sees: a preamble, one line per stage with its duration, progress, a summary.
+
+On GitHub Actions each stage is folded with ``::group::`` and the summary is also written to
+``$GITHUB_STEP_SUMMARY``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TextIO
+
+
+class Reporter:
+    """Prints progress to ``stream`` (stdout by default)."""
+
+    def __init__(
+        self, stream: TextIO | None = None, *, quiet: bool = False, heartbeat_seconds: float = 15.0
+    ) -> None:
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.github = os.environ.get("GITHUB_ACTIONS") == "true"
+        self.tty = self.stream.isatty()
+        self.heartbeat_seconds = heartbeat_seconds
+        self._stage_started = 0.0
+        self._last_beat = 0.0
+        self._lines_seen = 0
+        self.timings: list[tuple[str, float]] = []
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def table(self, rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> None:
+        """Print rows as aligned columns."""
+        all_rows = [list(header)] if header else []
+        all_rows += [list(r) for r in rows]
+        if not all_rows:
+            return
+        widths = [max(len(r[i]) for r in all_rows) for i in range(len(all_rows[0]))]
+        for row in all_rows:
+            self.say(
+                "  "
+                + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
+
+    def preamble(self, title: str, rows: Sequence[tuple[str, str, str]]) -> None:
+        """The resolved settings and where each came from."""
+        self.say(f"longcert: {title}")
+        self.table([(name, value, f"({source})") for name, value, source in rows])
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Announce a stage, fold it on GitHub Actions, and print its duration."""
+        self._stage_started = self._last_beat = time.monotonic()
+        self._lines_seen = 0
+        if self.github:
+            self.say(f"::group::{name}")
+        self.say(f"==> {name}")
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            elapsed = time.monotonic() - self._stage_started
+            self.timings.append((name, elapsed))
+            if self.github:
+                self.say("::endgroup::")
+            self.say(f"    {name} {'done' if ok else 'FAILED'} in {elapsed:.1f}s")
+
+    def step(self, text: str) -> None:
+        """A progress message inside a stage."""
+        self.say(f"    {text}")
+
+    def output_line(self, line: str) -> None:
+        """A line of build output: kept in the log; shown as a periodic heartbeat."""
+        self._lines_seen += 1
+        now = time.monotonic()
+        if self.tty and not self.quiet:
+            print(
+                f"\r    {int(now - self._stage_started):>4}s  {line[:90]:<90}",
+                end="",
+                file=self.stream,
+                flush=True,
+            )
+            return
+        if now - self._last_beat >= self.heartbeat_seconds:
+            self._last_beat = now
+            self.say(
+                f"    ... {int(now - self._stage_started)}s, {self._lines_seen} lines: {line[:100]}"
+            )
+
+    def end_output(self) -> None:
+        if self.tty and not self.quiet:
+            print("\r" + " " * 100 + "\r", end="", file=self.stream, flush=True)
+
+    def summary(self, title: str, rows: Sequence[Sequence[str]], header: Sequence[str]) -> None:
+        """The closing summary; on GitHub Actions also a Markdown table in the step summary."""
+        self.say(title)
+        self.table(rows, header)
+        path = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.github and path:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(f"### {title}\n\n| {' | '.join(header)} |\n")
+                handle.write("|" + "---|" * len(header) + "\n")
+                for row in rows:
+                    handle.write(f"| {' | '.join(row)} |\n")

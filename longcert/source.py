@@ -1,0 +1,235 @@
+"""Kubernetes source: a bare mirror cache per remote, a shallow fetch of one tag, a worktree.
+
+The only module that imports git (GitPython). The mirror keeps every tag fetched so far, so a
+second build of the same tag fetches nothing, and a build never downloads the whole history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import git
+
+from longcert.errors import PatchError, SourceError
+from longcert.versions import KubeVersion
+
+ProgressFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    """A clean worktree of ``tag`` at ``path``, checked out from the mirror."""
+
+    path: Path
+    tag: str
+    commit: str
+    commit_time: int  # seconds since the epoch: SOURCE_DATE_EPOCH for reproducible stamps
+    remote: str
+    mirror: Path
+
+
+def normalize_remote(remote: str) -> str:
+    """Plain local paths become file:// URLs (so --depth is honoured); URLs stay as given."""
+    if re.match(r"^[a-z][a-z0-9+.-]*://", remote) or re.match(r"^[^/]+@[^:]+:", remote):
+        return remote
+    path = Path(remote).expanduser()
+    if not path.exists():
+        raise SourceError(f"repository {remote!r} is neither a URL nor an existing path")
+    return path.resolve().as_uri()
+
+
+def mirror_path(cache_dir: Path, remote: str) -> Path:
+    """One bare mirror per remote URL, named so a human can tell which is which."""
+    parsed = urlparse(remote)
+    tail = Path(parsed.path or remote).name.removesuffix(".git") or "repo"
+    digest = hashlib.sha256(remote.encode()).hexdigest()[:12]
+    return cache_dir / "mirrors" / f"{tail}-{digest}.git"
+
+
+class _CloneProgress(git.RemoteProgress):
+    def __init__(self, report: ProgressFn) -> None:
+        super().__init__()
+        self._report = report
+        self._last = -10.0
+
+    def update(
+        self, op_code: int, cur_count: object, max_count: object = None, message: str = ""
+    ) -> None:
+        try:
+            percent = 100.0 * float(str(cur_count)) / float(str(max_count))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return
+        if percent - self._last >= 10 or percent >= 100:
+            self._last = percent
+            stage = str(self._cur_line or "fetching").split(":")[0].strip()
+            self._report(f"{stage}: {percent:.0f}%")
+
+
+def _open_mirror(path: Path) -> git.Repo:
+    if (path / "HEAD").is_file():
+        try:
+            return git.Repo(path)
+        except git.GitError as exc:
+            raise SourceError(f"mirror {path} is damaged: {exc}", "delete it and retry") from exc
+    path.mkdir(parents=True, exist_ok=True)
+    return git.Repo.init(path, bare=True)
+
+
+def remote_tags(remote: str) -> list[str]:
+    """Every tag name on ``remote`` (``git ls-remote --tags``)."""
+    try:
+        out = str(git.cmd.Git().ls_remote("--tags", "--refs", remote))
+    except git.GitCommandError as exc:
+        raise SourceError(f"cannot list tags of {remote}: {_git_reason(exc)}") from exc
+    return [line.split("refs/tags/", 1)[1] for line in out.splitlines() if "refs/tags/" in line]
+
+
+def nearest_tags(wanted: KubeVersion, tags: list[str], limit: int = 3) -> list[str]:
+    """Release tags closest to ``wanted``: same minor first, then by distance."""
+    versions = []
+    for tag in tags:
+        try:
+            versions.append(KubeVersion.parse(tag))
+        except Exception:
+            continue
+
+    def distance(v: KubeVersion) -> tuple[int, int, int]:
+        return (
+            abs(v.minor - wanted.minor) + 100 * abs(v.major - wanted.major),
+            abs(v.patch - wanted.patch),
+            0 if not v.pre else 1,
+        )
+
+    return [v.tag for v in sorted(versions, key=distance)[:limit]]
+
+
+def _git_reason(exc: git.GitCommandError) -> str:
+    lines = [ln.strip() for ln in str(exc.stderr or exc).splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line.removeprefix("stderr: ").strip("'")
+    return lines[-1].strip("'") if lines else str(exc)
+
+
+def fetch_tag(
+    remote: str, version: KubeVersion, cache_dir: Path, progress: ProgressFn | None = None
+) -> tuple[Path, str]:
+    """Make sure the mirror holds ``version``'s tag (shallow, that tag only); return mirror, sha."""
+    url = normalize_remote(remote)
+    path = mirror_path(cache_dir, url)
+    repo = _open_mirror(path)
+    ref = f"refs/tags/{version.tag}"
+    have = _local_ref(repo, ref)
+    if have is not None:
+        # Tags should never move, but a mirror must not serve a stale one: ask the remote for
+        # this one ref (cheap), and keep the cached copy when the remote cannot be reached.
+        try:
+            remote_sha = str(git.cmd.Git().ls_remote(url, ref)).split("\t", 1)[0].strip()
+        except git.GitCommandError:
+            remote_sha = have
+        if remote_sha in (have, ""):
+            return path, repo.git.rev_parse(f"{ref}^{{commit}}")
+    origin = (
+        repo.remote("origin") if "origin" in repo.remotes else repo.create_remote("origin", url)
+    )
+    try:
+        origin.fetch(
+            f"+{ref}:{ref}",
+            depth=1,
+            no_tags=True,
+            progress=_CloneProgress(progress) if progress else None,
+        )
+    except git.GitCommandError as exc:
+        raise _fetch_error(exc, url, version) from exc
+    return path, repo.git.rev_parse(f"{ref}^{{commit}}")
+
+
+def _local_ref(repo: git.Repo, ref: str) -> str | None:
+    try:
+        return str(repo.git.rev_parse("--verify", "-q", ref))
+    except git.GitCommandError:
+        return None
+
+
+def _fetch_error(exc: git.GitCommandError, url: str, version: KubeVersion) -> SourceError:
+    reason = _git_reason(exc)
+    if "couldn't find remote ref" in reason or "not our ref" in reason:
+        try:
+            near = nearest_tags(version, remote_tags(url))
+        except SourceError:
+            near = []
+        hint = f"nearest tags: {', '.join(near)}" if near else "check the version and --repo"
+        return SourceError(f"tag {version.tag} does not exist in {url}", hint)
+    return SourceError(
+        f"cannot fetch {version.tag} from {url}: {reason}",
+        "check --repo and the network (or use a local mirror)",
+    )
+
+
+def checkout(
+    remote: str, version: KubeVersion, cache_dir: Path, progress: ProgressFn | None = None
+) -> SourceTree:
+    """Fetch ``version`` into the mirror and check out a fresh detached worktree of it."""
+    url = normalize_remote(remote)
+    mirror, commit = fetch_tag(url, version, cache_dir, progress)
+    repo = git.Repo(mirror)
+    work_root = cache_dir / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{version.tag}-", dir=work_root)) / "kubernetes"
+    try:
+        repo.git.worktree("prune")
+        repo.git.worktree("add", "--detach", str(path), commit)
+    except git.GitCommandError as exc:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise SourceError(f"cannot check out {version.tag}: {_git_reason(exc)}") from exc
+    commit_time = int(repo.git.log("-1", "--format=%ct", commit))
+    return SourceTree(path, version.tag, commit, commit_time, url, mirror)
+
+
+def remove_worktree(tree: SourceTree) -> None:
+    """Delete the worktree directory and its registration in the mirror."""
+    shutil.rmtree(tree.path.parent, ignore_errors=True)
+    with contextlib.suppress(git.GitError):  # a mirror that is gone has nothing to unregister
+        git.Repo(tree.mirror).git.worktree("prune")
+
+
+def is_clean(tree: SourceTree) -> bool:
+    """Whether the worktree still equals its tag (nothing patched or generated yet)."""
+    return not git.Repo(tree.path).git.status("--porcelain", "--untracked-files=no")
+
+
+def apply_diff(tree: SourceTree, diff: str) -> None:
+    """``git apply --check`` then ``git apply``; a tree that is not clean is refused."""
+    if not diff:
+        return
+    if not is_clean(tree):
+        raise PatchError(
+            f"{tree.tag}: worktree {tree.path} is already modified",
+            "refusing to patch twice; start from a clean checkout",
+        )
+    repo = git.Repo(tree.path)
+    with tempfile.NamedTemporaryFile("w", suffix=".diff", delete=False) as handle:
+        handle.write(diff)
+    try:
+        repo.git.apply("--check", handle.name)
+        repo.git.apply(handle.name)
+    except git.GitCommandError as exc:
+        raise PatchError(
+            f"{tree.tag}: the rendered diff does not apply: {_git_reason(exc)}",
+            "upstream changed the patched lines",
+        ) from exc
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+def diff_of(tree: SourceTree) -> str:
+    """What differs from the tag in the worktree, as ``git diff`` prints it."""
+    return str(git.Repo(tree.path).git.diff()) + "\n"

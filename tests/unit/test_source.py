@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from longcert import source
+from longcert.errors import SourceError
+from longcert.versions import KubeVersion
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    repo = tmp_path / "remote"
+    subprocess.run([*GIT, "init", "-q", str(repo)], check=True)
+    for tag in ("v1.9.3", "v1.9.4", "v1.10.0", "v1.28.7"):
+        (repo / "VERSION").write_text(tag + "\n")
+        (repo / f"history-{tag}").write_text("x\n")
+        subprocess.run([*GIT, "-C", str(repo), "add", "-A"], check=True)
+        subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", tag], check=True)
+        subprocess.run([*GIT, "-C", str(repo), "tag", "-a", tag, "-m", tag], check=True)
+    return repo
+
+
+def test_checkout_is_shallow_and_exact(remote: Path, tmp_path: Path) -> None:
+    tree = source.checkout(str(remote), KubeVersion.parse("v1.9.4"), tmp_path / "cache")
+    assert (tree.path / "VERSION").read_text() == "v1.9.4\n"
+    assert not (tree.path / "history-v1.10.0").exists()
+    assert tree.remote == remote.resolve().as_uri()
+    assert source.is_clean(tree)
+    shallow = subprocess.run(["git", "-C", str(tree.mirror), "rev-list", "--all", "--count"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert shallow == "1"  # one commit: the tag's, not the history
+    source.remove_worktree(tree)
+    assert not tree.path.exists()
+
+
+def test_second_checkout_reuses_the_mirror(remote: Path, tmp_path: Path) -> None:
+    version = KubeVersion.parse("v1.9.4")
+    first = source.checkout(str(remote), version, tmp_path / "cache")
+    second = source.checkout(remote.as_uri(), version, tmp_path / "cache")
+    assert first.mirror == second.mirror
+    assert first.commit == second.commit
+    assert first.path != second.path
+
+
+def test_missing_tag_names_nearest(remote: Path, tmp_path: Path) -> None:
+    with pytest.raises(SourceError) as err:
+        source.checkout(str(remote), KubeVersion.parse("v1.9.9"), tmp_path / "cache")
+    assert "tag v1.9.9 does not exist" in str(err.value)
+    assert "nearest tags: v1.9.4, v1.9.3" in str(err.value)
+
+
+def test_missing_repository(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="neither a URL nor an existing path"):
+        source.checkout(str(tmp_path / "nope"), KubeVersion.parse("v1.9.4"), tmp_path / "c")

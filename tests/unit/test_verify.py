@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from longcert import verify
+from longcert.errors import VerifyError
+from longcert.versions import KubeVersion
+
+NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
+Key = ec.EllipticCurvePrivateKey
+
+
+def make_cert(cn: str, days: int, issuer: tuple[x509.Certificate, Key] | None,
+              ca: bool) -> tuple[x509.Certificate, Key]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (name, key)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(signer, hashes.SHA256()))
+    return cert, key
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def write_pki(root: Path, version: KubeVersion, leaf_days: int, ca_days: int,
+              overrides: dict[str, int] | None = None) -> None:
+    overrides = overrides or {}
+    cas = {}
+    for name in verify.expected_certs(version):
+        if name not in verify.CA_CERTS:
+            continue
+        cas[name] = make_cert(name, overrides.get(name, ca_days), None, True)
+    for name in verify.expected_certs(version):
+        path = root / "pki" / f"{name}.crt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name in cas:
+            path.write_bytes(pem(cas[name][0]))
+            continue
+        signer = cas["etcd/ca"] if name.startswith("etcd/") else (
+            cas["front-proxy-ca"] if name.startswith("front-proxy") else cas["ca"])
+        cert, _ = make_cert(name, overrides.get(name, leaf_days), signer, False)
+        path.write_bytes(pem(cert))
+    for conf in verify.expected_kubeconfigs(version):
+        cert, _ = make_cert(conf, overrides.get(conf, leaf_days), cas["ca"], False)
+        data = {"apiVersion": "v1", "kind": "Config", "users": [
+            {"name": "u", "user": {"client-certificate-data":
+                                   base64.b64encode(pem(cert)).decode()}}]}
+        (root / conf).write_text(yaml.safe_dump(data))
+
+
+V128 = KubeVersion.parse("v1.28.7")
+
+
+def test_correct_directory_passes(tmp_path: Path) -> None:
+    write_pki(tmp_path, V128, 3650, 3650)
+    checks, problems = verify.check_directory(tmp_path, V128, 10, 10)
+    assert problems == []
+    assert all(c.ok for c in checks), [c.problems for c in checks if not c.ok]
+    assert len(checks) == 10 + 4
+    assert {c.file for c in checks if c.kind == "ca"} == {
+        "pki/ca.crt", "pki/front-proxy-ca.crt", "pki/etcd/ca.crt"}
+
+
+def test_every_one_year_file_is_listed(tmp_path: Path) -> None:
+    write_pki(tmp_path, V128, 365, 3650)
+    checks, _ = verify.check_directory(tmp_path, V128, 10, 10)
+    failing = {c.file for c in checks if not c.ok}
+    assert "pki/apiserver.crt" in failing
+    assert "admin.conf" in failing
+    assert len(failing) == 7 + 4
+    report = verify.VerifyReport("v1.28.7", "linux/amd64", "v1.28.7", 10, 10, tuple(checks))
+    with pytest.raises(VerifyError) as err:
+        verify.require_pass(report)
+    assert "pki/apiserver.crt: valid 365.0 days, expected 3650" in str(err.value)
+    assert "11 item(s)" in str(err.value)
+
+
+def test_leaf_outliving_its_ca(tmp_path: Path) -> None:
+    write_pki(tmp_path, V128, 36500, 3650)
+    checks, _ = verify.check_directory(tmp_path, V128, 100, 10)
+    apiserver = next(c for c in checks if c.file == "pki/apiserver.crt")
+    assert any("leaf outlives its CA" in p for p in apiserver.problems)
+
+
+def test_missing_files_and_version_era(tmp_path: Path) -> None:
+    v19 = KubeVersion.parse("v1.9.4")
+    write_pki(tmp_path, v19, 3650, 3650)
+    (tmp_path / "pki" / "apiserver.crt").unlink()
+    _, problems = verify.check_directory(tmp_path, v19, 10, 10)
+    assert problems == ["pki/apiserver.crt: missing (kubeadm v1.9.4 makes it)"]
+    assert "etcd/ca" not in verify.expected_certs(v19)
+    assert "super-admin.conf" in verify.expected_kubeconfigs(KubeVersion.parse("v1.29.0"))
+
+
+def test_report_json(tmp_path: Path) -> None:
+    write_pki(tmp_path, V128, 3650, 3650)
+    checks, problems = verify.check_directory(tmp_path, V128, 10, 10)
+    report = verify.VerifyReport("v1.28.7", "linux/amd64", "v1.28.7", 10, 10, tuple(checks),
+                                 tuple(problems))
+    data = json.loads(report.to_json())
+    assert data["passed"] is True
+    assert data["checks"][0]["ok"] is True
+
+
+@pytest.mark.parametrize(("tag", "api", "phase"), [
+    ("v1.9.4", "kubeadm.k8s.io/v1alpha1", ["alpha", "phase"]),
+    ("v1.11.0", "kubeadm.k8s.io/v1alpha2", ["alpha", "phase"]),
+    ("v1.12.10", "kubeadm.k8s.io/v1alpha3", ["alpha", "phase"]),
+    ("v1.13.5", "kubeadm.k8s.io/v1beta1", ["init", "phase"]),
+    ("v1.20.5", "kubeadm.k8s.io/v1beta2", ["init", "phase"]),
+    ("v1.28.7", "kubeadm.k8s.io/v1beta3", ["init", "phase"]),
+    ("v1.33.7", "kubeadm.k8s.io/v1beta4", ["init", "phase"]),
+])
+def test_config_and_commands_per_era(tag: str, api: str, phase: list[str]) -> None:
+    version = KubeVersion.parse(tag)
+    config = verify.kubeadm_config(version)
+    docs = list(yaml.safe_load_all(config))
+    assert all(d["apiVersion"] == api for d in docs)
+    assert any(d.get("kubernetesVersion") == tag for d in docs)
+    commands = verify.generate_commands(version, "/c.yaml")
+    assert all(c[1:3] == phase for c in commands)
+
+
+def test_reported_version() -> None:
+    out = json.dumps({"clientVersion": {"gitVersion": "v1.9.4"}})
+    assert verify.reported_version(out) == "v1.9.4"
+    assert verify.reported_version("kubeadm version: &version.Info{}") == ""

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from longcert import versions
+from longcert.errors import ConfigError
+from longcert.versions import KubeVersion
+
+
+@pytest.mark.parametrize("text", ["1.9", "v1.9", "banana", "v1.9.4; rm -rf /", "v1.9.4 ", "V1.9.4",
+                                  "v1.9.4-dirty", ""])
+def test_not_a_release_tag(text: str) -> None:
+    if text == "v1.9.4 ":  # surrounding whitespace is forgiven
+        assert KubeVersion.parse(text).tag == "v1.9.4"
+        return
+    with pytest.raises(ConfigError, match="not a Kubernetes release tag"):
+        KubeVersion.parse(text)
+
+
+def test_ordering_with_prereleases() -> None:
+    tags = ["v1.37.0", "v1.37.0-beta.0", "v1.37.0-alpha.2", "v1.36.3", "v1.37.0-rc.1"]
+    ordered = sorted(KubeVersion.parse(t) for t in tags)
+    assert [v.tag for v in ordered] == [
+        "v1.36.3", "v1.37.0-alpha.2", "v1.37.0-beta.0", "v1.37.0-rc.1", "v1.37.0"]
+
+
+def test_in_range() -> None:
+    v = KubeVersion.parse("v1.13.5")
+    assert versions.in_range(v, "1.9", "1.13")
+    assert not versions.in_range(v, "1.14", "1.14")
+    assert versions.in_range(KubeVersion.parse("v1.37.0-beta.0"), "1.31", "1.37")
+
+
+@pytest.mark.parametrize(
+    ("text", "go"),
+    [("v1.12.10-1", "1.12.10"), ("v1.28.0-go1.21.7-bullseye.0", "1.21.7"),
+     ("v1.15.8-legacy-1", None), ("v1.9.3-2", "1.9.3"), ("garbage", None)],
+)
+def test_go_from_cross_version(text: str, go: str | None) -> None:
+    assert versions.go_from_cross_version(text) == go
+
+
+def test_go_version_for_tree_prefers_go_version_file(tmp_path: Path) -> None:
+    cross = tmp_path / "build/build-image/cross"
+    cross.mkdir(parents=True)
+    (cross / "VERSION").write_text("v1.28.0-go1.21.7-bullseye.0\n")
+    v = KubeVersion.parse("v1.28.7")
+    assert versions.go_version_for_tree(tmp_path, v) == versions.GoVersion(
+        "1.21.7", "build/build-image/cross/VERSION")
+    (tmp_path / ".go-version").write_text("1.21.8\n")
+    assert versions.go_version_for_tree(tmp_path, v).version == "1.21.8"
+
+
+def test_go_version_table_fallback(tmp_path: Path) -> None:
+    found = versions.go_version_for_tree(tmp_path, KubeVersion.parse("v1.20.5"))
+    assert found.source == "config/go-versions.yaml"
+
+
+def test_every_minor_resolves_to_one_patch_set_and_a_go() -> None:
+    expected = {**dict.fromkeys(range(9, 14), "e1-clientgo-cert"), 14: "e2-pkiutil-local",
+                **dict.fromkeys(range(15, 31), "e3-certificate-validity"),
+                **dict.fromkeys(range(31, 38), "e4-validity-period")}
+    for minor, name in expected.items():
+        release = versions.resolve(f"v1.{minor}.0")
+        assert release.patch_set.name == name, minor
+        assert release.go_hint, minor
+    assert versions.resolve("v1.37.0-beta.0").patch_set.name == "e4-validity-period"
+
+
+def test_too_old_and_too_new() -> None:
+    with pytest.raises(ConfigError, match="older than any patch set"):
+        versions.resolve("v1.8.15")
+    with pytest.raises(ConfigError, match="no patch set covers"):
+        versions.resolve("v1.38.0")

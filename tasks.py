@@ -31,6 +31,7 @@ SETTING_HELP = {
     "registry_mirror": "registry prefix to pull the builder image through",
     "cache_dir": "mirror and worktree cache (default ~/.cache/longcert)",
     "builds_dir": "where finished builds go (default builds/)",
+    "patches_dir": "directory of patch set YAML files (default: the bundled patches/)",
     "force": "replace an existing build directory of the same name",
     "keep_worktree": "keep the patched worktree after the run",
     "debug": "show a traceback on errors",
@@ -65,6 +66,11 @@ def _flags(**values: Any) -> dict[str, Any]:
     return {k: (None if v is False else v) for k, v in values.items()}
 
 
+def _settings_flags(task_locals: dict[str, Any]) -> dict[str, Any]:
+    """A task's own parameters minus the context, the version and --debug."""
+    return {k: v for k, v in task_locals.items() if k not in ("c", "version", "debug")}
+
+
 def _settings(**values: Any) -> Any:
     from longcert import settings
 
@@ -83,7 +89,7 @@ def _run(version: str | None, until: str, dry_run: bool = False, **values: Any) 
 
 
 COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
-BUILD = (*COMMON, "platforms", "go_version", "image", "registry_mirror")
+BUILD = (*COMMON, "platforms", "go_version", "image", "registry_mirror", "patches_dir")
 
 
 @task(help=_help(*BUILD, "builds_dir", "force", version=VERSION_HELP))
@@ -98,6 +104,7 @@ def build(
     go_version: str | None = None,
     image: str | None = None,
     registry_mirror: str | None = None,
+    patches_dir: str | None = None,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     force: bool = False,
@@ -105,23 +112,10 @@ def build(
     debug: bool = False,
 ) -> None:
     """Fetch, patch, compile, verify and package kubeadm into builds/<id>/."""
+    flags = _settings_flags(locals())
     from longcert import pipeline
 
-    reporter, result = _run(
-        version,
-        "package",
-        years=years,
-        ca_years=ca_years,
-        repo=repo,
-        platforms=platforms,
-        go_version=go_version,
-        image=image,
-        registry_mirror=registry_mirror,
-        cache_dir=cache_dir,
-        builds_dir=builds_dir,
-        force=force,
-        keep_worktree=keep_worktree,
-    )
+    reporter, result = _run(version, "package", **flags)
     reporter.summary(
         f"built {result.output.path}",
         pipeline.summary_rows(result),
@@ -139,7 +133,7 @@ def fetch(
     debug: bool = False,
 ) -> None:
     """Fetch one tag (shallow) into the mirror cache and check it out, then clean up."""
-    _run(version, "fetch", repo=repo, cache_dir=cache_dir)
+    _run(version, "fetch", **_settings_flags(locals()))
 
 
 @task(
@@ -147,6 +141,7 @@ def fetch(
         "repo",
         "years",
         "ca_years",
+        "patches_dir",
         "cache_dir",
         "keep_worktree",
         "debug",
@@ -161,22 +156,15 @@ def patch(
     years: str | None = None,
     ca_years: str | None = None,
     repo: str | None = None,
+    patches_dir: str | None = None,
     cache_dir: str | None = None,
     dry_run: bool = False,
     keep_worktree: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch and patch a tag, and print the diff (--dry-run: do not apply it)."""
-    _, result = _run(
-        version,
-        "patch",
-        dry_run=dry_run,
-        years=years,
-        ca_years=ca_years,
-        repo=repo,
-        cache_dir=cache_dir,
-        keep_worktree=keep_worktree,
-    )
+    flags = _settings_flags(locals())
+    _, result = _run(version, "patch", dry_run=flags.pop("dry_run"), **flags)
     sys.stdout.write(result.patch.diff)
 
 
@@ -192,24 +180,13 @@ def compile_(
     go_version: str | None = None,
     image: str | None = None,
     registry_mirror: str | None = None,
+    patches_dir: str | None = None,
     cache_dir: str | None = None,
     keep_worktree: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch, patch and compile kubeadm without verifying or packaging (use --keep-worktree)."""
-    _, result = _run(
-        version,
-        "compile",
-        years=years,
-        ca_years=ca_years,
-        repo=repo,
-        platforms=platforms,
-        go_version=go_version,
-        image=image,
-        registry_mirror=registry_mirror,
-        cache_dir=cache_dir,
-        keep_worktree=keep_worktree,
-    )
+    _, result = _run(version, "compile", **_settings_flags(locals()))
     for artifact in result.build.artifacts:
         print(f"{artifact.platform}  {artifact.path}  {artifact.sha256}")
 

@@ -150,6 +150,8 @@ def load_patch_set(path: Path) -> PatchSet:
 def load_patch_sets(directory: Path = PATCHES_DIR) -> tuple[PatchSet, ...]:
     """Every patch set in ``patches/``, oldest era first."""
     sets = [load_patch_set(p) for p in sorted(directory.glob("*.yaml"))]
+    if not sets:
+        raise ConfigError(f"no patch sets (*.yaml) in {directory}")
     return tuple(sorted(sets, key=lambda s: bound_key(s.first, upper=False)))
 
 

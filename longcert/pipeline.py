@@ -46,7 +46,7 @@ def run(
     """Run the stages from fetch up to ``until``; every input is checked before fetch starts."""
     if until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}", f"stages: {', '.join(STAGES)}")
-    release = resolve(version_text)
+    release = resolve(version_text, settings.patches_dir)
     name = package.build_id(release.tag, settings.years, settings.ca_years)
     if _wants(until, "package"):
         package.check_target(settings.builds_dir, name, settings.force)

@@ -59,6 +59,7 @@ class Settings:
     registry_mirror: str
     build_cache_volume: str
     module_cache_volume: str
+    patches_dir: Path | None
     force: bool
     keep_worktree: bool
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -147,6 +148,16 @@ def _parse_bool(value: object, name: str) -> bool:
     raise ConfigError(f"setting {name} must be true or false, got {value!r}")
 
 
+def _parse_dir(value: object, name: str) -> Path | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"--{name.replace('_', '-')} {text!r} is not a directory")
+    return path
+
+
 def _parse_go_version(value: object) -> str:
     text = str(value).strip().removeprefix("go")
     parts = text.split(".")
@@ -224,6 +235,7 @@ def load(
         registry_mirror=str(raw["registry_mirror"] or "").strip().rstrip("/"),
         build_cache_volume=str(raw["build_cache_volume"]),
         module_cache_volume=str(raw["module_cache_volume"]),
+        patches_dir=_parse_dir(raw["patches_dir"], "patches_dir"),
         force=_parse_bool(raw["force"], "force"),
         keep_worktree=_parse_bool(raw["keep_worktree"], "keep_worktree"),
         sources=sources,

@@ -149,10 +149,12 @@ class Release:
         return self.version.tag
 
 
-def resolve(text: str) -> Release:
+def resolve(text: str, patches_dir: Path | None = None) -> Release:
     """Tag text -> Release, or ConfigError for a malformed tag or one no patch set covers."""
     # Imported here: patching uses KubeVersion, and the patch sets are data for this lookup.
-    from longcert.patching import select_patch_set
+    from longcert.patching import load_patch_sets, select_patch_set
 
     version = KubeVersion.parse(text)
-    return Release(version, select_patch_set(version), go_version_table().get(version.minor_str))
+    sets = load_patch_sets(patches_dir) if patches_dir else None
+    patch_set = select_patch_set(version, sets)
+    return Release(version, patch_set, go_version_table().get(version.minor_str))

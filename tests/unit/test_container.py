@@ -1,0 +1,110 @@
+"""BuildContainer's boundary, against a small fake client (the real path is in integration)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from longcert import container
+from longcert.errors import BuildError, EngineError, ImageError
+
+
+class FakeContainer:
+    def __init__(self, client: FakeClient, fail_start: bool) -> None:
+        self.client = client
+        self.id = "c1"
+        self.fail_start = fail_start
+
+    def start(self) -> None:
+        if self.fail_start:
+            raise docker.errors.APIError("cannot start")
+        self.client.events.append("start")
+
+    def remove(self, force: bool = False, v: bool = False) -> None:
+        self.client.events.append(f"remove force={force}")
+
+
+class FakeAPI:
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+
+    def exec_create(self, cid: str, cmd: list[str], **kwargs: Any) -> dict[str, str]:
+        assert isinstance(cmd, list)  # argument lists, never shell strings
+        self.client.events.append(f"exec {cmd} user={kwargs.get('user')}")
+        return {"Id": "e1"}
+
+    def exec_start(self, eid: str, stream: bool) -> Any:
+        yield b"line one\nline "
+        yield b"two\n"
+        if self.client.interrupt:
+            raise KeyboardInterrupt
+
+    def exec_inspect(self, eid: str) -> dict[str, int]:
+        return {"ExitCode": self.client.exit_code}
+
+
+class FakeContainers:
+    def __init__(self, client: FakeClient) -> None:
+        self.client = client
+
+    def create(self, image: str, **kwargs: Any) -> FakeContainer:
+        if image == "missing:1":
+            raise docker.errors.ImageNotFound("no such image")
+        self.client.created = kwargs
+        return FakeContainer(self.client, self.client.fail_start)
+
+
+class FakeClient:
+    def __init__(self, *, fail_start: bool = False, exit_code: int = 0,
+                 interrupt: bool = False) -> None:
+        self.events: list[str] = []
+        self.fail_start = fail_start
+        self.exit_code = exit_code
+        self.interrupt = interrupt
+        self.created: dict[str, Any] = {}
+        self.api = FakeAPI(self)
+        self.containers = FakeContainers(self)
+
+
+def box(client: FakeClient, tmp_path: Path, image: str = "img:1") -> container.BuildContainer:
+    return container.BuildContainer(client, image, log_path=tmp_path / "build.log",  # type: ignore[arg-type]
+                                    labels={"org.longcert.purpose": "test"})
+
+
+def test_runs_and_removes(tmp_path: Path) -> None:
+    client = FakeClient()
+    with box(client, tmp_path) as b:
+        assert b.run(["make", "all"], user="1000:1000") == 0
+    assert client.events == ["start", "exec ['make', 'all'] user=1000:1000", "remove force=True"]
+    assert client.created["network_mode"] == "none"
+    assert client.created["labels"]["org.longcert"] == "1"
+    assert (tmp_path / "build.log").read_text() == "$ make all\nline one\nline two\n"
+
+
+def test_failed_command_shows_the_tail(tmp_path: Path) -> None:
+    client = FakeClient(exit_code=2)
+    with pytest.raises(BuildError, match="line two"), box(client, tmp_path) as b:
+        b.check(["make"], what="make")
+    assert client.events[-1] == "remove force=True"
+
+
+def test_failed_start_still_removes(tmp_path: Path) -> None:
+    client = FakeClient(fail_start=True)
+    with pytest.raises(EngineError, match="cannot start a container"), box(client, tmp_path):
+        pass
+    assert client.events == ["remove force=True"]
+
+
+def test_ctrl_c_removes(tmp_path: Path) -> None:
+    client = FakeClient(interrupt=True)
+    with pytest.raises(KeyboardInterrupt), box(client, tmp_path) as b:
+        b.run(["make"])
+    assert client.events[-1] == "remove force=True"
+
+
+def test_missing_image(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="missing:1 is not present"):
+        box(FakeClient(), tmp_path, "missing:1").__enter__()

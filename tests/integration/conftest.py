@@ -1,0 +1,81 @@
+"""Integration tests: a real Docker engine, real git, the stand-in Kubernetes trees."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.fixtures import standin
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_GO = os.environ.get("LONGCERT_TEST_GO", "1.24.11")
+TEST_IMAGE = f"golang:{TEST_GO}"
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def engine() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"integration tests need a Docker engine (bash .ci/run starts one): {exc}")
+    try:
+        client.images.get(TEST_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{TEST_IMAGE} is missing: run `invoke builder-image --go {TEST_GO}`")
+    return client
+
+
+@pytest.fixture(scope="session")
+def standin_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return standin.make_standin_repo(tmp_path_factory.mktemp("standin") / "kubernetes")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mirror cache for the session, as a user's machine would have."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def declared_go(repo: Path, tag: str) -> str:
+    """The Go version the stand-in tag's tree names (.go-version or cross/VERSION)."""
+    from longcert.versions import go_from_cross_version
+
+    for path in (".go-version", "build/build-image/cross/VERSION"):
+        shown = subprocess.run(["git", "-C", str(repo), "show", f"{tag}:{path}"],
+                               capture_output=True, text=True, check=False)
+        if shown.returncode == 0:
+            text = shown.stdout.strip()
+            return text if path == ".go-version" else (go_from_cross_version(text) or "")
+    return ""
+
+
+def go_flags(repo: Path, tag: str) -> list[str]:
+    """Pin the test Go only where the tree asks for a Go this machine cannot have."""
+    return [] if declared_go(repo, tag) == TEST_GO else ["--go-version", TEST_GO]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, shared_cache: Path, engine: docker.DockerClient) -> Cli:
+    """Run `invoke <args>` like a user, with builds/ in this test's tmp dir."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+        full_env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
+                         "LONGCERT_BUILDS_DIR": str(tmp_path / "builds")})
+        full_env.update(env or {})
+        result = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                                capture_output=True, text=True, env=full_env, cwd=tmp_path,
+                                check=False, timeout=1800)
+        print(result.stdout[-4000:], result.stderr[-4000:])
+        return result
+
+    return run

@@ -1,0 +1,169 @@
+"""`invoke build` end to end on every era's stand-in tag, through a real Docker engine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+from cryptography import x509
+
+from longcert import verify
+from longcert.package import build_id
+from longcert.versions import KubeVersion
+from tests.fixtures import standin
+from tests.integration.conftest import ROOT, TEST_IMAGE, Cli, go_flags
+
+pytestmark = pytest.mark.docker
+
+# One tag per era and sub-era the stand-in covers (v1.9.3 only exists for tag suggestions).
+ERA_TAGS = [t for t in standin.STANDIN_TAGS if t != "v1.9.3"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+
+
+def generate_with(engine: docker.DockerClient, binary: Path, version: KubeVersion) -> Path:
+    """Independently of longcert.verify's runner: run the binary, return /etc/kubernetes."""
+    scratch = Path(tempfile.mkdtemp(prefix="it-pki-"))
+    (scratch / "bin").mkdir()
+    shutil.copy2(binary, scratch / "bin" / "kubeadm")
+    (scratch / "kubeadm.yaml").write_text(verify.kubeadm_config(version))
+    (scratch / "etc").mkdir()
+    for argv in verify.generate_commands(version, "/cfg/kubeadm.yaml"):
+        engine.containers.run(
+            TEST_IMAGE, ["/bin/kubeadm", *argv[1:]], remove=True, network_mode="none",
+            volumes={str(scratch / "bin"): {"bind": "/bin2", "mode": "ro"},
+                     str(scratch / "kubeadm.yaml"): {"bind": "/cfg/kubeadm.yaml", "mode": "ro"},
+                     str(scratch / "etc"): {"bind": "/etc/kubernetes", "mode": "rw"}},
+            entrypoint=["/bin2/kubeadm"], command=argv[1:])
+    return scratch / "etc"
+
+
+def read_validities(kube_dir: Path) -> dict[str, float]:
+    """Days of validity of every certificate: pki/*.crt and kubeconfig client certs."""
+    days: dict[str, float] = {}
+    for crt in (kube_dir / "pki").rglob("*.crt"):
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        days[crt.relative_to(kube_dir).as_posix()] = (
+            cert.not_valid_after_utc - cert.not_valid_before_utc).total_seconds() / 86400
+    for conf in kube_dir.glob("*.conf"):
+        user = yaml.safe_load(conf.read_text())["users"][0]["user"]
+        cert = x509.load_pem_x509_certificate(base64.b64decode(user["client-certificate-data"]))
+        days[conf.name] = (cert.not_valid_after_utc - cert.not_valid_before_utc
+                           ).total_seconds() / 86400
+    return days
+
+
+@pytest.mark.parametrize(("years", "ca_years"), [(10, 10), (100, 100)])
+@pytest.mark.parametrize("tag", ERA_TAGS)
+def test_build_every_era(tag: str, years: int, ca_years: int, cli: Cli, standin_repo: Path,
+                         engine: docker.DockerClient, tmp_path: Path) -> None:
+    result = cli("build", "--version", tag, "--years", str(years), "--ca-years", str(ca_years),
+                 "--repo", str(standin_repo), *go_flags(standin_repo, tag))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "builds" / build_id(tag, years, ca_years)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["SHA256SUMS", "build.log", "kubeadm-linux-amd64", "manifest.json",
+                     "patch.diff", "verify.json"]
+    subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kubernetes"]["tag"] == tag
+    assert manifest["validity"] == {"leaf_years": years, "ca_years": ca_years,
+                                    "leaf_hours": years * 8760, "ca_hours": ca_years * 8760}
+    assert manifest["verification"]["passed"] is True
+    assert manifest["verification"]["reported_version"] == tag
+    assert json.loads((out / "verify.json").read_text())["passed"] is True
+    assert "==> verify" in result.stdout and "kubeadm-linux-amd64" in result.stdout
+
+    # Read every certificate the packaged binary makes, independently of longcert.verify.
+    version = KubeVersion.parse(tag)
+    days = read_validities(generate_with(engine, out / "kubeadm-linux-amd64", version))
+    expected_files = {f"pki/{n}.crt" for n in verify.expected_certs(version)} | set(
+        verify.expected_kubeconfigs(version))
+    assert expected_files <= set(days)
+    for name, value in days.items():
+        want = (ca_years if name.removeprefix("pki/").removesuffix(".crt") in verify.CA_CERTS
+                else years) * 365
+        assert abs(value - want) <= 1, (name, value, want)
+
+
+def test_multi_platform_build(cli: Cli, standin_repo: Path, tmp_path: Path) -> None:
+    tag = ERA_TAGS[-1]
+    result = cli("build", "--version", tag, "--years", "5", "--repo", str(standin_repo),
+                 "--platforms", "linux/arm64,windows/amd64", *go_flags(standin_repo, tag))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "builds" / build_id(tag, 5, 10)
+    assert (out / "kubeadm-linux-arm64").read_bytes()[:4] == b"\x7fELF"
+    assert (out / "kubeadm-linux-arm64").read_bytes()[18] == 183  # e_machine EM_AARCH64
+    assert (out / "kubeadm-windows-amd64.exe").read_bytes()[:2] == b"MZ"
+    # linux/amd64 is built to verify, but only the asked platforms are packaged
+    assert not (out / "kubeadm-linux-amd64").exists()
+    sums = (out / "SHA256SUMS").read_text()
+    assert "kubeadm-linux-arm64" in sums and "kubeadm-windows-amd64.exe" in sums
+
+
+def _retagged_repo(standin_repo: Path, tmp_path: Path, base_tag: str, new_tag: str,
+                   path: str, old: str, new: str) -> Path:
+    repo = tmp_path / "edited"
+    subprocess.run(["git", "clone", "-q", str(standin_repo), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", base_tag], check=True)
+    target = repo / path
+    target.write_text(target.read_text().replace(old, new))
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qam", new_tag], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "tag", "-a", new_tag, "-m", new_tag], check=True)
+    return repo
+
+
+def test_anchor_that_no_longer_matches_stops_the_build(cli: Cli, standin_repo: Path,
+                                                      tmp_path: Path) -> None:
+    base = next(t for t in ERA_TAGS if t.startswith("v1.28."))
+    repo = _retagged_repo(standin_repo, tmp_path, base, "v1.28.99",
+                          "cmd/kubeadm/app/constants/constants.go",
+                          "CertificateValidity = time.Hour * 24 * 365",
+                          "CertificateValidity = 365 * 24 * time.Hour")
+    result = cli("build", "--version", "v1.28.99", "--repo", str(repo),
+                 *go_flags(standin_repo, base))
+    assert result.returncode == 6, result.stderr
+    line = result.stderr.strip()
+    assert "v1.28.99: cmd/kubeadm/app/constants/constants.go" in line
+    assert "'CertificateValidity = time.Hour * 24 * 365' matched 0 times" in line
+    assert not (tmp_path / "builds").exists()
+
+
+def test_patch_set_that_misses_a_site_fails_verification(cli: Cli, standin_repo: Path,
+                                                        tmp_path: Path) -> None:
+    tag = next(t for t in ERA_TAGS if t.startswith("v1.28."))
+    patches = tmp_path / "patches"
+    patches.mkdir()
+    bundled = yaml.safe_load((ROOT / "patches/e3-certificate-validity.yaml").read_text())
+    bundled["edits"] = [e for e in bundled["edits"] if e["governs"] == "ca"]  # leaf site missed
+    (patches / "broken.yaml").write_text(yaml.safe_dump(bundled))
+    result = cli("build", "--version", tag, "--years", "10", "--repo", str(standin_repo),
+                 "--patches-dir", str(patches), *go_flags(standin_repo, tag))
+    assert result.returncode == 8, result.stderr
+    assert "pki/apiserver.crt: valid 365.0 days, expected 3650" in result.stderr
+    assert "admin.conf: valid 365.0 days" in result.stderr
+    assert not (tmp_path / "builds").exists()
+
+
+def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,
+                                             tmp_path: Path) -> None:
+    result = cli("build", "--version", ERA_TAGS[-1], "--repo", str(standin_repo),
+                 "--go-version", "1.24.11", "--image", "longcert-test/absent:{go_version}")
+    assert result.returncode == 4, result.stderr
+    assert "image longcert-test/absent:1.24.11 is not present and pulling" in result.stderr
+    assert "invoke builder-image" in result.stderr
+    assert "==> fetch" not in result.stdout  # refused before cloning
+    assert not (tmp_path / "builds").exists()
+
+
+def test_missing_tag_names_nearest(cli: Cli, standin_repo: Path) -> None:
+    result = cli("fetch", "--version", "v1.9.5", "--repo", str(standin_repo))
+    assert result.returncode == 5
+    assert "tag v1.9.5 does not exist" in result.stderr
+    assert "nearest tags: v1.9.4, v1.9.3" in result.stderr

@@ -52,7 +52,10 @@ def check_target(builds_dir: Path, name: str, force: bool) -> Path:
 
 
 def manifest(
-    tree: SourceTree, patch: PatchResult, result: BuildResult, report: VerifyReport
+    tree: SourceTree,
+    patch: PatchResult,
+    result: BuildResult,
+    reports: tuple[VerifyReport, ...],
 ) -> dict[str, Any]:
     """manifest.json contents."""
     return {
@@ -78,12 +81,18 @@ def manifest(
             for a in result.artifacts
         ],
         "verification": {
-            "passed": report.passed,
-            "platform": report.platform,
-            "reported_version": report.reported_version,
-            "certificates_checked": len(report.checks),
-            "ca": sorted({c.file for c in report.checks if c.kind == "ca"}),
-            "leaf_count": sum(1 for c in report.checks if c.kind == "leaf"),
+            "passed": all(r.passed for r in reports),
+            "platforms": {
+                r.platform: {
+                    "status": r.status,
+                    "executed_with": r.executed_with or None,
+                    "header": r.header,
+                    "reported_version": r.reported_version,
+                    "certificates_checked": sum(1 for c in r.checks if c.stage == "init"),
+                    "renewals_checked": sum(1 for c in r.checks if c.stage == "renew"),
+                }
+                for r in reports
+            },
         },
     }
 
@@ -94,7 +103,7 @@ def write(
     tree: SourceTree,
     patch: PatchResult,
     result: BuildResult,
-    report: VerifyReport,
+    reports: tuple[VerifyReport, ...],
     *,
     force: bool,
 ) -> BuildOutput:
@@ -112,10 +121,14 @@ def write(
             sums.append(f"{artifact.sha256}  {artifact.file_name}\n")
         (staging / "SHA256SUMS").write_text("".join(sums))
         (staging / "patch.diff").write_text(patch.diff)
-        (staging / "verify.json").write_text(report.to_json())
+        verify_json = {
+            "passed": all(r.passed for r in reports),
+            "platforms": [r.to_dict() for r in reports],
+        }
+        (staging / "verify.json").write_text(json.dumps(verify_json, indent=2) + "\n")
         if result.log_path.is_file():
             shutil.copy2(result.log_path, staging / "build.log")
-        data = manifest(tree, patch, result, report)
+        data = manifest(tree, patch, result, reports)
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
         staging.chmod(0o755)
         _swap_into_place(staging, target)

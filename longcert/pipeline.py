@@ -22,7 +22,7 @@ class PipelineResult:
     tree: source.SourceTree | None = None
     patch: patching.PatchResult | None = None
     build: build.BuildResult | None = None
-    report: verify.VerifyReport | None = None
+    reports: tuple[verify.VerifyReport, ...] = ()
     output: package.BuildOutput | None = None
 
 
@@ -115,42 +115,50 @@ def run(
             return result
 
         with reporter.stage("verify"):
-            report = verify.verify_binary(
-                built.verify_binary,
-                release.version,
-                settings.years,
-                settings.ca_years,
-                image=built.image,
-                log_path=log,
-            )
-            verify.require_pass(report)
-            reporter.step(
-                f"{len(report.checks)} certificates valid as asked; kubeadm version "
-                f"{report.reported_version}"
-            )
-        result = PipelineResult(release, tree, patch, built, report)
+            binaries = [(build.VERIFY_PLATFORM, built.verify_binary)] + [
+                (a.platform, a.path) for a in built.artifacts if a.platform != build.VERIFY_PLATFORM
+            ]
+            reports = []
+            for platform, binary in binaries:
+                report = verify.verify_binary(
+                    binary,
+                    release.version,
+                    settings.years,
+                    settings.ca_years,
+                    image=built.image,
+                    log_path=log,
+                )
+                how = report.executed_with or f"header {report.header}"
+                reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
+                reports.append(report)
+            verify.require_pass(tuple(reports))
+        result = PipelineResult(release, tree, patch, built, tuple(reports))
         if not _wants(until, "package"):
             return result
 
         with reporter.stage("package"):
             output = package.write(
-                settings.builds_dir, name, tree, patch, built, report, force=settings.force
+                settings.builds_dir, name, tree, patch, built, result.reports, force=settings.force
             )
             reporter.step(f"wrote {output.path}")
-        return PipelineResult(release, tree, patch, built, report, output)
+        return PipelineResult(release, tree, patch, built, result.reports, output)
     finally:
         if tree is not None and not settings.keep_worktree:
             source.remove_worktree(tree)
 
 
 def summary_rows(result: PipelineResult) -> list[list[str]]:
-    """One row per packaged artifact: file, size, sha256, verified validity."""
+    """One row per packaged artifact: file, size, sha256, verification status and validity."""
     if result.build is None:
         return []
-    verified = "-"
-    if result.report is not None and result.report.passed:
-        verified = f"leaf {result.report.leaf_years}y, CA {result.report.ca_years}y"
-    return [
-        [a.file_name, f"{a.size / 2**20:.1f} MiB", a.sha256, verified]
-        for a in result.build.artifacts
-    ]
+    status = {r.platform: r for r in result.reports}
+    rows = []
+    for artifact in result.build.artifacts:
+        report = status.get(artifact.platform)
+        verified = "-"
+        if report is not None:
+            verified = f"{report.status}: leaf {report.leaf_years}y, CA {report.ca_years}y"
+        rows.append(
+            [artifact.file_name, f"{artifact.size / 2**20:.1f} MiB", artifact.sha256, verified]
+        )
+    return rows

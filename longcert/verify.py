@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import yaml
 from cryptography import x509
 
 from longcert import container
-from longcert.errors import VerifyError
+from longcert.errors import ConfigError, VerifyError
+from longcert.progress import Reporter
 from longcert.versions import KubeVersion
 
 KUBERNETES_DIR = "/etc/kubernetes"
@@ -49,6 +51,8 @@ class CertCheck:
     days: float
     expected_days: int
     problems: tuple[str, ...] = ()
+    stage: str = "init"  # "init": made by init phases; "renew": re-made by certs renew
+    serial: int = 0
 
     @property
     def ok(self) -> bool:
@@ -57,7 +61,12 @@ class CertCheck:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """Everything verification saw; ``passed`` only when every check held."""
+    """Everything verification saw for one platform's binary.
+
+    ``status`` is "verified" only for a binary that was executed and whose every check held;
+    a binary that cannot run here (darwin, windows) is "not-executed" after its header check,
+    never "verified".
+    """
 
     tag: str
     platform: str
@@ -66,23 +75,44 @@ class VerifyReport:
     ca_years: int
     checks: tuple[CertCheck, ...]
     problems: tuple[str, ...] = field(default=())
+    executed_with: str = "native"  # "native", a qemu binary, or "" when not executed
+    header: str = ""  # what the executable header says, e.g. "ELF x86-64"
+
+    @property
+    def executed(self) -> bool:
+        return bool(self.executed_with)
 
     @property
     def passed(self) -> bool:
         return not self.problems and all(c.ok for c in self.checks)
 
+    @property
+    def status(self) -> str:
+        if not self.passed:
+            return "failed"
+        return "verified" if self.executed else "not-executed"
+
     def failures(self) -> list[str]:
         """One line per failing file or check."""
         lines = list(self.problems)
-        lines += [f"{c.file}: {'; '.join(c.problems)}" for c in self.checks if not c.ok]
+        lines += [
+            f"{c.file}{' (renewed)' if c.stage == 'renew' else ''}: {'; '.join(c.problems)}"
+            for c in self.checks
+            if not c.ok
+        ]
         return lines
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["passed"] = self.passed
+        data["status"] = self.status
         for check, raw in zip(self.checks, data["checks"], strict=True):
             raw["ok"] = check.ok
-        return json.dumps(data, indent=2) + "\n"
+            raw["serial"] = format(check.serial, "x")
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
 
 
 # --- what each version makes and how to ask for it (pure) ---------------------------------
@@ -233,6 +263,7 @@ def check_cert(
         round(days, 2),
         expected_days,
         tuple(problems),
+        serial=cert.serial_number,
     )
 
 
@@ -295,56 +326,152 @@ def reported_version(output: str) -> str:
         return ""
 
 
+# --- executable headers (pure) ------------------------------------------------------------
+
+_ELF_MACHINES = {62: "amd64", 183: "arm64", 40: "arm", 3: "386", 21: "ppc64le", 22: "s390x"}
+_PE_MACHINES = {0x8664: "amd64", 0x14C: "386", 0xAA64: "arm64"}
+_MACHO_CPUS = {0x01000007: "amd64", 0x0100000C: "arm64"}
+QEMU_BINARIES = {
+    "arm64": "qemu-aarch64-static",
+    "arm": "qemu-arm-static",
+    "386": "qemu-i386-static",
+    "ppc64le": "qemu-ppc64le-static",
+    "s390x": "qemu-s390x-static",
+}
+NATIVE_PLATFORM = "linux/amd64"
+
+
+def binary_platform(data: bytes) -> tuple[str, str]:
+    """(GOOS/GOARCH, description) from an executable's first bytes; ("", why) if unknown."""
+    if data[:4] == b"\x7fELF" and len(data) >= 20:
+        machine = int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
+        arch = _ELF_MACHINES.get(machine)
+        return (f"linux/{arch}", f"ELF {arch}") if arch else ("", f"ELF machine {machine}")
+    if data[:2] == b"MZ" and len(data) >= 64:
+        offset = int.from_bytes(data[60:64], "little")
+        if data[offset : offset + 4] == b"PE\0\0":
+            machine = int.from_bytes(data[offset + 4 : offset + 6], "little")
+            arch = _PE_MACHINES.get(machine)
+            return (f"windows/{arch}", f"PE {arch}") if arch else ("", f"PE machine {machine:#x}")
+        return "", "MZ header without a PE signature"
+    if data[:4] == b"\xcf\xfa\xed\xfe" and len(data) >= 8:
+        cpu = int.from_bytes(data[4:8], "little")
+        arch = _MACHO_CPUS.get(cpu)
+        return (f"darwin/{arch}", f"Mach-O {arch}") if arch else ("", f"Mach-O cpu {cpu:#x}")
+    return "", "not an ELF, PE or Mach-O executable"
+
+
+def renew_command(version: KubeVersion, config_path: str) -> list[str] | None:
+    """`certs renew all` as this version spells it; None before it existed."""
+    minor = (version.major, version.minor)
+    if minor >= (1, 20):
+        return [f"{BIN_MOUNT}/kubeadm", "certs", "renew", "all", "--config", config_path]
+    if minor >= (1, 15):
+        return [f"{BIN_MOUNT}/kubeadm", "alpha", "certs", "renew", "all", "--config", config_path]
+    return None
+
+
+def renewed_files(version: KubeVersion) -> tuple[str, ...]:
+    """Files `certs renew all` re-makes: every leaf, and kubeconfigs other than kubelet.conf."""
+    leaves = tuple(f"pki/{n}.crt" for n in expected_certs(version) if n not in CA_CERTS)
+    confs = tuple(c for c in expected_kubeconfigs(version) if c != "kubelet.conf")
+    return leaves + confs
+
+
 # --- running the binary (needs the engine) ------------------------------------------------
+
+
+def _executor(platform: str) -> tuple[list[str], list[container.BindMount], str]:
+    """Argv prefix, extra mounts and a name for running ``platform``'s binary here."""
+    if platform == NATIVE_PLATFORM:
+        return [], [], "native"
+    qemu_name = QEMU_BINARIES.get(platform.split("/")[1], "")
+    qemu = shutil.which(qemu_name) if qemu_name else None
+    if qemu is None:
+        raise VerifyError(
+            f"cannot execute the {platform} binary here: {qemu_name or 'no emulator'}"
+            " is not installed",
+            "apt-get install qemu-user-static",
+        )
+    target = f"/longcert/qemu/{qemu_name}"
+    return [target], [container.BindMount(target, qemu, read_only=True)], qemu_name
 
 
 def verify_binary(
     binary: Path,
-    version: KubeVersion,
+    version: KubeVersion | None,
     leaf_years: int,
     ca_years: int,
     *,
     image: str,
-    platform: str = "linux/amd64",
     log_path: Path | None = None,
     on_line: LineFn | None = None,
 ) -> VerifyReport:
-    """Run ``binary`` to generate the PKI and kubeconfigs, then check every certificate."""
+    """Check ``binary``: run it (natively or under qemu) to make the PKI, kubeconfigs and a
+    renewal, and check every certificate; darwin/windows get a header check only.
+
+    ``version`` None means: use what the binary reports.
+    """
+    platform, header = binary_platform(binary.read_bytes()[:4096])
+    if not platform:
+        raise VerifyError(f"{binary} is not a kubeadm executable: {header}")
+    tag = version.tag if version else ""
+    if not platform.startswith("linux/"):
+        return VerifyReport(tag, platform, "", leaf_years, ca_years, (), (), "", header)
+    prefix, extra_mounts, executed_with = _executor(platform)
     client = container.connect()
     with tempfile.TemporaryDirectory(prefix="longcert-verify-") as scratch:
-        kube_dir = Path(scratch) / "kubernetes"
-        config_dir = Path(scratch) / "config"
-        bin_dir = Path(scratch) / "bin"
+        kube_dir, config_dir, bin_dir = (Path(scratch) / d for d in ("kubernetes", "config", "bin"))
         for directory in (kube_dir, config_dir, bin_dir):
             directory.mkdir()
-        (bin_dir / "kubeadm").write_bytes(binary.read_bytes())
+        shutil.copyfile(binary, bin_dir / "kubeadm")
         (bin_dir / "kubeadm").chmod(0o755)
-        (config_dir / "kubeadm.yaml").write_text(kubeadm_config(version))
         mounts = [
             container.BindMount(KUBERNETES_DIR, str(kube_dir)),
             container.BindMount(CONFIG_MOUNT, str(config_dir), read_only=True),
             container.BindMount(BIN_MOUNT, str(bin_dir), read_only=True),
+            *extra_mounts,
         ]
-        labels = {"org.longcert.purpose": "verify", "org.longcert.tag": version.tag}
-        problems: list[str] = []
+        labels = {"org.longcert.purpose": "verify", "org.longcert.platform": platform}
         user = f"{os.getuid()}:{os.getgid()}"
+        problems: list[str] = []
         with container.BuildContainer(
             client, image, mounts=mounts, labels=labels, log_path=log_path
         ) as box:
-            code, output = box.capture([f"{BIN_MOUNT}/kubeadm", "version", "-o", "json"], user=user)
-            reported = reported_version(output) if code == 0 else ""
-            if reported != version.tag:
-                problems.append(
-                    f"kubeadm version reports {reported or output[-200:]!r}, expected {version.tag}"
-                )
-            for argv in generate_commands(version, f"{CONFIG_MOUNT}/kubeadm.yaml"):
-                code, output = box.capture(argv, user=user, on_line=on_line)
-                if code != 0:
-                    last = output.strip().splitlines()[-1:] or ["(no output)"]
-                    problems.append(
-                        f"`kubeadm {' '.join(argv[1:4])}` failed (exit {code}): {last[0]}"
-                    )
-        checks, missing = check_directory(kube_dir, version, leaf_years, ca_years)
+
+            def run(argv: list[str], what: str) -> str | None:
+                code, output = box.capture([*prefix, *argv], user=user, on_line=on_line)
+                if code == 0:
+                    return output
+                last = output.strip().splitlines()[-1:] or ["(no output)"]
+                problems.append(f"`kubeadm {what}` failed (exit {code}): {last[0]}")
+                return None
+
+            output = run([f"{BIN_MOUNT}/kubeadm", "version", "-o", "json"], "version") or ""
+            reported = reported_version(output)
+            if version is None:
+                try:
+                    version = KubeVersion.parse(reported)
+                except ConfigError as exc:
+                    raise VerifyError(
+                        f"{binary} reports version {reported!r}, not a release tag",
+                        "pass --version",
+                    ) from exc
+            elif reported != version.tag:
+                problems.append(f"kubeadm version reports {reported!r}, expected {version.tag}")
+            (config_dir / "kubeadm.yaml").write_text(kubeadm_config(version))
+            config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
+            for argv in generate_commands(version, config_path):
+                run(argv, " ".join(argv[1:5]))
+            checks, missing = check_directory(kube_dir, version, leaf_years, ca_years)
+            renew = renew_command(version, config_path)
+            if (
+                renew
+                and not problems
+                and not missing
+                and run(renew, " ".join(renew[1:5])) is not None
+            ):
+                checks += renewal_checks(kube_dir, version, leaf_years, ca_years, checks, problems)
     return VerifyReport(
         version.tag,
         platform,
@@ -353,14 +480,89 @@ def verify_binary(
         ca_years,
         tuple(checks),
         tuple(problems + missing),
+        executed_with,
+        header,
     )
 
 
-def require_pass(report: VerifyReport) -> None:
-    """VerifyError listing every failing file, unless the report passed."""
-    if not report.passed:
-        failures = report.failures()
+def renewal_checks(
+    kube_dir: Path,
+    version: KubeVersion,
+    leaf_years: int,
+    ca_years: int,
+    before: list[CertCheck],
+    problems: list[str],
+) -> list[CertCheck]:
+    """Checks of the files `certs renew all` re-made; a file it did not re-make is a problem."""
+    after, _ = check_directory(kube_dir, version, leaf_years, ca_years)
+    old_serials = {c.file: c.serial for c in before}
+    renewed = []
+    for check in after:
+        if check.file in renewed_files(version):
+            if check.serial == old_serials.get(check.file):
+                problems.append(f"{check.file}: not re-issued by certs renew all")
+            renewed.append(replace(check, stage="renew"))
+    return renewed
+
+
+def require_pass(reports: VerifyReport | tuple[VerifyReport, ...]) -> None:
+    """VerifyError listing every failing file of every platform, unless all passed."""
+    reports = reports if isinstance(reports, tuple) else (reports,)
+    failures = [f"{r.platform}: {line}" for r in reports for line in r.failures()]
+    if failures:
+        tag = next((r.tag for r in reports if r.tag), "kubeadm")
         raise VerifyError(
-            f"verification of {report.tag} ({report.platform}) failed for {len(failures)} "
-            "item(s):\n  " + "\n  ".join(failures)
+            f"verification of {tag} failed for {len(failures)} item(s):\n  " + "\n  ".join(failures)
         )
+    if not any(r.executed for r in reports):
+        raise VerifyError(
+            "no binary could be executed here, so nothing is verified", "build linux/amd64 too"
+        )
+
+
+DEFAULT_VERIFY_IMAGE = "longcert/debian-base:bookworm"
+
+
+def report_rows(report: VerifyReport) -> list[list[str]]:
+    """The table `invoke verify` prints: one row per certificate."""
+    return [
+        [
+            check.file + (" (renewed)" if check.stage == "renew" else ""),
+            check.subject,
+            check.issuer,
+            check.not_before,
+            check.not_after,
+            f"{check.days:.1f}",
+            str(check.expected_days),
+            "ok" if check.ok else "FAIL: " + "; ".join(check.problems),
+        ]
+        for check in report.checks
+    ]
+
+
+def check_file(
+    binary: str | None,
+    version: str | None,
+    leaf_years: int,
+    ca_years: int,
+    *,
+    image: str | None = None,
+    json_path: str | None = None,
+) -> VerifyReport:
+    """`invoke verify`: check one binary, print the table, write JSON, raise on failure."""
+    if not binary or not Path(binary).is_file():
+        raise ConfigError(f"--binary {binary!r} is not a file")
+    kube_version = KubeVersion.parse(version) if version else None
+    report = verify_binary(
+        Path(binary), kube_version, leaf_years, ca_years, image=image or DEFAULT_VERIFY_IMAGE
+    )
+    how = report.executed_with or f"not executed, header {report.header}"
+    Reporter().summary(
+        f"{binary}: {report.tag or 'unknown version'} {report.platform} ({how}): {report.status}",
+        report_rows(report),
+        ["file", "subject", "issuer", "not before", "not after", "days", "expected", "result"],
+    )
+    if json_path:
+        Path(json_path).write_text(report.to_json())
+    require_pass(report)
+    return report

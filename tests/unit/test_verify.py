@@ -140,3 +140,51 @@ def test_reported_version() -> None:
     out = json.dumps({"clientVersion": {"gitVersion": "v1.9.4"}})
     assert verify.reported_version(out) == "v1.9.4"
     assert verify.reported_version("kubeadm version: &version.Info{}") == ""
+
+
+def elf(machine: int) -> bytes:
+    return b"\x7fELF\x02\x01\x01" + b"\0" * 11 + machine.to_bytes(2, "little") + b"\0" * 40
+
+
+def pe(machine: int) -> bytes:
+    head = bytearray(b"MZ" + b"\0" * 126)
+    head[60:64] = (64).to_bytes(4, "little")
+    head[64:70] = b"PE\0\0" + machine.to_bytes(2, "little")
+    return bytes(head)
+
+
+@pytest.mark.parametrize(("data", "platform"), [
+    (elf(62), "linux/amd64"), (elf(183), "linux/arm64"), (elf(22), "linux/s390x"),
+    (pe(0x8664), "windows/amd64"), (pe(0xAA64), "windows/arm64"),
+    (b"\xcf\xfa\xed\xfe" + (0x0100000C).to_bytes(4, "little"), "darwin/arm64"),
+    (b"#!/bin/sh\n", ""), (elf(999), ""),
+])
+def test_binary_platform(data: bytes, platform: str) -> None:
+    assert verify.binary_platform(data)[0] == platform
+
+
+def test_renew_commands_by_era() -> None:
+    assert verify.renew_command(KubeVersion.parse("v1.14.8"), "/c") is None
+    assert verify.renew_command(KubeVersion.parse("v1.19.0"), "/c")[1:5] == [
+        "alpha", "certs", "renew", "all"]
+    assert verify.renew_command(KubeVersion.parse("v1.28.7"), "/c")[1:4] == [
+        "certs", "renew", "all"]
+    renewed = verify.renewed_files(KubeVersion.parse("v1.33.7"))
+    assert "kubelet.conf" not in renewed and "super-admin.conf" in renewed
+    assert "pki/ca.crt" not in renewed and "pki/apiserver.crt" in renewed
+
+
+def test_renewal_must_reissue(tmp_path: Path) -> None:
+    write_pki(tmp_path, V128, 3650, 3650)
+    before, _ = verify.check_directory(tmp_path, V128, 10, 10)
+    problems: list[str] = []
+    renewed = verify.renewal_checks(tmp_path, V128, 10, 10, before, problems)
+    assert {c.stage for c in renewed} == {"renew"}
+    assert "pki/apiserver.crt: not re-issued by certs renew all" in problems
+
+
+def test_not_executed_is_never_verified() -> None:
+    report = verify.VerifyReport("v1.28.7", "windows/amd64", "", 10, 10, (), (), "", "PE amd64")
+    assert report.status == "not-executed"
+    with pytest.raises(VerifyError, match="nothing is verified"):
+        verify.require_pass((report,))

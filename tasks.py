@@ -35,6 +35,17 @@ SETTING_HELP = {
     "force": "replace an existing build directory of the same name",
     "keep_worktree": "keep the patched worktree after the run",
     "debug": "show a traceback on errors",
+    "publish": "after a verified build, publish it to TARGET: a directory (PATH or dir:PATH), "
+    "github:OWNER/REPO (token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
+    "github_api_url": "GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
+    "https://HOST/api/v3)",
+    "oci_insecure": "plain HTTP to an oci:// registry that is not on localhost (no TLS)",
+}
+RANGE_HELP = {
+    "versions": "comma-separated release tags, e.g. v1.33.7,v1.32.11 (instead of a range)",
+    "from_": "first minor (e.g. 1.31) or version of the range; the newest patch of each minor "
+    "is taken, found with git ls-remote on --repo",
+    "to": "last minor or version of the range (default: the newest)",
 }
 VERSION_HELP = "Kubernetes release tag, e.g. v1.9.4 or v1.33.7"
 
@@ -57,6 +68,14 @@ def cli(func: F) -> F:
             raise Exit(f"longcert: {type(err).__name__}: {err}", code=err.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("longcert: interrupted", code=errors.INTERRUPTED_EXIT_CODE) from None
+        except Exception as exc:
+            if debug:
+                raise
+            raise Exit(
+                f"longcert: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+                "for the traceback, and please report it)",
+                code=1,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -92,7 +111,17 @@ COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
 BUILD = (*COMMON, "platforms", "go_version", "image", "registry_mirror", "patches_dir")
 
 
-@task(help=_help(*BUILD, "builds_dir", "force", version=VERSION_HELP))
+@task(
+    help=_help(
+        *BUILD,
+        "builds_dir",
+        "force",
+        "publish",
+        "github_api_url",
+        "oci_insecure",
+        version=VERSION_HELP,
+    )
+)
 @cli
 def build(
     c: Context,
@@ -109,17 +138,146 @@ def build(
     builds_dir: str | None = None,
     force: bool = False,
     keep_worktree: bool = False,
+    publish: str | None = None,
+    github_api_url: str | None = None,
+    oci_insecure: bool = False,
     debug: bool = False,
 ) -> None:
-    """Fetch, patch, compile, verify and package kubeadm into builds/<id>/."""
+    """Fetch, patch, compile, verify and package kubeadm into builds/<id>/; --publish it."""
     flags = _settings_flags(locals())
     from longcert import pipeline
 
     reporter, result = _run(version, "package", **flags)
     reporter.summary(
-        f"built {result.output.path}",
+        f"built {result.output.path}"
+        + (f", published to {result.published.location}" if result.published else ""),
         pipeline.summary_rows(result),
         ["artifact", "size", "sha256", "verified"],
+    )
+
+
+@task(
+    help={
+        "build": "the build directory to publish, e.g. builds/kubeadm-v1.33.7-leaf10y-ca10y",
+        "to": "where: a directory (PATH or dir:PATH), github:OWNER/REPO (token from "
+        "$GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
+        "dry_run": "check everything and say what would be uploaded, without uploading",
+        "github_api_url": SETTING_HELP["github_api_url"],
+        "oci_insecure": SETTING_HELP["oci_insecure"],
+        "debug": SETTING_HELP["debug"],
+    }
+)
+@cli
+def publish(
+    c: Context,
+    build: str | None = None,
+    to: str | None = None,
+    dry_run: bool = False,
+    github_api_url: str | None = None,
+    oci_insecure: bool = False,
+    debug: bool = False,
+) -> None:
+    """Publish a verified build to a directory, a GitHub release or an OCI registry."""
+    from longcert import publish as publish_mod
+    from longcert.progress import Reporter
+
+    conf = _settings(publish=to, github_api_url=github_api_url, oci_insecure=oci_insecure)
+    publish_mod.publish_directory(build, conf, Reporter(), dry_run=dry_run)
+
+
+@task(
+    help=_help(
+        *BUILD,
+        "builds_dir",
+        "force",
+        "github_api_url",
+        "oci_insecure",
+        **RANGE_HELP,
+        publish="target to release to (see `invoke --help publish`); versions it already has "
+        "are skipped",
+        dry_run="say which versions would be built and published, without building",
+    )
+)
+@cli
+def release(
+    c: Context,
+    versions: str | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    publish: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    repo: str | None = None,
+    platforms: str | None = None,
+    go_version: str | None = None,
+    image: str | None = None,
+    registry_mirror: str | None = None,
+    patches_dir: str | None = None,
+    cache_dir: str | None = None,
+    builds_dir: str | None = None,
+    github_api_url: str | None = None,
+    oci_insecure: bool = False,
+    force: bool = False,
+    keep_worktree: bool = False,
+    dry_run: bool = False,
+    debug: bool = False,
+) -> None:
+    """Build, verify and publish every selected version the target lacks; print a table.
+
+    One version failing does not stop the others; the exit code is non-zero if any failed.
+    """
+    flags = _settings_flags(locals())
+    selection = {k: flags.pop(k) for k in ("versions", "from_", "to", "dry_run")}
+    from longcert import release as release_mod
+    from longcert.progress import Reporter
+
+    release_mod.run(
+        _settings(**flags),
+        Reporter(),
+        versions=selection["versions"],
+        first=selection["from_"],
+        last=selection["to"],
+        dry_run=selection["dry_run"],
+    )
+
+
+@task(
+    help=_help(
+        "repo",
+        "years",
+        "ca_years",
+        "patches_dir",
+        "github_api_url",
+        "oci_insecure",
+        "debug",
+        **RANGE_HELP,
+        publish="leave out the versions this target already has",
+    )
+)
+@cli
+def matrix(
+    c: Context,
+    versions: str | None = None,
+    from_: str | None = None,
+    to: str | None = None,
+    publish: str | None = None,
+    years: str | None = None,
+    ca_years: str | None = None,
+    repo: str | None = None,
+    patches_dir: str | None = None,
+    github_api_url: str | None = None,
+    oci_insecure: bool = False,
+    debug: bool = False,
+) -> None:
+    """Print the versions to build as JSON for a CI matrix: [{"version", "build_id"}, ...]."""
+    flags = _settings_flags(locals())
+    selection = {k: flags.pop(k) for k in ("versions", "from_", "to")}
+    from longcert import release as release_mod
+
+    print(
+        release_mod.matrix_json(
+            _settings(**flags), selection["versions"], selection["from_"], selection["to"]
+        )
     )
 
 

@@ -243,10 +243,18 @@ class BuildContainer:
             tail = "\n".join(self.tail[-15:])
             raise BuildError(f"{what} failed (exit {code}); last output:\n{tail}")
 
-    def capture(self, argv: Sequence[str], **kwargs: Any) -> tuple[int, str]:
-        """Run ``argv`` and return (exit code, its output)."""
+    def capture(
+        self, argv: Sequence[str], *, on_line: LineFn | None = None, **kwargs: Any
+    ) -> tuple[int, str]:
+        """Run ``argv`` and return (exit code, its output); lines also go to ``on_line``."""
         lines: list[str] = []
-        code = self.run(argv, on_line=lines.append, **kwargs)
+
+        def keep(line: str) -> None:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line)
+
+        code = self.run(argv, on_line=keep, **kwargs)
         return code, "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from longcert import build, container, package, patching, source, verify
+from longcert import build, container, package, patching, publish, source, verify
 from longcert.errors import ConfigError
 from longcert.progress import Reporter
 from longcert.settings import Settings
@@ -24,6 +24,7 @@ class PipelineResult:
     build: build.BuildResult | None = None
     reports: tuple[verify.VerifyReport, ...] = ()
     output: package.BuildOutput | None = None
+    published: publish.PublishResult | None = None
 
 
 def _wants(until: str, stage: str) -> bool:
@@ -48,8 +49,12 @@ def run(
         raise ConfigError(f"unknown stage {until!r}", f"stages: {', '.join(STAGES)}")
     release = resolve(version_text, settings.patches_dir)
     name = package.build_id(release.tag, settings.years, settings.ca_years)
+    target = None
     if _wants(until, "package"):
         package.check_target(settings.builds_dir, name, settings.force)
+        if settings.publish and not dry_run:
+            # A bad target or a missing token is refused before anything is cloned or built.
+            target = publish.open_target(settings.publish, settings, dry_run=False)
     if _wants(until, "compile"):
         client = container.connect()  # no engine: say so before cloning anything
         if settings.go_version != "auto":
@@ -141,7 +146,10 @@ def run(
                 settings.builds_dir, name, tree, patch, built, result.reports, force=settings.force
             )
             reporter.step(f"wrote {output.path}")
-        return PipelineResult(release, tree, patch, built, result.reports, output)
+        published = None
+        if target is not None:
+            published = publish.push(publish.load_build(output.path), target, reporter)
+        return PipelineResult(release, tree, patch, built, result.reports, output, published)
     finally:
         if tree is not None and not settings.keep_worktree:
             source.remove_worktree(tree)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -62,6 +63,9 @@ class Settings:
     patches_dir: Path | None
     force: bool
     keep_worktree: bool
+    publish: str
+    github_api_url: str
+    oci_insecure: bool
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -179,6 +183,17 @@ def _parse_image(value: object) -> str:
     return text
 
 
+def _parse_http_url(value: object, name: str) -> str:
+    text = str(value or "").strip().rstrip("/")
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(
+            f"--{name.replace('_', '-')} must be an http(s) URL, got {value!r}",
+            "e.g. https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise",
+        )
+    return text
+
+
 def load(
     flags: Mapping[str, object | None] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -238,5 +253,8 @@ def load(
         patches_dir=_parse_dir(raw["patches_dir"], "patches_dir"),
         force=_parse_bool(raw["force"], "force"),
         keep_worktree=_parse_bool(raw["keep_worktree"], "keep_worktree"),
+        publish=str(raw["publish"] or "").strip(),
+        github_api_url=_parse_http_url(raw["github_api_url"], "github_api_url"),
+        oci_insecure=_parse_bool(raw["oci_insecure"], "oci_insecure"),
         sources=sources,
     )

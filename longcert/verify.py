@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -247,7 +247,10 @@ def check_cert(
                 cert.verify_directly_issued_by(issuer)
             except (ValueError, TypeError, Exception) as exc:
                 problems.append(f"signature does not verify against its CA: {exc}")
-            if cert.not_valid_after_utc > issuer.not_valid_after_utc:
+            # Leaves made seconds after their CA with the same lifetime end seconds later;
+            # only outliving the CA by more than the tolerance is a broken chain.
+            slack = timedelta(days=TOLERANCE_DAYS)
+            if cert.not_valid_after_utc > issuer.not_valid_after_utc + slack:
                 problems.append(
                     "leaf outlives its CA "
                     f"({_iso(cert.not_valid_after_utc)} > "

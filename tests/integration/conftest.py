@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
+from tests import local_registry
 from tests.fixtures import standin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +80,14 @@ def cli(tmp_path: Path, shared_cache: Path, engine: docker.DockerClient) -> Cli:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_registry.LocalRegistry]:
+    """A real OCI registry (Debian's docker-registry) on 127.0.0.1, for the whole session."""
+    try:
+        server = local_registry.start(tmp_path_factory.mktemp("registry"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    local_registry.stop(server)

@@ -1,0 +1,188 @@
+"""The GitHub Releases target against a local fake of the release endpoints (loopback only).
+
+No Docker: these run with the unit tests too (`-m "not docker"`), on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from longcert import publish, settings
+from longcert.errors import PublishError
+from longcert.progress import Reporter
+from tests.fake_github import FakeGitHub
+from tests.standin_build import make_build
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "ghs_fake_token_0123456789"
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(token=TOKEN)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def build(tmp_path: Path) -> publish.Build:
+    return publish.load_build(make_build(tmp_path / "builds"))
+
+
+def target_of(fake: FakeGitHub) -> publish.Target:
+    conf = settings.load({"github_api_url": fake.api_url}, environ={})
+    return publish.open_target(f"github:{fake.owner}/{fake.repo}", conf, dry_run=False)
+
+
+def push(fake: FakeGitHub, build: publish.Build, dry_run: bool = False) -> publish.PublishResult:
+    return publish.push(build, target_of(fake), Reporter(quiet=True), dry_run=dry_run)
+
+
+def fetch_assets(fake: FakeGitHub, tag: str) -> dict[str, str]:
+    """Download every asset the way a user does (browser_download_url): name -> sha256."""
+    release = fake.release(tag)
+    assert release is not None
+    out = {}
+    for asset in release.assets:
+        with urllib.request.urlopen(f"{fake.origin}/download/{asset.id}", timeout=10) as reply:
+            out[asset.name] = hashlib.sha256(reply.read()).hexdigest()
+    return out
+
+
+def invoke(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                          capture_output=True, text=True, env=full_env, cwd=cwd, check=False,
+                          timeout=120)
+
+
+def test_release_assets_and_notes_then_rerun_uploads_nothing(
+    github: FakeGitHub, build: publish.Build
+) -> None:
+    result = push(github, build)
+    assert result.changed == len(build.files) + 1  # the release, then every file
+    release = github.release(build.build_id)
+    assert release is not None
+    assert release.name == "kubeadm v1.33.7: leaf certificates 10y, CAs 10y"
+    assert [a.name for a in release.assets] == [f.name for f in build.files]
+    assert [a.name for a in release.assets][-1] == "manifest.json"  # the completion marker
+    # Fetched back, every asset is byte-for-byte the build's file.
+    assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
+    # Notes generated from the manifest: version, validities, Go, sha256 table.
+    for text in ("v1.33.7", "| leaf certificates | 10 years (87600h) |", "| CAs | 10 years",
+                 "| Go | 1.24.11 (from .go-version) |", "verification | passed",
+                 "sha256sum -c SHA256SUMS"):
+        assert text in release.body, text
+    for item in build.files:
+        if item.name != "manifest.json":
+            assert f"| `{item.name}` |" in release.body and item.sha256 in release.body
+
+    writes_before = len(github.writes())
+    again = push(github, build)
+    assert again.changed == 0
+    assert {a.verb for a in again.actions} == {"skip"}
+    assert len(github.writes()) == writes_before  # nothing created, uploaded or deleted
+    assert target_of(github).has(build)
+
+
+def test_upload_broken_half_way_is_completed_by_a_rerun(
+    github: FakeGitHub, build: publish.Build, tmp_path: Path
+) -> None:
+    github.fail_uploads = {"kubeadm-linux-arm64"}
+    env = {"GITHUB_TOKEN": TOKEN, "LONGCERT_GITHUB_API_URL": github.api_url}
+    args = ("publish", "--build", str(build.path), "--to", f"github:{github.owner}/{github.repo}")
+    first = invoke(*args, env=env, cwd=tmp_path)
+    assert first.returncode == 9, first.stderr
+    lines = [ln for ln in first.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in first.stderr + first.stdout
+    assert "uploading kubeadm-linux-arm64 to github:example/kubeadm-builds failed" in lines[0]
+    assert "run the same command again" in lines[0]
+    assert TOKEN not in first.stdout + first.stderr
+    release = github.release(build.build_id)
+    assert release is not None
+    assert {a.name: a.state for a in release.assets} == {
+        "kubeadm-linux-amd64": "uploaded", "kubeadm-linux-arm64": "starter"}
+    assert not target_of(github).has(build)  # no manifest.json: not complete
+
+    second = invoke(*args, env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "skip kubeadm-linux-amd64: already there, same sha256" in second.stdout
+    assert "replace kubeadm-linux-arm64" in second.stdout
+    assert TOKEN not in second.stdout + second.stderr
+    assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
+    assert sum(1 for p in github.uploads() if "kubeadm-linux-amd64" in p) == 1
+    assert target_of(github).has(build)
+
+    third = invoke(*args, env=env, cwd=tmp_path)
+    assert third.returncode == 0 and "nothing to publish" in third.stdout
+
+
+def test_enterprise_base_url_and_assets_without_digest(
+    monkeypatch: pytest.MonkeyPatch, build: publish.Build
+) -> None:
+    fake = FakeGitHub(token=TOKEN, prefix="/api/v3", digests=False)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    try:
+        assert push(fake, build).changed == len(build.files) + 1
+        uploads = len(fake.uploads())
+        again = push(fake, build)  # checksums found by downloading each asset
+        assert again.changed == 0 and len(fake.uploads()) == uploads
+        assert any("/releases/assets/" in p for m, p in fake.requests if m == "GET")
+        assert fake.download_auth_headers == []  # the token is not forwarded to storage
+    finally:
+        fake.stop()
+
+
+def test_different_asset_of_the_same_name_is_refused(
+    github: FakeGitHub, build: publish.Build, tmp_path: Path
+) -> None:
+    push(github, build)
+    other = publish.load_build(make_build(tmp_path / "other", salt="rebuilt"))
+    writes = len(github.writes())
+    with pytest.raises(PublishError, match="already has a different kubeadm-linux-amd64"):
+        push(github, other)
+    assert len(github.writes()) == writes
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would_do(
+    github: FakeGitHub, build: publish.Build, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = publish.push(build, target_of(github), Reporter(), dry_run=True)
+    assert result.dry_run and result.changed == len(build.files) + 1
+    out = capsys.readouterr().out
+    assert "would create release kubeadm-v1.33.7-leaf10y-ca10y" in out
+    assert "would upload kubeadm-linux-amd64" in out
+    assert github.writes() == []
+
+
+def test_bad_token_is_one_clear_line_without_the_token(
+    github: FakeGitHub, build: publish.Build, tmp_path: Path
+) -> None:
+    wrong = "ghp_wrong_secret_value_42"
+    result = invoke("publish", "--build", str(build.path), "--to", "github:example/kubeadm-builds",
+                    env={"GITHUB_TOKEN": wrong, "LONGCERT_GITHUB_API_URL": github.api_url},
+                    cwd=tmp_path)
+    assert result.returncode == 9
+    assert wrong not in result.stdout + result.stderr
+    assert "answered 401 Bad credentials" in result.stderr
+    assert "check GITHUB_TOKEN" in result.stderr
+    assert github.releases == []
+
+
+def test_unreachable_api_is_a_publish_error(build: publish.Build,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeGitHub(token=TOKEN)
+    fake.stop()  # nothing listens on that port any more
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    with pytest.raises(PublishError, match=r"failed: .*refused"):
+        push(fake, build)

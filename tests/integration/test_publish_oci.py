@@ -1,0 +1,123 @@
+"""The OCI target against a real registry server (Debian's docker-registry on 127.0.0.1).
+
+No Docker engine needed; the registry is a plain process started by the `registry` fixture.
+The image is read back here with the distribution API, independently of longcert.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from longcert import publish, settings
+from longcert.errors import PublishError
+from longcert.progress import Reporter
+from tests.local_registry import LocalRegistry
+from tests.standin_build import make_build
+
+ROOT = Path(__file__).resolve().parents[2]
+PLATFORMS = ("linux/amd64", "linux/arm64", "windows/amd64")
+
+
+def target(registry: LocalRegistry, repository: str) -> publish.Target:
+    conf = settings.load({}, environ={})
+    return publish.open_target(f"oci://{registry.host}/{repository}", conf, dry_run=False,
+                               environ={"DOCKER_CONFIG": "/nonexistent"})
+
+
+def test_push_fetch_back_and_rerun_pushes_nothing(registry: LocalRegistry, tmp_path: Path) -> None:
+    build = publish.load_build(make_build(tmp_path / "builds", platforms=PLATFORMS))
+    oci = target(registry, "tools/kubeadm")
+    assert not oci.has(build)
+    result = publish.push(build, oci, Reporter(quiet=True))
+    assert result.location == f"{registry.host}/tools/kubeadm:v1.33.7-leaf10y-ca10y"
+    assert result.changed == 3 * len(PLATFORMS) + 1  # layer, config, manifest each; the index
+
+    images = registry.fetch_image_files("tools/kubeadm", "v1.33.7-leaf10y-ca10y")
+    assert sorted(images) == sorted(PLATFORMS)
+    meta = {f.name: f.sha256 for f in build.files}
+    for binary in build.binaries:
+        image = images[binary.platform]
+        name = "kubeadm.exe" if binary.platform.startswith("windows/") else "kubeadm"
+        assert image["files"] == {name: binary.sha256,
+                                  "longcert/manifest.json": meta["manifest.json"],
+                                  "longcert/patch.diff": meta["patch.diff"]}
+        goos, goarch = binary.platform.split("/")
+        assert (image["config"]["os"], image["config"]["architecture"]) == (goos, goarch)
+        assert image["config"]["config"]["Entrypoint"] == [f"/{name}"]
+        labels = image["manifest"]["annotations"]
+        assert labels["io.longcert.kubeadm.sha256"] == binary.sha256
+        assert labels["org.opencontainers.image.version"] == "v1.33.7"
+
+    writes = registry.writes()
+    assert writes > 0
+    again = publish.push(build, target(registry, "tools/kubeadm"), Reporter(quiet=True))
+    assert again.changed == 0
+    assert registry.writes() == writes  # nothing pushed the second time
+    assert target(registry, "tools/kubeadm").has(build)
+
+
+def test_interrupted_push_is_completed_without_pushing_blobs_twice(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    build = publish.load_build(make_build(tmp_path / "builds", tag="v1.32.11"))
+    oci = target(registry, "tools/partial")
+    assert isinstance(oci, publish.OciTarget)
+    first_image = oci.images(build).images[0]
+    oci._put_blob(first_image.layer)  # as if the first push stopped after one blob
+    oci._put_blob(first_image.config)
+    assert not oci.has(build)  # no tag yet: not published
+    actions = oci.plan(build)
+    skipped = [a.name for a in actions if a.verb == "skip"]
+    assert skipped == [f"linux/amd64 layer {first_image.layer.digest[:19]}",
+                       f"linux/amd64 config {first_image.config.digest[:19]}"]
+    publish.push(build, oci, Reporter(quiet=True))
+    assert oci.has(build)
+
+
+def test_a_tag_with_other_content_is_refused(registry: LocalRegistry, tmp_path: Path) -> None:
+    build = publish.load_build(make_build(tmp_path / "a", tag="v1.31.14"))
+    rebuilt = publish.load_build(make_build(tmp_path / "b", tag="v1.31.14", salt="other"))
+    publish.push(build, target(registry, "tools/moved"), Reporter(quiet=True))
+    writes = registry.writes()
+    with pytest.raises(PublishError, match="already exists with different content"):
+        publish.push(rebuilt, target(registry, "tools/moved"), Reporter(quiet=True))
+    assert registry.writes() == writes
+
+
+def test_cli_dry_run_pushes_nothing_then_publishes(registry: LocalRegistry,
+                                                  tmp_path: Path) -> None:
+    out = make_build(tmp_path / "builds", tag="v1.30.14")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
+             "--to", f"oci://{registry.host}/dry/kubeadm", *extra],
+            capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
+
+    writes = registry.writes()
+    dry = run("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would upload index" in dry.stdout and registry.writes() == writes
+    real = run()
+    assert real.returncode == 0, real.stderr
+    assert f"published kubeadm-v1.30.14-leaf10y-ca10y to {registry.host}/dry/kubeadm" in real.stdout
+    tags = json.loads(registry.get("dry/kubeadm/tags/list"))["tags"]
+    assert tags == ["v1.30.14-leaf10y-ca10y"]
+
+
+def test_registry_that_does_not_answer(tmp_path: Path) -> None:
+    from tests.local_registry import free_port
+
+    build = publish.load_build(make_build(tmp_path / "builds"))
+    conf = settings.load({}, environ={})
+    oci = publish.parse_target(f"oci://127.0.0.1:{free_port()}/kubeadm", conf, environ={})
+    with pytest.raises(PublishError) as caught:
+        oci.plan(build)
+    assert "refused" in str(caught.value) and "is the registry running" in str(caught.value)

@@ -199,7 +199,11 @@ def _one(
             build = publish.load_build(local)
             status = "published existing build"
         else:
-            result = pipeline.run(version.tag, replace(settings, publish=""), reporter)
+            # The release publishes (after its own check), so the pipeline does not.
+            sources = {**settings.sources, "publish": "publishes after the build: release"}
+            result = pipeline.run(
+                version.tag, replace(settings, publish="", sources=sources), reporter
+            )
             assert result.output is not None
             build = publish.load_build(result.output.path)
             status = "built and published"

@@ -55,10 +55,12 @@ def mirror_path(cache_dir: Path, remote: str) -> Path:
 
 
 class _CloneProgress(git.RemoteProgress):
+    """Reports each fetch phase at most once per quarter of its progress."""
+
     def __init__(self, report: ProgressFn) -> None:
         super().__init__()
         self._report = report
-        self._last = -10.0
+        self._seen: set[tuple[int, int]] = set()
 
     def update(
         self, op_code: int, cur_count: object, max_count: object = None, message: str = ""
@@ -67,10 +69,12 @@ class _CloneProgress(git.RemoteProgress):
             percent = 100.0 * float(str(cur_count)) / float(str(max_count))
         except (TypeError, ValueError, ZeroDivisionError):
             return
-        if percent - self._last >= 10 or percent >= 100:
-            self._last = percent
-            stage = str(self._cur_line or "fetching").split(":")[0].strip()
-            self._report(f"{stage}: {percent:.0f}%")
+        key = (op_code & self.OP_MASK, int(percent // 25))
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        stage = str(self._cur_line or "fetching").split(":")[0].strip()
+        self._report(f"{stage}: {percent:.0f}%")
 
 
 def _open_mirror(path: Path) -> git.Repo:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -20,6 +21,8 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.utils import CryptographyDeprecationWarning
 
 from longcert import container
 from longcert.errors import ConfigError, VerifyError
@@ -239,14 +242,10 @@ def check_cert(
             f"valid {days:.1f} days, expected {expected_days} ({expected_days // DAYS_PER_YEAR}y)"
         )
     if expected_kind == "leaf":
-        issuer = next((ca for ca in cas.values() if ca.subject == cert.issuer), None)
+        issuer = signing_ca(cert, cas)
         if issuer is None:
-            problems.append(f"issuer {_name(cert.issuer)} is not a CA in this directory")
+            problems.append(f"not signed by any CA in this directory (issuer {_name(cert.issuer)})")
         else:
-            try:
-                cert.verify_directly_issued_by(issuer)
-            except (ValueError, TypeError, Exception) as exc:
-                problems.append(f"signature does not verify against its CA: {exc}")
             # Leaves made seconds after their CA with the same lifetime end seconds later;
             # only outliving the CA by more than the tolerance is a broken chain.
             slack = timedelta(days=TOLERANCE_DAYS)
@@ -266,8 +265,36 @@ def check_cert(
         round(days, 2),
         expected_days,
         tuple(problems),
-        serial=cert.serial_number,
+        serial=serial_number(cert),
     )
+
+
+def signing_ca(cert: x509.Certificate, cas: dict[str, x509.Certificate]) -> x509.Certificate | None:
+    """The CA whose key signed ``cert``; names alone are not enough (v1.9 calls every CA
+    "kubernetes")."""
+    for ca in cas.values():
+        if ca.subject != cert.issuer:
+            continue
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    return None
+
+
+def load_certificate(data: bytes) -> x509.Certificate:
+    """Parse PEM; old kubeadm gives its CAs serial number 0, which cryptography warns about."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_pem_x509_certificate(data)
+
+
+def serial_number(cert: x509.Certificate) -> int:
+    """The serial, read without cryptography's warning about upstream's serial 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return int(cert.serial_number)
 
 
 def kubeconfig_client_certs(path: Path) -> list[x509.Certificate]:
@@ -277,7 +304,7 @@ def kubeconfig_client_certs(path: Path) -> list[x509.Certificate]:
     for user in data.get("users") or []:
         embedded = (user.get("user") or {}).get("client-certificate-data")
         if embedded:
-            certs.append(x509.load_pem_x509_certificate(base64.b64decode(embedded)))
+            certs.append(load_certificate(base64.b64decode(embedded)))
     return certs
 
 
@@ -292,7 +319,7 @@ def check_directory(
     for crt in sorted(pki.rglob("*.crt")) if pki.is_dir() else []:
         name = crt.relative_to(pki).as_posix().removesuffix(".crt")
         try:
-            loaded[name] = x509.load_pem_x509_certificate(crt.read_bytes())
+            loaded[name] = load_certificate(crt.read_bytes())
         except ValueError as exc:
             problems.append(f"pki/{name}.crt: not a PEM certificate ({exc})")
             continue

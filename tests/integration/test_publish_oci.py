@@ -6,11 +6,15 @@ The image is read back here with the distribution API, independently of longcert
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -121,3 +125,71 @@ def test_registry_that_does_not_answer(tmp_path: Path) -> None:
     with pytest.raises(PublishError) as caught:
         oci.plan(build)
     assert "refused" in str(caught.value) and "is the registry running" in str(caught.value)
+
+
+class _AuthRegistry(BaseHTTPRequestHandler):
+    """A registry front that wants a bearer token (from /token, given basic credentials) or,
+    on /basic/..., basic credentials; every manifest is missing (404) once authorized."""
+
+    seen: ClassVar[list[tuple[str, str]]] = []
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def do_GET(self) -> None:
+        auth = self.headers.get("Authorization", "")
+        self.seen.append((self.path, auth))
+        host = f"127.0.0.1:{self.server.server_address[1]}"
+        if self.path.startswith("/token?"):
+            ok = auth == "Basic " + base64.b64encode(b"robot:pw-secret").decode()
+            body = json.dumps({"token": "tok-123"} if ok else {"errors": [{"message": "no"}]})
+            return self._answer(200 if ok else 401, body)
+        if self.path.startswith("/v2/basic/"):
+            if auth != "Basic " + base64.b64encode(b"robot:pw-secret").decode():
+                return self._answer(401, "{}", 'Basic realm="registry"')
+            return self._answer(404, '{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')
+        if auth != "Bearer tok-123":
+            challenge = (f'Bearer realm="http://{host}/token",service="fake",'
+                         'scope="repository:tools/kubeadm:pull"')
+            return self._answer(401, '{"errors": [{"code": "UNAUTHORIZED"}]}', challenge)
+        return self._answer(404, '{"errors": [{"code": "MANIFEST_UNKNOWN"}]}')
+
+    def _answer(self, status: int, body: str, challenge: str = "") -> None:
+        data = body.encode()
+        self.send_response(status)
+        if challenge:
+            self.send_header("WWW-Authenticate", challenge)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_bearer_and_basic_registry_authentication() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_address[1]}"
+    env = {"OCI_USERNAME": "robot", "OCI_PASSWORD": "pw-secret"}
+    try:
+        conf = settings.load({}, environ={})
+        bearer = publish.parse_target(f"oci://{host}/tools/kubeadm", conf, environ=env)
+        assert bearer.has(publish.BuildRef.of("v1.33.7", 10, 10)) is False
+        token_calls = [p for p, _ in _AuthRegistry.seen if p.startswith("/token?")]
+        assert token_calls == ["/token?scope=repository%3Atools%2Fkubeadm%3Apull%2Cpush"
+                               "&service=fake"]
+        basic = publish.parse_target(f"oci://{host}/basic/kubeadm", conf, environ=env)
+        assert basic.has(publish.BuildRef.of("v1.33.7", 10, 10)) is False
+
+        anonymous = publish.parse_target(f"oci://{host}/tools/kubeadm", conf,
+                                         environ={"DOCKER_CONFIG": "/nonexistent"})
+        with pytest.raises(PublishError) as caught:
+            anonymous.has(publish.BuildRef.of("v1.33.7", 10, 10))
+        assert "the token service" in str(caught.value) and "OCI_USERNAME" in str(caught.value)
+        wrong = publish.parse_target(f"oci://{host}/basic/kubeadm", conf,
+                                     environ={"OCI_USERNAME": "robot", "OCI_PASSWORD": "nope"})
+        with pytest.raises(PublishError, match="answered 401") as caught:
+            wrong.has(publish.BuildRef.of("v1.33.7", 10, 10))
+        assert "nope" not in str(caught.value)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,152 @@
+"""Publish one real, verified stand-in build (built once for the session) to every target, fetch
+it back and compare sha256; re-running publishes nothing new."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from longcert.package import build_id
+from tests.fake_github import FakeGitHub
+from tests.fixtures import standin
+from tests.integration.conftest import ROOT, go_flags
+from tests.local_registry import LocalRegistry
+
+pytestmark = pytest.mark.docker
+
+TAG = standin.DEMO_TAG
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+@dataclass(frozen=True)
+class RealBuild:
+    path: Path  # builds/<id>
+    share: Path  # where `invoke build --publish dir:...` put it
+    workdir: Path
+    build_stdout: str
+    env: dict[str, str]
+
+    def invoke(self, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                                capture_output=True, text=True, env={**self.env, **(env or {})},
+                                cwd=self.workdir, check=False, timeout=1800)
+        print(result.stdout[-3000:], result.stderr[-3000:])
+        return result
+
+    def sums(self) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in self.path.iterdir() if p.name.startswith("kubeadm-")}
+
+
+@pytest.fixture(scope="session")
+def real_build(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient,
+               standin_repo: Path, shared_cache: Path) -> RealBuild:
+    """`invoke build ... --publish dir:share` once: the build and the directory target."""
+    workdir = tmp_path_factory.mktemp("published")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
+                "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
+    build = RealBuild(workdir / "builds" / build_id(TAG, 7, 10), workdir / "share", workdir, "",
+                      env)
+    result = build.invoke("build", "--version", TAG, "--years", "7", "--repo", str(standin_repo),
+                          "--platforms", ",".join(PLATFORMS), *go_flags(standin_repo, TAG),
+                          "--publish", f"dir:{build.share}")
+    assert result.returncode == 0, result.stderr
+    return RealBuild(build.path, build.share, workdir, result.stdout, env)
+
+
+def snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(path)): (p.stat().st_mtime_ns, p.stat().st_ino)
+            for p in sorted(path.rglob("*"))}
+
+
+def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
+    published = real_build.share / real_build.path.name
+    assert f"published to {published}" in real_build.build_stdout
+    assert "==> publish to dir:" in real_build.build_stdout
+    names = sorted(p.name for p in published.iterdir())
+    assert names == ["SHA256SUMS", "kubeadm-linux-amd64", "kubeadm-linux-arm64",
+                     "manifest.json", "patch.diff"]
+    for name in names:  # fetched back: byte for byte the build's files
+        assert (published / name).read_bytes() == (real_build.path / name).read_bytes()
+    subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=published, check=True)
+
+    before = snapshot(real_build.share)
+    again = real_build.invoke("publish", "--build", str(real_build.path),
+                              "--to", f"dir:{real_build.share}")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to publish" in again.stdout
+    assert snapshot(real_build.share) == before
+
+
+def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registry: LocalRegistry,
+                                                  engine: docker.DockerClient) -> None:
+    target = f"oci://{registry.host}/longcert/kubeadm"
+    tag = f"{TAG}-leaf7y-ca10y"
+    result = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)
+    assert result.returncode == 0, result.stderr
+    assert f"published {real_build.path.name} to {registry.host}/longcert/kubeadm:{tag}" \
+        in result.stdout
+
+    sums = real_build.sums()
+    images = registry.fetch_image_files("longcert/kubeadm", tag)
+    assert sorted(images) == sorted(PLATFORMS)
+    for platform, image in images.items():
+        assert image["files"]["kubeadm"] == sums[f"kubeadm-{platform.replace('/', '-')}"]
+
+    writes = registry.writes()
+    again = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)
+    assert again.returncode == 0 and "nothing to publish" in again.stdout
+    assert registry.writes() == writes
+
+    # An air-gapped site mirrors it like any image: the engine pulls it (linux/amd64 from the
+    # index), and the binary inside is the verified one.
+    reference = f"{registry.host}/longcert/kubeadm:{tag}"
+    engine.images.pull(f"{registry.host}/longcert/kubeadm", tag=tag)
+    try:
+        container = engine.containers.create(reference)
+        try:
+            stream, _ = container.get_archive("/kubeadm")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                handle = tar.extractfile("kubeadm")
+                assert handle is not None
+                assert hashlib.sha256(handle.read()).hexdigest() == sums["kubeadm-linux-amd64"]
+        finally:
+            container.remove()
+    finally:
+        engine.images.remove(reference, force=True)
+
+
+def test_github_release_of_the_real_build(real_build: RealBuild) -> None:
+    fake = FakeGitHub(token="ghs_integration_token")
+    env = {"GITHUB_TOKEN": "ghs_integration_token", "LONGCERT_GITHUB_API_URL": fake.api_url}
+    try:
+        args = ("publish", "--build", str(real_build.path), "--to", "github:example/kubeadm-builds")
+        result = real_build.invoke(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        release = fake.release(real_build.path.name)
+        assert release is not None
+        got = {a.name: hashlib.sha256(a.data).hexdigest() for a in release.assets}
+        want = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in real_build.path.iterdir()
+                if p.name not in ("verify.json", "build.log")}
+        assert got == want
+        assert f"kubeadm **{TAG}**" in release.body
+        assert "| leaf certificates | 7 years" in release.body
+        uploads = len(fake.uploads())
+        again = real_build.invoke(*args, env=env)
+        assert again.returncode == 0 and "nothing to publish" in again.stdout
+        assert len(fake.uploads()) == uploads
+        assert "ghs_integration_token" not in again.stdout + result.stdout + again.stderr
+    finally:
+        fake.stop()

@@ -6,6 +6,7 @@ same trees; the demo needs a checkout of this repository, which `pip install -e 
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 from longcert import builder, container, pipeline, settings
@@ -22,8 +23,9 @@ def run() -> pipeline.PipelineResult:
 
     reporter = Reporter()
     conf = settings.load({})
-    demo_dir = conf.cache_dir / "demo"
-    repo = standin.make_standin_repo(demo_dir / "kubernetes", [standin.DEMO_TAG])
+    demo_repo = conf.cache_dir / "demo" / "kubernetes"
+    shutil.rmtree(demo_repo, ignore_errors=True)  # ours: regenerated (deterministically) each run
+    repo = standin.make_standin_repo(demo_repo, [standin.DEMO_TAG])
     reporter.say(f"stand-in Kubernetes repository: {repo} (tag {standin.DEMO_TAG})")
     client = container.connect()
     if container.image_id(client, f"golang:{DEMO_GO}") is None:

@@ -168,3 +168,11 @@ def test_missing_tag_names_nearest(cli: Cli, standin_repo: Path) -> None:
     assert result.returncode == 5
     assert "tag v1.9.5 does not exist" in result.stderr
     assert "nearest tags: v1.9.4, v1.9.3" in result.stderr
+
+
+def test_demo_runs_twice(cli: Cli, tmp_path: Path) -> None:
+    for _ in range(2):
+        result = cli("demo")
+        assert result.returncode == 0, result.stderr
+    out = tmp_path / "builds" / "demo" / build_id(standin.DEMO_TAG, 10, 10)
+    assert json.loads((out / "manifest.json").read_text())["verification"]["passed"] is True

@@ -31,6 +31,8 @@ SETTING_HELP = {
     "registry_mirror": "registry prefix to pull the builder image through",
     "cache_dir": "mirror and worktree cache (default ~/.cache/longcert)",
     "builds_dir": "where finished builds go (default builds/)",
+    "pin_validity": "v1.31+: the patched durations win over the ClusterConfiguration's "
+    "certificateValidityPeriod/caCertificateValidityPeriod (default: the config wins)",
     "patches_dir": "directory of patch set YAML files (default: the bundled patches/)",
     "force": "replace an existing build directory of the same name",
     "keep_worktree": "keep the patched worktree after the run",
@@ -108,7 +110,15 @@ def _run(version: str | None, until: str, dry_run: bool = False, **values: Any) 
 
 
 COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
-BUILD = (*COMMON, "platforms", "go_version", "image", "registry_mirror", "patches_dir")
+BUILD = (
+    *COMMON,
+    "platforms",
+    "go_version",
+    "image",
+    "registry_mirror",
+    "patches_dir",
+    "pin_validity",
+)
 
 
 @task(
@@ -134,6 +144,7 @@ def build(
     image: str | None = None,
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
+    pin_validity: bool = False,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     force: bool = False,
@@ -213,6 +224,7 @@ def release(
     image: str | None = None,
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
+    pin_validity: bool = False,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     github_api_url: str | None = None,
@@ -300,6 +312,7 @@ def fetch(
         "years",
         "ca_years",
         "patches_dir",
+        "pin_validity",
         "cache_dir",
         "keep_worktree",
         "debug",
@@ -315,6 +328,7 @@ def patch(
     ca_years: str | None = None,
     repo: str | None = None,
     patches_dir: str | None = None,
+    pin_validity: bool = False,
     cache_dir: str | None = None,
     dry_run: bool = False,
     keep_worktree: bool = False,
@@ -339,6 +353,7 @@ def compile_(
     image: str | None = None,
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
+    pin_validity: bool = False,
     cache_dir: str | None = None,
     keep_worktree: bool = False,
     debug: bool = False,
@@ -359,6 +374,8 @@ def compile_(
         "image": "image to run the binary in (default longcert/debian-base:bookworm, made by "
         "builder-image)",
         "json": "also write the report as JSON to this path",
+        "pin_validity": "v1.31+: expect a --pin-validity build (a config storing 8760h must "
+        "not shorten the certificates); default: expect upstream's behaviour",
         "debug": SETTING_HELP["debug"],
     }
 )
@@ -371,13 +388,22 @@ def verify(
     ca_years: str | None = None,
     image: str | None = None,
     json: str | None = None,
+    pin_validity: bool = False,
     debug: bool = False,
 ) -> None:
     """Check any kubeadm binary: run it, generate every certificate, print a table, fail closed."""
     from longcert import verify as verify_mod
 
     conf = _settings(years=years, ca_years=ca_years)
-    verify_mod.check_file(binary, version, conf.years, conf.ca_years, image=image, json_path=json)
+    verify_mod.check_file(
+        binary,
+        version,
+        conf.years,
+        conf.ca_years,
+        image=image,
+        json_path=json,
+        pinned=pin_validity,
+    )
 
 
 @task(

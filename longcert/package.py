@@ -24,7 +24,8 @@ from longcert.build import BuildResult, sha256_file
 from longcert.errors import PublishError
 from longcert.patching import PatchResult
 from longcert.source import SourceTree
-from longcert.verify import VerifyReport
+from longcert.verify import VerifyReport, has_validity_config
+from longcert.versions import KubeVersion
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,15 @@ def check_target(builds_dir: Path, name: str, force: bool) -> Path:
     return target
 
 
+def config_override(tag: str, pinned: bool) -> str:
+    """Whether a ClusterConfiguration validity period can override the compiled one."""
+    if not has_validity_config(KubeVersion.parse(tag)):
+        return "not applicable: before v1.31 the configuration cannot set validity"
+    if pinned:
+        return "ignored: the compiled validity wins (--pin-validity)"
+    return "honoured, as upstream: a ClusterConfiguration validity period wins"
+
+
 def manifest(
     tree: SourceTree,
     patch: PatchResult,
@@ -68,6 +78,7 @@ def manifest(
             "leaf_hours": patch.leaf_years * 365 * 24,
             "ca_hours": patch.ca_years * 365 * 24,
         },
+        "config_override": config_override(tree.tag, patch.pinned),
         "patch": {
             "set": patch.patch_set,
             "diff_sha256": patch.diff_sha256,
@@ -89,7 +100,10 @@ def manifest(
                     "header": r.header,
                     "reported_version": r.reported_version,
                     "certificates_checked": sum(1 for c in r.checks if c.stage == "init"),
-                    "renewals_checked": sum(1 for c in r.checks if c.stage == "renew"),
+                    "renewals_checked": sum(1 for c in r.checks if c.stage.endswith("-renew")),
+                    "stored_config_checked": sum(
+                        1 for c in r.checks if c.stage.startswith("config-")
+                    ),
                 }
                 for r in reports
             },

@@ -21,7 +21,9 @@ from longcert.versions import KubeVersion, bound_key, in_range
 
 PATCHES_DIR = PROJECT_ROOT / "patches"
 
-GOVERNS = ("leaf", "ca")
+# "leaf" and "ca" edits carry a duration; "config" edits (pin_edits) stop the ClusterConfiguration
+# from overriding the compiled durations, and are applied only with --pin-validity.
+GOVERNS = ("leaf", "ca", "config")
 _PLACEHOLDERS = ("{years}", "{duration}")
 
 
@@ -30,7 +32,7 @@ class Edit:
     """One anchored edit: replace the whole statement ``anchor`` in ``file``, ``count`` times."""
 
     file: str
-    governs: str  # "leaf" or "ca": which --years value goes into the replacement
+    governs: str  # "leaf"/"ca": which --years value goes into the replacement; "config": none
     anchor: str
     replace: str  # may use {years} (a number) and {duration} (a Go constant expression)
     count: int
@@ -60,6 +62,8 @@ class PatchSet:
     last: str
     edits: tuple[Edit, ...]
     source_file: Path
+    # Edits that make the compiled durations win over kubeadm's configuration (v1.31+ only).
+    pin_edits: tuple[Edit, ...] = ()
 
     def covers(self, version: KubeVersion) -> bool:
         return in_range(version, self.first, self.last)
@@ -85,6 +89,7 @@ class PatchResult:
     ca_years: int
     diff: str
     changes: tuple[FileChange, ...]
+    pinned: bool = False  # the configuration can no longer override the durations
 
     @property
     def diff_sha256(self) -> str:
@@ -118,7 +123,7 @@ def _edit_from_yaml(raw: dict[str, object], where: Path) -> Edit:
     )
     if edit.governs not in GOVERNS:
         raise ConfigError(f"{where}: governs must be one of {GOVERNS}, got {edit.governs!r}")
-    if not any(p in edit.replace for p in _PLACEHOLDERS):
+    if edit.governs != "config" and not any(p in edit.replace for p in _PLACEHOLDERS):
         raise ConfigError(
             f"{where}: replace of {edit.anchor!r} uses neither {{years}} nor {{duration}}"
         )
@@ -141,6 +146,7 @@ def load_patch_set(path: Path) -> PatchSet:
             last=str(raw["last"]),
             edits=tuple(_edit_from_yaml(e, path) for e in raw["edits"]),
             source_file=path,
+            pin_edits=tuple(_edit_from_yaml(e, path) for e in raw.get("pin_edits") or ()),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"patch set {path} lacks {exc}") from exc
@@ -178,11 +184,15 @@ def plan(
     version: KubeVersion,
     leaf_years: int,
     ca_years: int,
+    *,
+    pin: bool = False,
 ) -> PatchResult:
-    """Render every edit of ``patch_set`` against ``tree``; PatchError names any mismatch."""
+    """Render every edit of ``patch_set`` (and its pin_edits when ``pin``) against ``tree``;
+    PatchError names any mismatch."""
     texts: dict[str, list[str]] = {}
     originals: dict[str, str] = {}
-    for edit in patch_set.edits:
+    pinned = pin and bool(patch_set.pin_edits)
+    for edit in patch_set.edits + (patch_set.pin_edits if pinned else ()):
         if edit.file not in texts:
             path = tree / edit.file
             if not path.is_file():
@@ -208,7 +218,7 @@ def plan(
         for name, lines in texts.items()
         if "".join(lines) != originals[name]
     )
-    return PatchResult(patch_set.name, leaf_years, ca_years, render_diff(changes), changes)
+    return PatchResult(patch_set.name, leaf_years, ca_years, render_diff(changes), changes, pinned)
 
 
 def _mismatch(

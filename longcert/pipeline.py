@@ -82,8 +82,18 @@ def run(
 
         with reporter.stage("patch"):
             patch = patching.plan(
-                release.patch_set, tree.path, release.version, settings.years, settings.ca_years
+                release.patch_set,
+                tree.path,
+                release.version,
+                settings.years,
+                settings.ca_years,
+                pin=settings.pin_validity,
             )
+            if settings.pin_validity and not patch.pinned:
+                reporter.step(
+                    f"--pin-validity does not apply to {release.tag}: before v1.31 kubeadm's "
+                    "configuration cannot set certificate validity"
+                )
             if not dry_run:
                 source.apply_diff(tree, patch.diff)
             for change in patch.changes:
@@ -131,6 +141,7 @@ def run(
                     settings.years,
                     settings.ca_years,
                     image=built.image,
+                    pinned=patch.pinned,
                     log_path=log,
                 )
                 how = report.executed_with or f"header {report.header}"

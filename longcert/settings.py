@@ -61,6 +61,7 @@ class Settings:
     build_cache_volume: str
     module_cache_volume: str
     patches_dir: Path | None
+    pin_validity: bool
     force: bool
     keep_worktree: bool
     publish: str
@@ -251,6 +252,7 @@ def load(
         build_cache_volume=str(raw["build_cache_volume"]),
         module_cache_volume=str(raw["module_cache_volume"]),
         patches_dir=_parse_dir(raw["patches_dir"], "patches_dir"),
+        pin_validity=_parse_bool(raw["pin_validity"], "pin_validity"),
         force=_parse_bool(raw["force"], "force"),
         keep_worktree=_parse_bool(raw["keep_worktree"], "keep_worktree"),
         publish=str(raw["publish"] or "").strip(),

@@ -54,12 +54,19 @@ class CertCheck:
     days: float
     expected_days: int
     problems: tuple[str, ...] = ()
-    stage: str = "init"  # "init": made by init phases; "renew": re-made by certs renew
+    # "init": made by the init phases; "config-8760h": made with a config that stores the
+    # upstream periods (v1.31+); "<stage>-renew": re-made by certs renew all afterwards.
+    stage: str = "init"
     serial: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def label(self) -> str:
+        """The file, with the stage when it is not the plain init run."""
+        return self.file if self.stage == "init" else f"{self.file} ({self.stage})"
 
 
 @dataclass(frozen=True)
@@ -98,11 +105,7 @@ class VerifyReport:
     def failures(self) -> list[str]:
         """One line per failing file or check."""
         lines = list(self.problems)
-        lines += [
-            f"{c.file}{' (renewed)' if c.stage == 'renew' else ''}: {'; '.join(c.problems)}"
-            for c in self.checks
-            if not c.ok
-        ]
+        lines += [f"{c.label}: {'; '.join(c.problems)}" for c in self.checks if not c.ok]
         return lines
 
     def to_dict(self) -> dict[str, object]:
@@ -139,8 +142,21 @@ def config_api(version: KubeVersion) -> str:
     return "kubeadm.k8s.io/v1alpha1"
 
 
-def kubeadm_config(version: KubeVersion) -> str:
-    """A config that pins kubernetesVersion (so kubeadm never asks dl.k8s.io) and the node."""
+def has_validity_config(version: KubeVersion) -> bool:
+    """v1.31's v1beta4 ClusterConfiguration can set certificate validity itself."""
+    return (version.major, version.minor) >= (1, 31)
+
+
+# What an existing cluster's kubeadm-config ConfigMap holds: the upstream defaults, explicitly.
+STORED_LEAF_HOURS, STORED_CA_HOURS = 8760, 87600
+
+
+def kubeadm_config(version: KubeVersion, *, stored_periods: bool = False) -> str:
+    """A config that pins kubernetesVersion (so kubeadm never asks dl.k8s.io) and the node.
+
+    ``stored_periods`` adds certificateValidityPeriod: 8760h and caCertificateValidityPeriod:
+    87600h (v1.31+), as the kubeadm-config ConfigMap of an existing cluster carries them.
+    """
     api = config_api(version)
     if api in ("kubeadm.k8s.io/v1alpha1", "kubeadm.k8s.io/v1alpha2"):
         node = (
@@ -160,6 +176,12 @@ def kubeadm_config(version: KubeVersion) -> str:
         f"nodeRegistration:\n  name: {NODE_NAME}\n"
         f"---\napiVersion: {api}\nkind: ClusterConfiguration\n"
         f"kubernetesVersion: {version.tag}\n"
+        + (
+            f"certificateValidityPeriod: {STORED_LEAF_HOURS}h0m0s\n"
+            f"caCertificateValidityPeriod: {STORED_CA_HOURS}h0m0s\n"
+            if stored_periods
+            else ""
+        )
     )
 
 
@@ -434,6 +456,7 @@ def verify_binary(
     ca_years: int,
     *,
     image: str,
+    pinned: bool = False,
     log_path: Path | None = None,
     on_line: LineFn | None = None,
 ) -> VerifyReport:
@@ -470,9 +493,10 @@ def verify_binary(
         ) as box:
 
             def run(argv: list[str], what: str) -> str | None:
+                """Output of a successful command; None (and a problem noted) on failure."""
                 code, output = box.capture([*prefix, *argv], user=user, on_line=on_line)
                 if code == 0:
-                    return output
+                    return output or "(no output)"
                 last = output.strip().splitlines()[-1:] or ["(no output)"]
                 problems.append(f"`kubeadm {what}` failed (exit {code}): {last[0]}")
                 return None
@@ -489,19 +513,29 @@ def verify_binary(
                     ) from exc
             elif reported != version.tag:
                 problems.append(f"kubeadm version reports {reported!r}, expected {version.tag}")
-            (config_dir / "kubeadm.yaml").write_text(kubeadm_config(version))
-            config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
-            for argv in generate_commands(version, config_path):
-                run(argv, " ".join(argv[1:5]))
-            checks, missing = check_directory(kube_dir, version, leaf_years, ca_years)
-            renew = renew_command(version, config_path)
-            if (
-                renew
-                and not problems
-                and not missing
-                and run(renew, " ".join(renew[1:5])) is not None
-            ):
-                checks += renewal_checks(kube_dir, version, leaf_years, ca_years, checks, problems)
+            checks: list[CertCheck] = []
+            missing: list[str] = []
+            for scenario in scenarios(version, leaf_years, ca_years, pinned):
+                for old in kube_dir.iterdir():
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+                (config_dir / "kubeadm.yaml").write_text(
+                    kubeadm_config(version, stored_periods=scenario.stored_periods)
+                )
+                config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
+                for argv in generate_commands(version, config_path):
+                    run(argv, " ".join(argv[1:5]))
+                made, absent = check_directory(
+                    kube_dir, version, scenario.leaf_years, scenario.ca_years
+                )
+                made = [replace(c, stage=scenario.name) for c in made]
+                missing += absent
+                checks += made
+                renew = renew_command(version, config_path)
+                if renew and not problems and not absent and run(renew, "certs renew all"):
+                    renewed = renewal_checks(
+                        kube_dir, version, scenario.leaf_years, scenario.ca_years, made, problems
+                    )
+                    checks += [replace(c, stage=f"{scenario.name}-renew") for c in renewed]
     return VerifyReport(
         version.tag,
         platform,
@@ -513,6 +547,30 @@ def verify_binary(
         executed_with,
         header,
     )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One run of the binary: a config, and the validity it must then produce."""
+
+    name: str
+    stored_periods: bool
+    leaf_years: int
+    ca_years: int
+
+
+def scenarios(version: KubeVersion, leaf_years: int, ca_years: int, pinned: bool) -> list[Scenario]:
+    """``init`` always; from v1.31 also a config that stores 8760h/87600h, as existing clusters
+    do: upstream (not pinned) honours it, a --pin-validity build ignores it."""
+    runs = [Scenario("init", False, leaf_years, ca_years)]
+    if has_validity_config(version):
+        if pinned:
+            runs.append(Scenario("config-8760h", True, leaf_years, ca_years))
+        else:
+            runs.append(
+                Scenario("config-8760h", True, STORED_LEAF_HOURS // 8760, STORED_CA_HOURS // 8760)
+            )
+    return runs
 
 
 def renewal_checks(
@@ -557,7 +615,7 @@ def report_rows(report: VerifyReport) -> list[list[str]]:
     """The table `invoke verify` prints: one row per certificate."""
     return [
         [
-            check.file + (" (renewed)" if check.stage == "renew" else ""),
+            check.label,
             check.subject,
             check.issuer,
             check.not_before,
@@ -578,13 +636,19 @@ def check_file(
     *,
     image: str | None = None,
     json_path: str | None = None,
+    pinned: bool = False,
 ) -> VerifyReport:
     """`invoke verify`: check one binary, print the table, write JSON, raise on failure."""
     if not binary or not Path(binary).is_file():
         raise ConfigError(f"--binary {binary!r} is not a file")
     kube_version = KubeVersion.parse(version) if version else None
     report = verify_binary(
-        Path(binary), kube_version, leaf_years, ca_years, image=image or DEFAULT_VERIFY_IMAGE
+        Path(binary),
+        kube_version,
+        leaf_years,
+        ca_years,
+        image=image or DEFAULT_VERIFY_IMAGE,
+        pinned=pinned,
     )
     how = report.executed_with or f"not executed, header {report.header}"
     Reporter().summary(

@@ -176,3 +176,30 @@ def test_demo_runs_twice(cli: Cli, tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     out = tmp_path / "builds" / "demo" / build_id(standin.DEMO_TAG, 10, 10)
     assert json.loads((out / "manifest.json").read_text())["verification"]["passed"] is True
+
+
+@pytest.mark.parametrize(("pin", "stored_leaf_days", "stored_ca_days"),
+                         [(False, 365, 3650), (True, 20 * 365, 30 * 365)])
+def test_v131_config_override_both_behaviours(pin: bool, stored_leaf_days: int,
+                                               stored_ca_days: int, cli: Cli,
+                                               standin_repo: Path, tmp_path: Path) -> None:
+    """Upstream: a config storing 8760h (as every existing cluster's ConfigMap does) wins, so a
+    renewal there still gives one year. --pin-validity: the patched durations win."""
+    tag = next(t for t in ERA_TAGS if t.startswith("v1.33."))
+    result = cli("build", "--version", tag, "--years", "20", "--ca-years", "30", "--repo",
+                 str(standin_repo), *go_flags(standin_repo, tag),
+                 *(["--pin-validity"] if pin else []))
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "builds" / build_id(tag, 20, 30)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config_override"].startswith("ignored" if pin else "honoured")
+    assert ("cmd/kubeadm/app/util/pkiutil/pki_helpers.go" in manifest["patch"]["files"]) is pin
+    checks = json.loads((out / "verify.json").read_text())["platforms"][0]["checks"]
+    by_stage: dict[str, set[tuple[str, int]]] = {}
+    for check in checks:
+        assert check["ok"], check
+        by_stage.setdefault(check["stage"], set()).add((check["kind"], round(check["days"])))
+    assert by_stage["init"] == {("leaf", 20 * 365), ("ca", 30 * 365)}
+    assert by_stage["init-renew"] == {("leaf", 20 * 365)}
+    assert by_stage["config-8760h"] == {("leaf", stored_leaf_days), ("ca", stored_ca_days)}
+    assert by_stage["config-8760h-renew"] == {("leaf", stored_leaf_days)}

@@ -44,11 +44,11 @@ def test_patched_binary_passes_with_table_and_json(cli: Cli, standin_repo: Path,
     for header in ("file", "subject", "issuer", "not before", "not after", "days", "expected"):
         assert header in result.stdout
     assert "pki/apiserver.crt " in result.stdout and "CN=kube-apiserver" in result.stdout
-    assert "admin.conf (renewed)" in result.stdout
+    assert "admin.conf (init-renew)" in result.stdout
     data = json.loads(report_path.read_text())
     assert data["status"] == "verified"
     assert data["reported_version"] == TAG
-    assert {c["stage"] for c in data["checks"]} == {"init", "renew"}
+    assert {c["stage"] for c in data["checks"]} == {"init", "init-renew"}
 
 
 def test_stock_binary_fails_listing_every_one_year_file(cli: Cli, standin_repo: Path,

@@ -102,3 +102,16 @@ def test_versions_and_errors_tables(tmp_path: Path) -> None:
     assert "cmd/kubeadm/app/constants/constants.go" in out
     errors_out = invoke("errors", tmp_path=tmp_path).stdout
     assert "VerifyError" in errors_out and "130" in errors_out
+
+
+def test_patch_dry_run_prints_the_diff_and_applies_nothing(tmp_path: Path) -> None:
+    from tests.fixtures import standin
+
+    repo = standin.make_standin_repo(tmp_path / "k8s", ["v1.28.7"])
+    result = invoke("patch", "--version", "v1.28.7", "--years", "5", "--ca-years", "40",
+                    "--repo", str(repo), "--dry-run", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "+\tCertificateValidity = time.Hour * 24 * 365 * 5\n" in result.stdout
+    assert "+\t\tNotAfter:              now.Add(duration365d * 40).UTC(),\n" in result.stdout
+    assert "==> patch" in result.stdout
+    assert not (tmp_path / "builds").exists()

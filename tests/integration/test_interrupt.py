@@ -1,0 +1,54 @@
+"""Ctrl-C during a compile: exit 130, container removed, nothing half-written, tree cleaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration.conftest import ROOT, go_flags
+
+pytestmark = pytest.mark.docker
+
+
+def test_ctrl_c_during_compile(standin_repo: Path, shared_cache: Path, tmp_path: Path,
+                               engine: docker.DockerClient) -> None:
+    tag = "v1.28.7"
+    volume = f"longcert-test-{uuid.uuid4().hex[:8]}"  # empty cache: the compile takes a while
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
+                "LONGCERT_BUILDS_DIR": str(tmp_path / "builds"),
+                "LONGCERT_BUILD_CACHE_VOLUME": volume, "PYTHONUNBUFFERED": "1"})
+    work = shared_cache / "work"
+    before = set(work.iterdir()) if work.exists() else set()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "-r", str(ROOT), "build", "--version", tag,
+         "--repo", str(standin_repo), *go_flags(standin_repo, tag)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("==> compile"):
+                break
+        time.sleep(3)  # inside `make`
+        running = engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+        assert running, "the build container should be running now"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 130, stderr
+        assert "longcert: interrupted" in stderr
+        assert "Traceback" not in stderr
+        assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
+        assert not (tmp_path / "builds").exists() or not any((tmp_path / "builds").iterdir())
+        assert (set(work.iterdir()) if work.exists() else set()) == before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        engine.volumes.get(volume).remove(force=True)

@@ -1,0 +1,84 @@
+"""A stand-in build directory, laid out as `invoke build` writes it, for publish tests.
+
+The binaries are a few hundred KiB of deterministic bytes (distinct per platform), so publishing
+can be tested without Docker; the integration tests also publish a real build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from longcert.package import build_id
+
+
+def _binary(platform: str, size: int, salt: str) -> bytes:
+    seed = hashlib.sha256(f"{platform}/{salt}".encode()).digest()
+    block = seed * (4096 // len(seed))
+    data = (b"\x7fELF" + block * (size // len(block) + 1))[:size]
+    return data
+
+
+def make_build(
+    builds_dir: Path,
+    tag: str = "v1.33.7",
+    years: int = 10,
+    ca_years: int = 10,
+    platforms: Sequence[str] = ("linux/amd64", "linux/arm64"),
+    *,
+    passed: bool = True,
+    size: int = 300_000,
+    salt: str = "",
+) -> Path:
+    """Write builds_dir/<build-id>/ with binaries, SHA256SUMS, patch.diff, verify.json, manifest."""
+    out = builds_dir / build_id(tag, years, ca_years)
+    out.mkdir(parents=True)
+    artifacts, sums = [], []
+    for platform in platforms:
+        goos, goarch = platform.split("/")
+        name = f"kubeadm-{goos}-{goarch}" + (".exe" if goos == "windows" else "")
+        data = _binary(platform, size, salt + tag)
+        (out / name).write_bytes(data)
+        (out / name).chmod(0o755)
+        digest = hashlib.sha256(data).hexdigest()
+        artifacts.append({"platform": platform, "file": name, "size": len(data), "sha256": digest})
+        sums.append(f"{digest}  {name}\n")
+    (out / "SHA256SUMS").write_text("".join(sums))
+    diff = (
+        "--- a/cmd/kubeadm/app/constants/constants.go\n"
+        "+++ b/cmd/kubeadm/app/constants/constants.go\n"
+        "@@ -1 +1 @@\n"
+        "-\tCertificateValidity = time.Hour * 24 * 365\n"
+        f"+\tCertificateValidity = time.Hour * 24 * 365 * {years}\n"
+    )
+    (out / "patch.diff").write_text(diff)
+    (out / "verify.json").write_text(json.dumps({"passed": passed, "platforms": []}) + "\n")
+    (out / "build.log").write_text("stand-in build\n")
+    manifest = {
+        "tool": {"name": "longcert", "version": "0.1.0"},
+        "created": "2026-01-02T03:04:05Z",
+        "kubernetes": {"tag": tag, "commit": "0123456789abcdef" * 2 + "01234567",
+                       "remote": "file:///standin/kubernetes"},
+        "validity": {"leaf_years": years, "ca_years": ca_years, "leaf_hours": years * 8760,
+                     "ca_hours": ca_years * 8760},
+        "patch": {"set": "e4-validity-period",
+                  "diff_sha256": hashlib.sha256(diff.encode()).hexdigest(),
+                  "files": ["cmd/kubeadm/app/constants/constants.go"]},
+        "go": {"version": "1.24.11", "source": ".go-version"},
+        "image": {"name": "golang:1.24.11", "id": "sha256:" + "ab" * 32},
+        "platforms": list(platforms),
+        "artifacts": artifacts,
+        "verification": {
+            "passed": passed,
+            "platforms": {
+                p: {"status": "passed" if passed else "failed", "executed_with": "native",
+                    "header": p, "reported_version": tag, "certificates_checked": 22,
+                    "renewals_checked": 17}
+                for p in platforms
+            },
+        },
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out

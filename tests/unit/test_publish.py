@@ -1,0 +1,340 @@
+"""Publish targets without a network: target strings, build checks, the directory target,
+release notes, and the OCI image layout."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from longcert import publish, settings
+from longcert.errors import ConfigError, PublishError
+from longcert.progress import Reporter
+from tests.standin_build import make_build
+
+
+def conf(**flags: object) -> settings.Settings:
+    return settings.load(flags, environ={})
+
+
+@pytest.fixture
+def build_dir(tmp_path: Path) -> Path:
+    return make_build(tmp_path / "builds")
+
+
+@pytest.fixture
+def build(build_dir: Path) -> publish.Build:
+    return publish.load_build(build_dir)
+
+
+# ------------------------------------------------------------------ target strings
+
+
+def test_plain_path_and_dir_prefix_are_directories(tmp_path: Path) -> None:
+    plain = publish.parse_target(str(tmp_path / "out"), conf(), environ={})
+    prefixed = publish.parse_target(f"dir:{tmp_path}/out", conf(), environ={})
+    relative = publish.parse_target("share/kubeadm", conf(), environ={})
+    assert plain == prefixed == publish.DirectoryTarget(tmp_path / "out")
+    assert isinstance(relative, publish.DirectoryTarget) and relative.root.is_absolute()
+    assert plain.name == f"dir:{tmp_path}/out"
+
+
+def test_github_target_uses_the_api_url_setting_and_token_from_environment() -> None:
+    target = publish.parse_target(
+        "github:example/kubeadm-builds",
+        conf(github_api_url="https://ghe.example.com/api/v3/"),
+        environ={"GITHUB_TOKEN": "secret-token"},
+    )
+    assert isinstance(target, publish.GitHubTarget)
+    assert (target.owner, target.repo) == ("example", "kubeadm-builds")
+    assert target.api_url == "https://ghe.example.com/api/v3"
+    assert target.name == "github:example/kubeadm-builds"
+    assert "secret-token" not in repr(vars(target).get("name", "")) + target.name
+
+
+@pytest.mark.parametrize(
+    ("text", "base"),
+    [
+        ("oci://127.0.0.1:5000/kubeadm", "http://127.0.0.1:5000/v2/kubeadm"),
+        ("oci://localhost:5000/tools/kubeadm", "http://localhost:5000/v2/tools/kubeadm"),
+        ("oci://[::1]:5000/kubeadm", "http://[::1]:5000/v2/kubeadm"),
+        ("oci://registry.example.com/tools/kubeadm", "https://registry.example.com/v2/tools/kubeadm"),
+        ("oci://mirror.local:5000/k8s/kubeadm/", "https://mirror.local:5000/v2/k8s/kubeadm"),
+    ],
+)
+def test_oci_scheme_plain_http_only_for_localhost(text: str, base: str) -> None:
+    target = publish.parse_target(text, conf(), environ={})
+    assert isinstance(target, publish.OciTarget)
+    assert target.base == base
+
+
+def test_oci_insecure_setting_gives_plain_http() -> None:
+    target = publish.parse_target("oci://mirror.local:5000/kubeadm", conf(oci_insecure="true"),
+                                  environ={})
+    assert isinstance(target, publish.OciTarget)
+    assert target.base.startswith("http://mirror.local:5000/")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no publish target given"),
+        ("dir:", "names no directory"),
+        ("github:example", "is not github:OWNER/REPO"),
+        ("github:ex ample/repo", "is not github:OWNER/REPO"),
+        ("oci://registry.example.com", "is not oci://HOST[:PORT]/REPOSITORY"),
+        ("oci://registry.example.com/Tools/KubeADM", "is not oci://HOST[:PORT]/REPOSITORY"),
+        ("s3://bucket/kubeadm", "unknown publish target kind 's3'"),
+        ("ghcr:example/kubeadm", "unknown publish target kind 'ghcr'"),
+    ],
+)
+def test_bad_target_strings(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        publish.parse_target(text, conf(), environ={})
+
+
+def test_github_without_token_refused_before_anything_unless_dry_run() -> None:
+    with pytest.raises(ConfigError, match="needs a token in the GITHUB_TOKEN"):
+        publish.open_target("github:example/builds", conf(), dry_run=False, environ={})
+    target = publish.open_target("github:example/builds", conf(), dry_run=True, environ={})
+    assert isinstance(target, publish.GitHubTarget)
+
+
+def test_registry_credentials_from_environment_or_docker_config(tmp_path: Path) -> None:
+    env = {"OCI_USERNAME": "robot", "OCI_PASSWORD": "pw"}
+    assert publish.registry_credentials("r.example", env) == ("robot", "pw")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"auths": {"r.example:5000": {"auth": base64.b64encode(b"alice:s3cret").decode()}}}))
+    docker_env = {"DOCKER_CONFIG": str(tmp_path)}
+    assert publish.registry_credentials("r.example:5000", docker_env) == ("alice", "s3cret")
+    assert publish.registry_credentials("other.example", docker_env) is None
+
+
+def test_parse_challenge() -> None:
+    scheme, params = publish.parse_challenge(
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:kubeadm:pull"'
+    )
+    assert scheme == "bearer"
+    assert params == {"realm": "https://auth.example/token", "service": "registry.example",
+                      "scope": "repository:kubeadm:pull"}
+    assert publish.parse_challenge('Basic realm="Registry"') == ("basic", {"realm": "Registry"})
+
+
+@pytest.mark.parametrize(
+    ("host", "local"),
+    [("localhost", True), ("localhost:5000", True), ("127.0.0.1:5000", True),
+     ("127.1.2.3", True), ("[::1]:5000", True), ("registry.local:5000", False),
+     ("10.0.0.5:5000", False), ("localhost.example.com", False)],
+)
+def test_is_local_host(host: str, local: bool) -> None:
+    assert publish.is_local_host(host) is local
+
+
+# ------------------------------------------------------------------ the build
+
+
+def test_load_build_reads_files_in_publish_order(build: publish.Build) -> None:
+    assert build.build_id == "kubeadm-v1.33.7-leaf10y-ca10y"
+    assert (build.tag, build.leaf_years, build.ca_years) == ("v1.33.7", 10, 10)
+    assert build.image_tag == "v1.33.7-leaf10y-ca10y"
+    assert [f.name for f in build.files] == [
+        "kubeadm-linux-amd64", "kubeadm-linux-arm64", "SHA256SUMS", "patch.diff", "manifest.json"]
+    assert [f.platform for f in build.binaries] == ["linux/amd64", "linux/arm64"]
+
+
+def test_unverified_build_is_refused(tmp_path: Path) -> None:
+    out = make_build(tmp_path / "builds", passed=False)
+    with pytest.raises(PublishError, match="verification did not pass; only a verified build"):
+        publish.load_build(out)
+
+
+def test_verify_json_must_agree(build_dir: Path) -> None:
+    (build_dir / "verify.json").write_text('{"passed": false, "platforms": []}\n')
+    with pytest.raises(PublishError, match="verification did not pass"):
+        publish.load_build(build_dir)
+
+
+def test_binary_changed_after_verification_is_refused(build_dir: Path) -> None:
+    with open(build_dir / "kubeadm-linux-arm64", "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(PublishError, match="kubeadm-linux-arm64 changed after verification"):
+        publish.load_build(build_dir)
+
+
+def test_not_a_build_directory(tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match="is not a build directory"):
+        publish.load_build(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PublishError, match=r"has no manifest\.json"):
+        publish.load_build(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ directory target
+
+
+def _snapshot(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(path)): (p.stat().st_mtime_ns, p.stat().st_ino)
+            for p in sorted(path.rglob("*"))}
+
+
+def test_directory_publish_then_rerun_is_a_no_op(build: publish.Build, tmp_path: Path) -> None:
+    target = publish.DirectoryTarget(tmp_path / "share")
+    assert not target.has(build)
+    result = target.push(build)
+    dest = tmp_path / "share" / build.build_id
+    assert result.location == str(dest) and result.changed == len(build.files)
+    for item in build.files:
+        assert (dest / item.name).read_bytes() == item.path.read_bytes()
+    assert (dest / "kubeadm-linux-amd64").stat().st_mode & 0o777 == 0o755
+    assert (dest / "SHA256SUMS").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in (tmp_path / "share").iterdir()) == [build.build_id]
+    assert target.has(build)
+
+    before = _snapshot(tmp_path / "share")
+    again = target.push(build)
+    assert again.changed == 0 and {a.verb for a in again.actions} == {"skip"}
+    assert _snapshot(tmp_path / "share") == before
+
+
+def test_directory_dry_run_writes_nothing(build: publish.Build, tmp_path: Path) -> None:
+    target = publish.DirectoryTarget(tmp_path / "share")
+    result = target.push(build, dry_run=True)
+    assert result.dry_run and result.changed == len(build.files)
+    assert result.actions[0].describe(True).startswith("would copy kubeadm-linux-amd64")
+    assert not (tmp_path / "share").exists()
+
+
+def test_directory_refuses_a_different_file_of_the_same_name(
+    build: publish.Build, tmp_path: Path
+) -> None:
+    dest = tmp_path / "share" / build.build_id
+    dest.mkdir(parents=True)
+    (dest / "kubeadm-linux-arm64").write_bytes(b"another build's binary")
+    target = publish.DirectoryTarget(tmp_path / "share")
+    with pytest.raises(PublishError, match="kubeadm-linux-arm64 already exists and differs"):
+        target.push(build)
+    assert sorted(p.name for p in dest.iterdir()) == ["kubeadm-linux-arm64"]
+    assert (dest / "kubeadm-linux-arm64").read_bytes() == b"another build's binary"
+
+
+def test_directory_completes_a_partial_copy(build: publish.Build, tmp_path: Path) -> None:
+    dest = tmp_path / "share" / build.build_id
+    dest.mkdir(parents=True)
+    (dest / "kubeadm-linux-amd64").write_bytes(build.files[0].path.read_bytes())
+    result = publish.DirectoryTarget(tmp_path / "share").push(build)
+    assert [a.verb for a in result.actions] == ["skip", "copy", "copy", "copy", "copy"]
+    assert sorted(p.name for p in dest.iterdir()) == sorted(f.name for f in build.files)
+
+
+def test_directory_failure_half_way_leaves_nothing(
+    build: publish.Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = publish._copy_checked
+    calls = []
+
+    def failing(item: publish.BuildFile, dest: Path) -> None:
+        calls.append(item.name)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real(item, dest)
+
+    monkeypatch.setattr(publish, "_copy_checked", failing)
+    target = publish.DirectoryTarget(tmp_path / "share")
+    with pytest.raises(PublishError, match=r"cannot write .*No space left on device"):
+        target.push(build)
+    assert list((tmp_path / "share").iterdir()) == []  # no half-written build, no staging dir
+    assert not target.has(build)
+
+
+def test_directory_on_a_missing_mount_is_refused(build: publish.Build, tmp_path: Path) -> None:
+    target = publish.DirectoryTarget(tmp_path / "not-mounted" / "kubeadm")
+    with pytest.raises(PublishError, match=r"does not exist .*mount the share"):
+        target.push(build)
+    assert not (tmp_path / "not-mounted").exists()
+
+
+def test_push_reports_each_action(build: publish.Build, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    target = publish.DirectoryTarget(tmp_path / "share")
+    publish.push(build, target, Reporter())
+    publish.push(build, target, Reporter())
+    out = capsys.readouterr().out
+    assert "copy kubeadm-linux-amd64" in out
+    assert f"nothing to publish: {target.name} already has {build.build_id}" in out
+
+
+# ------------------------------------------------------------------ notes and images
+
+
+def test_release_notes_from_the_manifest(build: publish.Build) -> None:
+    notes = publish.release_notes(build)
+    assert "kubeadm **v1.33.7**" in notes
+    assert "| leaf certificates | 10 years (87600h) |" in notes
+    assert "| CAs | 10 years (87600h) |" in notes
+    assert "| Go | 1.24.11 (from .go-version) |" in notes
+    assert "| patch set | e4-validity-period" in notes
+    assert "| verification | passed: linux/amd64 passed (22 certificates)" in notes
+    for item in build.files[:-1]:
+        assert f"| `{item.name}` | {item.platform or '-'} |" in notes
+        assert f"`{item.sha256}`" in notes
+    assert "`manifest.json`" not in notes
+    assert publish.release_title(build) == "kubeadm v1.33.7: leaf certificates 10y, CAs 10y"
+
+
+def test_oci_images_are_reproducible_and_complete(tmp_path: Path) -> None:
+    out = make_build(tmp_path / "builds", platforms=("linux/amd64", "linux/arm", "windows/amd64"))
+    build = publish.load_build(out)
+    first, second = publish.oci_images(build), publish.oci_images(build)
+    assert first == second  # same bytes, same digests: a re-run pushes nothing new
+    index = json.loads(first.index.data)
+    assert index["mediaType"] == publish.OCI_INDEX
+    assert [m["platform"] for m in index["manifests"]] == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm", "os": "linux", "variant": "v7"},
+        {"architecture": "amd64", "os": "windows"},
+    ]
+    assert [m["digest"] for m in index["manifests"]] == [i.manifest.digest for i in first.images]
+    by_platform = {i.platform: i for i in first.images}
+    windows = by_platform["windows/amd64"]
+    assert windows.binary == "/kubeadm.exe"
+    manifest = json.loads(windows.manifest.data)
+    assert manifest["config"]["digest"] == windows.config.digest
+    assert manifest["layers"] == [windows.layer.descriptor(
+        annotations={"org.opencontainers.image.title": "kubeadm.exe"})]
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(windows.layer.data))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(members) == ["kubeadm.exe", "longcert/manifest.json", "longcert/patch.diff"]
+        assert members["kubeadm.exe"].mode == 0o755 and members["kubeadm.exe"].mtime == 0
+        data = tar.extractfile(members["kubeadm.exe"])
+        assert data is not None
+        assert data.read() == (out / "kubeadm-windows-amd64.exe").read_bytes()
+    config = json.loads(windows.config.data)
+    assert config["os"] == "windows" and config["rootfs"]["type"] == "layers"
+    assert config["config"]["Labels"]["io.longcert.leaf-years"] == "10"
+
+
+def test_action_descriptions() -> None:
+    upload = publish.Action("upload", "kubeadm-linux-amd64", "github:o/r", 3 * 2**20)
+    assert upload.describe() == "upload kubeadm-linux-amd64 (3.0 MiB) -> github:o/r"
+    assert upload.describe(dry_run=True).startswith("would upload")
+    skip = publish.Action("skip", "SHA256SUMS", "dir:/x", 10, "already there, same sha256")
+    assert skip.describe(dry_run=True) == "skip SHA256SUMS: already there, same sha256"
+
+
+def test_new_settings_defaults_and_validation() -> None:
+    defaults = conf()
+    assert defaults.publish == ""
+    assert defaults.github_api_url == "https://api.github.com"
+    assert defaults.oci_insecure is False
+    from_env = settings.load({}, environ={"LONGCERT_PUBLISH": "github:o/r"})
+    assert from_env.publish == "github:o/r"
+    assert from_env.sources["publish"] == "env LONGCERT_PUBLISH"
+    with pytest.raises(ConfigError, match="must be an http"):
+        conf(github_api_url="api.github.com")

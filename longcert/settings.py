@@ -74,7 +74,10 @@ class Settings:
         out = []
         for name in _schema():
             value = getattr(self, name)
-            shown = ",".join(value) if isinstance(value, tuple) else str(value)
+            if value is None:
+                shown = "(bundled)" if name == "patches_dir" else "-"
+            else:
+                shown = ",".join(value) if isinstance(value, tuple) else str(value)
             out.append((name, shown, self.sources.get(name, "default")))
         return out
 

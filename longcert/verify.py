@@ -414,18 +414,25 @@ def binary_platform(data: bytes) -> tuple[str, str]:
 
 
 def renew_command(version: KubeVersion, config_path: str) -> list[str] | None:
-    """`certs renew all` as this version spells it; None before it existed."""
+    """`certs renew all` as this version spells it; None where it is not known to exist.
+
+    v1.14 has `kubeadm alpha certs renew` (cmd/alpha/certs.go at v1.14.8), v1.20 moved it to the
+    top level; whether v1.12/v1.13 had it is not verified, so they are not asked.
+    """
     minor = (version.major, version.minor)
     if minor >= (1, 20):
         return [f"{BIN_MOUNT}/kubeadm", "certs", "renew", "all", "--config", config_path]
-    if minor >= (1, 15):
+    if minor >= (1, 14):
         return [f"{BIN_MOUNT}/kubeadm", "alpha", "certs", "renew", "all", "--config", config_path]
     return None
 
 
 def renewed_files(version: KubeVersion) -> tuple[str, ...]:
-    """Files `certs renew all` re-makes: every leaf, and kubeconfigs other than kubelet.conf."""
+    """Files `certs renew all` re-makes: every leaf, and (from v1.15, when renewal moved to the
+    renewal manager) the kubeconfigs other than kubelet.conf."""
     leaves = tuple(f"pki/{n}.crt" for n in expected_certs(version) if n not in CA_CERTS)
+    if (version.major, version.minor) < (1, 15):
+        return leaves
     confs = tuple(c for c in expected_kubeconfigs(version) if c != "kubelet.conf")
     return leaves + confs
 

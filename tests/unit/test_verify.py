@@ -164,7 +164,10 @@ def test_binary_platform(data: bytes, platform: str) -> None:
 
 
 def test_renew_commands_by_era() -> None:
-    assert verify.renew_command(KubeVersion.parse("v1.14.8"), "/c") is None
+    assert verify.renew_command(KubeVersion.parse("v1.13.5"), "/c") is None
+    assert verify.renew_command(KubeVersion.parse("v1.14.8"), "/c")[1:4] == [
+        "alpha", "certs", "renew"]
+    assert "admin.conf" not in verify.renewed_files(KubeVersion.parse("v1.14.8"))
     assert verify.renew_command(KubeVersion.parse("v1.19.0"), "/c")[1:5] == [
         "alpha", "certs", "renew", "all"]
     assert verify.renew_command(KubeVersion.parse("v1.28.7"), "/c")[1:4] == [

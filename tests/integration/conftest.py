@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,9 +11,9 @@ import docker
 import pytest
 
 from tests import local_registry
+from tests.cli import run_invoke
 from tests.fixtures import standin
 
-ROOT = Path(__file__).resolve().parents[2]
 TEST_GO = os.environ.get("LONGCERT_TEST_GO", "1.24.11")
 TEST_IMAGE = f"golang:{TEST_GO}"
 
@@ -69,13 +68,11 @@ def cli(tmp_path: Path, shared_cache: Path, engine: docker.DockerClient) -> Cli:
     """Run `invoke <args>` like a user, with builds/ in this test's tmp dir."""
 
     def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
-        full_env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
-                         "LONGCERT_BUILDS_DIR": str(tmp_path / "builds")})
-        full_env.update(env or {})
-        result = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                                capture_output=True, text=True, env=full_env, cwd=tmp_path,
-                                check=False, timeout=1800)
+        result = run_invoke(*args, cwd=tmp_path, timeout=1800, env={
+            "LONGCERT_CACHE_DIR": str(shared_cache),
+            "LONGCERT_BUILDS_DIR": str(tmp_path / "builds"),
+            **(env or {}),
+        })
         print(result.stdout[-4000:], result.stderr[-4000:])
         return result
 

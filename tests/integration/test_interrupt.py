@@ -13,7 +13,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import ROOT, go_flags
+from tests.cli import ROOT
+from tests.integration.conftest import go_flags
 
 pytestmark = pytest.mark.docker
 

@@ -16,8 +16,9 @@ import yaml
 from longcert import verify
 from longcert.package import build_id
 from longcert.versions import KubeVersion
+from tests.cli import ROOT
 from tests.fixtures import standin
-from tests.integration.conftest import ROOT, TEST_IMAGE, Cli, go_flags
+from tests.integration.conftest import TEST_IMAGE, Cli, go_flags
 
 pytestmark = pytest.mark.docker
 

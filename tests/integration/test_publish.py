@@ -16,9 +16,10 @@ import docker
 import pytest
 
 from longcert.package import build_id
+from tests.cli import ROOT
 from tests.fake_github import FakeGitHub
 from tests.fixtures import standin
-from tests.integration.conftest import ROOT, go_flags
+from tests.integration.conftest import go_flags
 from tests.local_registry import LocalRegistry
 
 pytestmark = pytest.mark.docker

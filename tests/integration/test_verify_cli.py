@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from longcert.package import build_id
-from tests.integration.conftest import ROOT, Cli, go_flags
+from tests.cli import ROOT
+from tests.integration.conftest import Cli, go_flags
 
 pytestmark = pytest.mark.docker
 

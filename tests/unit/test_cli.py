@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.cli import invoke_without_engine
 
-
-def invoke(*args: str, tmp_path: Path, env: dict[str, str] | None = None
-           ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
-    full_env.update({"LONGCERT_CACHE_DIR": str(tmp_path / "cache"),
-                     "LONGCERT_BUILDS_DIR": str(tmp_path / "builds"),
-                     "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                          capture_output=True, text=True, env=full_env, cwd=tmp_path,
-                          check=False, timeout=120)
+invoke = invoke_without_engine
 
 
 @pytest.fixture

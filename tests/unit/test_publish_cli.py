@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import invoke_without_engine
 from tests.standin_build import make_build
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def invoke(*args: str, tmp_path: Path, env: dict[str, str] | None = None
-           ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith("LONGCERT_") and k != "GITHUB_TOKEN"}
-    full_env.update({"LONGCERT_CACHE_DIR": str(tmp_path / "cache"),
-                     "LONGCERT_BUILDS_DIR": str(tmp_path / "builds"),
-                     "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                          capture_output=True, text=True, env=full_env, cwd=tmp_path,
-                          check=False, timeout=120)
+invoke = invoke_without_engine
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:

@@ -113,17 +113,18 @@ def run(
                 f"Go {build_plan.go.version} (from {build_plan.go.source}), image "
                 f"{build_plan.image}, platforms {' '.join(build_plan.build_platforms)}"
             )
-            built = build.compile_kubeadm(
-                build_plan,
-                tree,
-                meta_dir=tree.path.parent / "meta",
-                log_path=log,
-                build_cache_volume=settings.build_cache_volume,
-                module_cache_volume=settings.module_cache_volume,
-                registry_mirror=settings.registry_mirror,
-                on_line=reporter.output_line,
-                progress=reporter.step,
-            )
+            with reporter.ticking("compiling"):
+                built = build.compile_kubeadm(
+                    build_plan,
+                    tree,
+                    meta_dir=tree.path.parent / "meta",
+                    log_path=log,
+                    build_cache_volume=settings.build_cache_volume,
+                    module_cache_volume=settings.module_cache_volume,
+                    registry_mirror=settings.registry_mirror,
+                    on_line=reporter.output_line,
+                    progress=reporter.step,
+                )
             reporter.end_output()
         result = PipelineResult(release, tree, patch, built)
         if not _wants(until, "verify"):
@@ -135,15 +136,16 @@ def run(
             ]
             reports = []
             for platform, binary in binaries:
-                report = verify.verify_binary(
-                    binary,
-                    release.version,
-                    settings.years,
-                    settings.ca_years,
-                    image=built.image,
-                    pinned=patch.pinned,
-                    log_path=log,
-                )
+                with reporter.ticking(f"verifying {platform}"):
+                    report = verify.verify_binary(
+                        binary,
+                        release.version,
+                        settings.years,
+                        settings.ca_years,
+                        image=built.image,
+                        pinned=patch.pinned,
+                        log_path=log,
+                    )
                 how = report.executed_with or f"header {report.header}"
                 reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
                 reports.append(report)

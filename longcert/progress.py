@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ class Reporter:
         self._stage_started = 0.0
         self._last_beat = 0.0
         self._lines_seen = 0
+        self._last_line = ""
         self.timings: list[tuple[str, float]] = []
 
     def say(self, text: str) -> None:
@@ -57,6 +59,7 @@ class Reporter:
         """Announce a stage, fold it on GitHub Actions, and print its duration."""
         self._stage_started = self._last_beat = time.monotonic()
         self._lines_seen = 0
+        self._last_line = ""
         if self.github:
             self.say(f"::group::{name}")
         self.say(f"==> {name}")
@@ -75,23 +78,40 @@ class Reporter:
         """A progress message inside a stage."""
         self.say(f"    {text}")
 
+    @contextmanager
+    def ticking(self, what: str) -> Iterator[None]:
+        """While long, quiet work runs (a compile prints nothing for minutes), say every
+        ``heartbeat_seconds`` that it is still going, with the last line it printed."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat_seconds):
+                if time.monotonic() - self._last_beat >= self.heartbeat_seconds:
+                    self._last_beat = time.monotonic()
+                    elapsed = int(self._last_beat - self._stage_started)
+                    self.say(
+                        f"    ... {what}: {elapsed}s, {self._lines_seen} lines of output"
+                        + (f", last: {self._last_line[:90]}" if self._last_line else "")
+                    )
+
+        thread = threading.Thread(target=beat, daemon=True) if not self.tty else None
+        if thread is not None:
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if thread is not None:
+                thread.join()
+
     def output_line(self, line: str) -> None:
-        """A line of build output: kept in the log; shown as a periodic heartbeat."""
+        """A line of build output (the log keeps all): live on a terminal, otherwise kept for
+        the next :meth:`ticking` heartbeat."""
         self._lines_seen += 1
-        now = time.monotonic()
+        self._last_line = line
         if self.tty and not self.quiet:
-            print(
-                f"\r    {int(now - self._stage_started):>4}s  {line[:90]:<90}",
-                end="",
-                file=self.stream,
-                flush=True,
-            )
-            return
-        if now - self._last_beat >= self.heartbeat_seconds:
-            self._last_beat = now
-            self.say(
-                f"    ... {int(now - self._stage_started)}s, {self._lines_seen} lines: {line[:100]}"
-            )
+            elapsed = int(time.monotonic() - self._stage_started)
+            print(f"\r    {elapsed:>4}s  {line[:90]:<90}", end="", file=self.stream, flush=True)
 
     def end_output(self) -> None:
         if self.tty and not self.quiet:

@@ -102,3 +102,4 @@ def test_patch_dry_run_prints_the_diff_and_applies_nothing(tmp_path: Path) -> No
     assert "+\t\tNotAfter:              now.Add(duration365d * 40).UTC(),\n" in result.stdout
     assert "==> patch" in result.stdout
     assert not (tmp_path / "builds").exists()
+

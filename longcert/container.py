@@ -139,7 +139,7 @@ class BuildContainer:
     def __enter__(self) -> BuildContainer:
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self._log_path.open("a", encoding="utf-8")
+            self._log = self._log_path.open("a", encoding="utf-8", buffering=1)  # tail -f works
         try:
             self._container = self._client.containers.create(
                 self.image,

@@ -233,7 +233,3 @@ def apply_diff(tree: SourceTree, diff: str) -> None:
     finally:
         Path(handle.name).unlink(missing_ok=True)
 
-
-def diff_of(tree: SourceTree) -> str:
-    """What differs from the tag in the worktree, as ``git diff`` prints it."""
-    return str(git.Repo(tree.path).git.diff()) + "\n"

@@ -116,11 +116,16 @@ def nearest_tags(wanted: KubeVersion, tags: list[str], limit: int = 3) -> list[s
 
 
 def _git_reason(exc: git.GitCommandError) -> str:
-    lines = [ln.strip() for ln in str(exc.stderr or exc).splitlines() if ln.strip()]
+    """The line of git's stderr that says what went wrong, without GitPython's wrapping."""
+    lines = []
+    for raw in str(exc.stderr or exc).splitlines():
+        line = raw.strip().removeprefix("stderr:").strip().strip("'").strip()
+        if line:
+            lines.append(line)
     for line in lines:
         if line.startswith(("fatal:", "error:")):
-            return line.removeprefix("stderr: ").strip("'")
-    return lines[-1].strip("'") if lines else str(exc)
+            return line
+    return lines[-1] if lines else str(exc)
 
 
 def fetch_tag(
@@ -174,7 +179,7 @@ def _fetch_error(exc: git.GitCommandError, url: str, version: KubeVersion) -> So
         return SourceError(f"tag {version.tag} does not exist in {url}", hint)
     return SourceError(
         f"cannot fetch {version.tag} from {url}: {reason}",
-        "check --repo and the network (or use a local mirror)",
+        "check --repo and the network, or point --repo at a local mirror",
     )
 
 
@@ -232,4 +237,3 @@ def apply_diff(tree: SourceTree, diff: str) -> None:
         ) from exc
     finally:
         Path(handle.name).unlink(missing_ok=True)
-

@@ -57,3 +57,14 @@ def test_missing_tag_names_nearest(remote: Path, tmp_path: Path) -> None:
 def test_missing_repository(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="neither a URL nor an existing path"):
         source.checkout(str(tmp_path / "nope"), KubeVersion.parse("v1.9.4"), tmp_path / "c")
+
+
+def test_git_errors_are_one_clean_line() -> None:
+    import git
+
+    exc = git.GitCommandError(["git", "fetch"], 128, stderr=(
+        "\n  stderr: 'fatal: unable to access 'https://example.invalid/k.git/': Could not "
+        "resolve host: example.invalid'"))
+    assert source._git_reason(exc) == (
+        "fatal: unable to access 'https://example.invalid/k.git/': Could not resolve host: "
+        "example.invalid")

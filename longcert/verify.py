@@ -646,7 +646,9 @@ def check_file(
     pinned: bool = False,
 ) -> VerifyReport:
     """`invoke verify`: check one binary, print the table, write JSON, raise on failure."""
-    if not binary or not Path(binary).is_file():
+    if not binary:
+        raise ConfigError("--binary is required", "the path of the kubeadm binary to check")
+    if not Path(binary).is_file():
         raise ConfigError(f"--binary {binary!r} is not a file")
     kube_version = KubeVersion.parse(version) if version else None
     report = verify_binary(

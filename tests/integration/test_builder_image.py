@@ -1,0 +1,33 @@
+"""Builder images from the other toolchain source: Debian's golang package."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import docker
+import pytest
+
+from longcert.package import build_id
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.docker
+
+
+def test_debian_go_image_builds_the_gopath_era(cli: Cli, standin_repo: Path, tmp_path: Path,
+                                              engine: docker.DockerClient) -> None:
+    made = cli("builder-image", "--go-debian", "1.19", "--tag", "longcert-test/golang-deb:1.19")
+    assert made.returncode == 0, made.stderr
+    image = engine.images.get("longcert-test/golang-deb:1.19")
+    version = image.labels["org.longcert.go-version"]
+    assert version.startswith("1.19.")
+    try:
+        result = cli("build", "--version", "v1.9.4", "--years", "5", "--repo", str(standin_repo),
+                     "--go-version", version, "--image", "longcert-test/golang-deb:1.19")
+        assert result.returncode == 0, result.stderr
+        manifest = json.loads(
+            (tmp_path / "builds" / build_id("v1.9.4", 5, 10) / "manifest.json").read_text())
+        assert manifest["go"] == {"version": version, "source": "setting go_version"}
+        assert manifest["verification"]["passed"] is True
+    finally:
+        engine.images.remove("longcert-test/golang-deb:1.19", force=True)

@@ -197,12 +197,11 @@ def compile_kubeadm(
             raise BuildError(
                 f"make succeeded but {build.output_path(platform)} is missing", f"see {log_path}"
             )
-        if platform in build.platforms or platform == VERIFY_PLATFORM:
+        if platform in build.platforms:  # VERIFY_PLATFORM alone is not packaged
             artifacts.append(Artifact(platform, binary, binary.stat().st_size, sha256_file(binary)))
-    verify_binary = tree.path / build.output_path(VERIFY_PLATFORM)
     return BuildResult(
-        artifacts=tuple(a for a in artifacts if a.platform in build.platforms),
-        verify_binary=verify_binary,
+        artifacts=tuple(artifacts),
+        verify_binary=tree.path / build.output_path(VERIFY_PLATFORM),
         image=build.image,
         image_id=image_id,
         go=build.go,

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from longcert import container
 from longcert.errors import BuildError
+from longcert.image import ImageChoice, Toolbox, write_shims
 from longcert.source import SourceTree
-from longcert.versions import GoVersion, KubeVersion, go_version_for_tree, has_go_mod
+from longcert.versions import GoVersion, KubeVersion, has_go_mod
 
 # Where the tree is mounted: the GOPATH location upstream's own build container uses, which
 # pre-module trees (before v1.15) need and later trees accept.
@@ -34,6 +35,8 @@ class BuildPlan:
 
     image: str
     go: GoVersion
+    choice: ImageChoice
+    toolbox: Toolbox
     platforms: tuple[str, ...]  # what the user asked for
     build_platforms: tuple[str, ...]  # plus VERIFY_PLATFORM
     argv: tuple[str, ...]
@@ -73,6 +76,8 @@ class BuildResult:
     image_id: str
     go: GoVersion
     log_path: Path
+    choice: ImageChoice | None = None
+    toolbox: Toolbox | None = None
 
 
 def version_file(version: KubeVersion, commit: str) -> str:
@@ -96,15 +101,11 @@ def plan(
     tree: SourceTree,
     version: KubeVersion,
     platforms: tuple[str, ...],
-    go_setting: str,
-    image_template: str,
+    choice: ImageChoice,
+    toolbox: Toolbox,
 ) -> BuildPlan:
-    """Pick Go, image, environment and make command for this tree."""
-    go = (
-        go_version_for_tree(tree.path, version)
-        if go_setting == "auto"
-        else GoVersion(go_setting, "setting go_version")
-    )
+    """Environment and make command for this tree in the chosen (and assessed) image."""
+    go = choice.go
     build_platforms = platforms if VERIFY_PLATFORM in platforms else (*platforms, VERIFY_PLATFORM)
     env = {
         # No network and no toolchain download: use the image's Go whatever .go-version says
@@ -119,14 +120,20 @@ def plan(
         "HOME": "/tmp",
         "KUBE_GIT_VERSION_FILE": f"{META_MOUNT}/version.env",
         "SOURCE_DATE_EPOCH": str(tree.commit_time),
+        # hack/lib/golang.sh reads `GO_VERSION="${GO_VERSION:-"$(cat .go-version)"}"` (v1.28+):
+        # naming the Go here keeps a tree whose import dropped the dotfile buildable.
+        "GO_VERSION": go.version,
+        **toolbox.environment,
     }
     if not has_go_mod(tree.path):
         # Trees before v1.15 have no go.mod; Go >= 1.16 would otherwise insist on module mode.
         env["GO111MODULE"] = "off"
     argv = ("make", "all", "WHAT=cmd/kubeadm", f"KUBE_BUILD_PLATFORMS={' '.join(build_platforms)}")
     return BuildPlan(
-        image=image_template.format(go_version=go.version),
+        image=choice.image,
         go=go,
+        choice=choice,
+        toolbox=toolbox,
         platforms=platforms,
         build_platforms=build_platforms,
         argv=argv,
@@ -152,15 +159,13 @@ def compile_kubeadm(
     log_path: Path,
     build_cache_volume: str,
     module_cache_volume: str,
-    registry_mirror: str = "",
     on_line: LineFn | None = None,
-    progress: LineFn | None = None,
 ) -> BuildResult:
     """Run ``make all WHAT=cmd/kubeadm`` in the builder container; collect the binaries."""
     meta_dir.mkdir(parents=True, exist_ok=True)
     (meta_dir / "version.env").write_text(build.version_file)
+    write_shims(build.toolbox, meta_dir)
     client = container.connect()
-    image_id = container.ensure_image(client, build.image, registry_mirror, progress)
     mounts = [
         container.BindMount(TREE_MOUNT, str(tree.path)),
         container.BindMount(META_MOUNT, str(meta_dir), read_only=True),
@@ -203,7 +208,9 @@ def compile_kubeadm(
         artifacts=tuple(artifacts),
         verify_binary=tree.path / build.output_path(VERIFY_PLATFORM),
         image=build.image,
-        image_id=image_id,
+        image_id=build.choice.image_id,
         go=build.go,
         log_path=log_path,
+        choice=build.choice,
+        toolbox=build.toolbox,
     )

@@ -105,6 +105,73 @@ def ensure_image(
     return str(pulled.id)
 
 
+def image_platform(client: docker.DockerClient, image: str) -> str:
+    """``os/architecture`` of a local image, as its config records it (e.g. linux/amd64)."""
+    try:
+        attrs = client.images.get(image).attrs
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"cannot inspect image {image}: {_reason(exc)}") from exc
+    return f"{attrs.get('Os', '?')}/{attrs.get('Architecture', '?')}"
+
+
+def engine_platform(client: docker.DockerClient) -> str:
+    """``os/architecture`` the engine runs natively (Go's names, e.g. linux/amd64)."""
+    try:
+        info = client.version()
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"the engine did not say its platform: {_reason(exc)}") from exc
+    return f"{info.get('Os', 'linux')}/{info.get('Arch', '?')}"
+
+
+def local_image_names(client: docker.DockerClient) -> list[str]:
+    """Every ``repository:tag`` the engine holds."""
+    try:
+        return sorted(tag for image in client.images.list() for tag in image.tags)
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"the engine failed to list images: {_reason(exc)}") from exc
+
+
+def run_once(
+    client: docker.DockerClient,
+    image: str,
+    argv: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+    timeout: int = 120,
+) -> tuple[int, str]:
+    """Run ``argv`` in a throwaway container of ``image`` with no network; (exit code, output).
+
+    The container is removed on every path. A command the image cannot start (no such file)
+    is exit code 127 with the engine's reason as output.
+    """
+    box = None
+    try:
+        box = client.containers.create(
+            image,
+            command=list(argv),
+            entrypoint=[],
+            labels={LABEL: "1", **(labels or {})},
+            network_mode="none",
+            working_dir="/",
+        )
+        try:
+            box.start()
+        except docker.errors.APIError as exc:
+            return 127, _reason(exc)
+        code = box.wait(timeout=timeout).get("StatusCode", -1)
+        return int(code), box.logs().decode("utf-8", errors="replace")
+    except docker.errors.ImageNotFound as exc:
+        raise ImageError(f"image {image} is not present") from exc
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"running {argv[0]} in {image} failed: {_reason(exc)}") from exc
+    except OSError as exc:  # requests' read timeout
+        raise EngineError(f"{argv[0]} in {image} did not finish in {timeout} s") from exc
+    finally:
+        if box is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                box.remove(force=True)
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "explanation", None) or str(exc)
     return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__

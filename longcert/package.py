@@ -84,8 +84,8 @@ def manifest(
             "diff_sha256": patch.diff_sha256,
             "files": [c.path for c in patch.changes],
         },
-        "go": {"version": result.go.version, "source": result.go.source},
-        "image": {"name": result.image, "id": result.image_id},
+        "go": _go_record(result),
+        "image": _image_record(result),
         "platforms": [a.platform for a in result.artifacts],
         "artifacts": [
             {"platform": a.platform, "file": a.file_name, "size": a.size, "sha256": a.sha256}
@@ -109,6 +109,33 @@ def manifest(
             },
         },
     }
+
+
+def _go_record(result: BuildResult) -> dict[str, Any]:
+    record: dict[str, Any] = {"version": result.go.version, "source": result.go.source}
+    if result.choice is not None:
+        record["wanted"] = {
+            "version": result.choice.wanted.version,
+            "source": result.choice.wanted.source,
+        }
+        record["chosen_by"] = result.choice.chosen_by
+    return record
+
+
+def _image_record(result: BuildResult) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": result.image, "id": result.image_id}
+    if result.choice is not None:
+        probe = result.choice.probe
+        record["platform"] = probe.platform
+        record["probe"] = {
+            "tools": dict(probe.tools),
+            "go_binary": probe.go_binary,
+            "go_version": probe.go_version,
+            "go_env": dict(probe.go_env),
+        }
+    if result.toolbox is not None:
+        record["supplied"] = list(result.toolbox.supplied)
+    return record
 
 
 def write(

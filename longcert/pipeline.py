@@ -5,11 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from longcert import build, container, package, patching, publish, source, verify
+from longcert import build, container, image, package, patching, publish, source, verify
 from longcert.errors import ConfigError
 from longcert.progress import Reporter
 from longcert.settings import Settings
-from longcert.versions import Release, resolve
+from longcert.versions import (
+    GoVersion,
+    Release,
+    go_mod_floor,
+    go_policy,
+    go_version_for_tree,
+    resolve,
+)
 
 STAGES: tuple[str, ...] = ("fetch", "patch", "compile", "verify", "package")
 
@@ -55,19 +62,20 @@ def run(
         if settings.publish and not dry_run:
             # A bad target or a missing token is refused before anything is cloned or built.
             target = publish.open_target(settings.publish, settings, dry_run=False)
+    rows = settings.rows()
     if _wants(until, "compile"):
         client = container.connect()  # no engine: say so before cloning anything
-        if settings.go_version != "auto":
-            container.ensure_image(
-                client,
-                settings.image.format(go_version=settings.go_version),
-                settings.registry_mirror,
-                reporter.step,
-            )
-
-    reporter.preamble(
-        f"{until} {release.tag} (patch set {release.patch_set.name})", settings.rows()
-    )
+        if settings.go_version != "auto" or "{go_version}" not in settings.image:
+            # The image is known up front: find, probe and assess it before cloning anything.
+            early = _choose_image(client, settings, release, None, reporter)
+            rows += _image_rows(early, image.assess(early.probe, engine_platform=_platform(client)))
+    if release.unchecked:
+        reporter.warn(
+            f"{release.tag} is newer than every patch set (the newest, {release.patch_set.name}, "
+            f"was checked up to v{release.patch_set.last}): trying it; anchors still fail "
+            "closed and verification still proves the result"
+        )
+    reporter.preamble(f"{until} {release.tag} (patch set {release.patch_set.name})", rows)
     result = PipelineResult(release)
     tree = None
     try:
@@ -106,13 +114,17 @@ def run(
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         with reporter.stage("compile"):
-            build_plan = build.plan(
-                tree, release.version, settings.platforms, settings.go_version, settings.image
-            )
+            client = container.connect()
+            choice = _choose_image(client, settings, release, tree.path, reporter)
+            floor = go_mod_floor(tree.path)
+            toolbox = image.assess(choice.probe, engine_platform=_platform(client), floor=floor)
+            build_plan = build.plan(tree, release.version, settings.platforms, choice, toolbox)
+            reporter.step(f"Go {build_plan.go.version}: {choice.chosen_by}")
             reporter.step(
-                f"Go {build_plan.go.version} (from {build_plan.go.source}), image "
-                f"{build_plan.image}, platforms {' '.join(build_plan.build_platforms)}"
+                f"image {choice.image} ({choice.image_id[:19]}): {choice.probe.summary()}"
+                + (f"; supplied: {', '.join(toolbox.supplied)}" if toolbox.supplied else "")
             )
+            reporter.step(f"platforms {' '.join(build_plan.build_platforms)}")
             with reporter.ticking("compiling"):
                 built = build.compile_kubeadm(
                     build_plan,
@@ -121,9 +133,7 @@ def run(
                     log_path=log,
                     build_cache_volume=settings.build_cache_volume,
                     module_cache_volume=settings.module_cache_volume,
-                    registry_mirror=settings.registry_mirror,
                     on_line=reporter.output_line,
-                    progress=reporter.step,
                 )
             reporter.end_output()
         result = PipelineResult(release, tree, patch, built)
@@ -166,6 +176,46 @@ def run(
     finally:
         if tree is not None and not settings.keep_worktree:
             source.remove_worktree(tree)
+
+
+def _platform(client: object) -> str:
+    return container.engine_platform(client)  # type: ignore[arg-type]
+
+
+def _choose_image(
+    client: object,
+    settings: Settings,
+    release: Release,
+    tree: Path | None,
+    reporter: Reporter,
+) -> image.ImageChoice:
+    """The builder image for this run; ``tree`` None = before fetch (image known up front)."""
+    auto = settings.go_version == "auto"
+    if not auto:
+        wanted = GoVersion(settings.go_version, "setting go_version")
+    elif tree is not None:
+        wanted = go_version_for_tree(tree, release.version)
+    else:
+        wanted = GoVersion("", "--image")
+    return image.choose(
+        client,
+        wanted=wanted,
+        policy=go_policy(release.version) if auto else None,
+        template=settings.image,
+        registry_mirror=settings.registry_mirror,
+        cache_dir=settings.cache_dir,
+        floor=go_mod_floor(tree) if tree is not None else None,
+        progress=reporter.step,
+    )
+
+
+def _image_rows(choice: image.ImageChoice, toolbox: image.Toolbox) -> list[tuple[str, str, str]]:
+    """Preamble rows: the builder image, what the probe found, what longcert supplies."""
+    return [
+        ("builder image", f"{choice.image} ({choice.image_id[:19]})", choice.chosen_by),
+        ("image probe", choice.probe.summary(), "probed once per image id"),
+        ("supplied", ", ".join(toolbox.supplied) or "nothing", "by longcert, read-only"),
+    ]
 
 
 def summary_rows(result: PipelineResult) -> list[list[str]]:

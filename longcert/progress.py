@@ -78,6 +78,10 @@ class Reporter:
         """A progress message inside a stage."""
         self.say(f"    {text}")
 
+    def warn(self, text: str) -> None:
+        """Something the user must know but that does not stop the run (annotated on Actions)."""
+        self.say(f"::warning::{text}" if self.github else f"longcert: warning: {text}")
+
     @contextmanager
     def ticking(self, what: str) -> Iterator[None]:
         """While long, quiet work runs (a compile prints nothing for minutes), say every

@@ -90,9 +90,10 @@ def newest_patches(
     covered = []
     for key in sorted(newest):
         try:
-            resolve(newest[key].tag, settings.patches_dir)
+            if resolve(newest[key].tag, settings.patches_dir).unchecked:
+                continue  # newer than every patch set: built only when named with --versions
         except ConfigError:
-            continue  # older (or newer) than every patch set: nothing longcert can build
+            continue  # older than every patch set: nothing longcert can build
         covered.append(newest[key])
     return tuple(covered)
 

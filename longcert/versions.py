@@ -90,6 +90,22 @@ class GoVersion:
     source: str
 
 
+def go_key(version: str) -> tuple[int, int, int]:
+    """Sort key of a Go version: ``1.22`` and ``1.22.0`` are the same release."""
+    major, minor, patch = ([int(p) for p in re.findall(r"\d+", version)[:3]] + [0, 0, 0])[:3]
+    return major, minor, patch
+
+
+def go_minor(version: str) -> str:
+    """``1.12.10`` -> ``1.12``."""
+    major, minor, _ = go_key(version)
+    return f"{major}.{minor}"
+
+
+def is_go_version(text: str) -> bool:
+    return re.fullmatch(r"\d+\.\d+(\.\d+)?", text) is not None
+
+
 def go_from_cross_version(text: str) -> str | None:
     """Go version inside build/build-image/cross/VERSION.
 
@@ -100,35 +116,124 @@ def go_from_cross_version(text: str) -> str | None:
     match = re.search(r"-go(\d+\.\d+(?:\.\d+)?)", text)
     if match:
         return match.group(1)
-    match = re.fullmatch(r"v(\d+\.\d+(?:\.\d+)?)-\d+", text)
+    match = re.fullmatch(r"v(\d+\.\d+(?:\.\d+)?)(?:-legacy)?-\d+", text)
     return match.group(1) if match else None
 
 
+def go_from_dependencies(text: str) -> str | None:
+    """The ``golang: upstream version`` entry of build/dependencies.yaml (v1.19+)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    entries = data.get("dependencies") if isinstance(data, dict) else None
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("name") == "golang: upstream version":
+            found = str(entry.get("version", "")).strip().removeprefix("go")
+            return found if is_go_version(found) else None
+    return None
+
+
+# What this project does when the image of the Go a tree names is missing. Each rule follows
+# what builds: see shared/reference/build-facts.md and config/go-versions.yaml.
+GO_RULES: dict[str, str] = {
+    "gopath": "no go.mod: GOPATH mode (GO111MODULE=off) builds with its own Go or any newer one",
+    "own": "go.mod with GOPATH-style scripts: only a Go of the minor the tree names",
+    "floor": "the tree's Go, or a newer one that meets go.mod's go line",
+}
+
+
+@dataclass(frozen=True)
+class GoPolicy:
+    """One row of config/go-versions.yaml: the Go upstream built a minor with, and the rule."""
+
+    minor: str
+    upstream_go: str
+    rule: str
+    note: str = ""
+
+    def accepts(self, candidate: str, wanted: str, floor: str | None) -> bool:
+        """Whether a Go other than the one the tree names may build it under this rule."""
+        if floor and go_key(candidate) < go_key(floor):
+            return False
+        if self.rule == "own":
+            return go_minor(candidate) == go_minor(wanted)
+        return go_key(candidate) >= go_key(wanted)
+
+
+def _read_go_table() -> dict[str, GoPolicy]:
+    try:
+        data = yaml.safe_load(GO_TABLE_FILE.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {GO_TABLE_FILE}: {exc}") from exc
+    table = {}
+    for minor, row in (data or {}).items():
+        if not isinstance(row, dict) or str(row.get("rule")) not in GO_RULES:
+            raise ConfigError(f"{GO_TABLE_FILE}: row {minor!r} needs go and a rule in {GO_RULES}")
+        table[str(minor)] = GoPolicy(
+            str(minor), str(row["go"]), str(row["rule"]), str(row.get("note", ""))
+        )
+    return table
+
+
+def go_policies() -> dict[str, GoPolicy]:
+    """config/go-versions.yaml: Kubernetes minor -> GoPolicy, oldest first."""
+    return dict(sorted(_read_go_table().items(), key=lambda item: go_key(item[0])))
+
+
+def go_policy(version: KubeVersion) -> GoPolicy:
+    """The row for ``version``'s minor; a minor newer than the table gets the newest row's
+    rule (with its own minor), an older one the oldest row's."""
+    table = go_policies()
+    if version.minor_str in table:
+        return table[version.minor_str]
+    rows = list(table.values())
+    if not rows:
+        raise ConfigError(f"{GO_TABLE_FILE} is empty")
+    nearest = rows[-1] if go_key(version.minor_str) > go_key(rows[-1].minor) else rows[0]
+    note = f"not in the table; rule of {nearest.minor}"
+    return GoPolicy(version.minor_str, "", nearest.rule, note)
+
+
 def go_version_table() -> dict[str, str]:
-    """config/go-versions.yaml: Kubernetes minor -> Go version, the last resort."""
-    data = yaml.safe_load(GO_TABLE_FILE.read_text())
-    return {str(k): str(v) for k, v in data.items()}
+    """Kubernetes minor -> the Go upstream built it with."""
+    return {minor: row.upstream_go for minor, row in go_policies().items()}
 
 
 def go_version_for_tree(tree: Path, version: KubeVersion) -> GoVersion:
-    """The Go the tree asks for: .go-version, else cross/VERSION, else the config table."""
+    """The Go the tree asks for: .go-version, else cross/VERSION, else build/dependencies.yaml,
+    else the config table. Some distribution imports drop the dotfile; the others remain."""
     go_file = tree / ".go-version"
     if go_file.is_file():
         text = go_file.read_text().strip().removeprefix("go")
-        if re.fullmatch(r"\d+\.\d+(\.\d+)?", text):
+        if is_go_version(text):
             return GoVersion(text, ".go-version")
     cross = tree / "build" / "build-image" / "cross" / "VERSION"
     if cross.is_file():
         found = go_from_cross_version(cross.read_text())
         if found:
             return GoVersion(found, "build/build-image/cross/VERSION")
-    table = go_version_table()
-    if version.minor_str in table:
-        return GoVersion(table[version.minor_str], "config/go-versions.yaml")
+    dependencies = tree / "build" / "dependencies.yaml"
+    if dependencies.is_file():
+        found = go_from_dependencies(dependencies.read_text())
+        if found:
+            return GoVersion(found, "build/dependencies.yaml")
+    upstream = go_policy(version).upstream_go
+    if upstream:
+        return GoVersion(upstream, "config/go-versions.yaml")
     raise ConfigError(
         f"cannot tell which Go builds {version.tag}",
-        "the tree has no .go-version or cross/VERSION; pass --go-version",
+        "the tree has no .go-version, cross/VERSION or build/dependencies.yaml; pass --go-version",
     )
+
+
+def go_mod_floor(tree: Path) -> str | None:
+    """The ``go`` line of the tree's go.mod: the oldest Go that may build it (None without)."""
+    go_mod = tree / "go.mod"
+    if not go_mod.is_file():
+        return None
+    match = re.search(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", go_mod.read_text(), re.MULTILINE)
+    return match.group(1) if match else None
 
 
 def has_go_mod(tree: Path) -> bool:
@@ -143,6 +248,8 @@ class Release:
     version: KubeVersion
     patch_set: PatchSet
     go_hint: str | None  # config/go-versions.yaml's entry for the minor, if any
+    # Newer than every patch set's `last`: tried with the newest set on the day it ships.
+    unchecked: bool = False
 
     @property
     def tag(self) -> str:
@@ -155,6 +262,12 @@ def resolve(text: str, patches_dir: Path | None = None) -> Release:
     from longcert.patching import load_patch_sets, select_patch_set
 
     version = KubeVersion.parse(text)
-    sets = load_patch_sets(patches_dir) if patches_dir else None
+    sets = load_patch_sets(patches_dir) if patches_dir else load_patch_sets()
+    newest = max(sets, key=lambda s: bound_key(s.last, upper=True))
+    newest_major = bound_key(newest.last, upper=True)[0]
+    if version.key() > bound_key(newest.last, upper=True) and version.major == newest_major:
+        # A minor released after the newest patch set was checked: its anchors may well still
+        # match, and fail closed if not; verification proves the result either way.
+        return Release(version, newest, go_version_table().get(version.minor_str), True)
     patch_set = select_patch_set(version, sets)
     return Release(version, patch_set, go_version_table().get(version.minor_str))

@@ -3,9 +3,34 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from longcert import build
+from longcert import build, image
 from longcert.source import SourceTree
-from longcert.versions import KubeVersion
+from longcert.versions import GoVersion, KubeVersion
+
+
+def choice(name: str, go: str, source: str) -> image.ImageChoice:
+    probe = image.parse_probe(name, "sha256:" + "1" * 64, "linux/amd64", STOCK_PROBE)
+    return image.ImageChoice(name, probe.image_id, GoVersion(go, source), GoVersion(go, source),
+                             "test", probe)
+
+
+# What the probe prints in an official-shaped golang image: no rsync.
+STOCK_PROBE = """tool sh /bin/sh
+tool bash /bin/bash
+tool make /usr/bin/make
+tool find /usr/bin/find
+tool rsync -
+tool git /usr/bin/git
+tool gcc /usr/bin/gcc
+tool cp /bin/cp
+path /go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+gobin /usr/local/go/bin/go
+goversion go version go1.24.11 linux/amd64
+goenv GOROOT /usr/local/go
+goenv GOPATH /go
+goenv GOOS linux
+goenv GOARCH amd64
+"""
 
 
 def tree(tmp_path: Path, files: dict[str, str]) -> SourceTree:
@@ -17,8 +42,9 @@ def tree(tmp_path: Path, files: dict[str, str]) -> SourceTree:
 
 def test_module_era_plan(tmp_path: Path) -> None:
     src = tree(tmp_path, {".go-version": "1.21.7\n", "go.mod": "module k8s.io/kubernetes\n"})
-    plan = build.plan(src, KubeVersion.parse("v1.28.7"), ("linux/arm64",), "auto",
-                      "golang:{go_version}")
+    picked = choice("golang:1.21.7", "1.21.7", ".go-version")
+    toolbox = image.assess(picked.probe, engine_platform="linux/amd64")
+    plan = build.plan(src, KubeVersion.parse("v1.28.7"), ("linux/arm64",), picked, toolbox)
     env = dict(plan.environment)
     assert plan.image == "golang:1.21.7"
     assert plan.go.source == ".go-version"
@@ -29,14 +55,19 @@ def test_module_era_plan(tmp_path: Path) -> None:
     assert env["GOPROXY"] == "off"
     assert env["SOURCE_DATE_EPOCH"] == "1700000000"
     assert "GO111MODULE" not in env
+    # golang.sh never needs the .go-version dotfile; the image's missing rsync is supplied
+    assert env["GO_VERSION"] == "1.21.7"
+    assert env["PATH"].endswith(":" + image.TOOLS_DIR)
+    assert plan.toolbox.shims == ("rsync",)
     assert plan.user == f"{os.getuid()}:{os.getgid()}"  # nothing in the tree owned by root
     assert plan.output_path("windows/amd64") == "_output/local/bin/windows/amd64/kubeadm.exe"
 
 
 def test_gopath_era_plan_and_go_override(tmp_path: Path) -> None:
     src = tree(tmp_path, {"build/build-image/cross/VERSION": "v1.9.3-2\n"})
-    plan = build.plan(src, KubeVersion.parse("v1.9.4"), ("linux/amd64",), "1.24.11",
-                      "mirror.local/golang:{go_version}")
+    picked = choice("mirror.local/golang:1.24.11", "1.24.11", "setting go_version")
+    toolbox = image.assess(picked.probe, engine_platform="linux/amd64")
+    plan = build.plan(src, KubeVersion.parse("v1.9.4"), ("linux/amd64",), picked, toolbox)
     assert dict(plan.environment)["GO111MODULE"] == "off"
     assert plan.image == "mirror.local/golang:1.24.11"
     assert plan.go.source == "setting go_version"

@@ -36,7 +36,7 @@ def test_in_range() -> None:
 @pytest.mark.parametrize(
     ("text", "go"),
     [("v1.12.10-1", "1.12.10"), ("v1.28.0-go1.21.7-bullseye.0", "1.21.7"),
-     ("v1.15.8-legacy-1", None), ("v1.9.3-2", "1.9.3"), ("garbage", None)],
+     ("v1.15.8-legacy-1", "1.15.8"), ("v1.9.3-2", "1.9.3"), ("garbage", None)],
 )
 def test_go_from_cross_version(text: str, go: str | None) -> None:
     assert versions.go_from_cross_version(text) == go
@@ -75,8 +75,13 @@ def test_every_minor_resolves_to_one_patch_set_and_a_go() -> None:
     assert versions.resolve("v1.37.0-beta.0").patch_set.name == "e4-validity-period"
 
 
-def test_too_old_and_too_new() -> None:
+def test_too_old_and_the_newest_minor() -> None:
     with pytest.raises(ConfigError, match="older than any patch set"):
         versions.resolve("v1.8.15")
+    assert not versions.resolve("v1.37.0").unchecked
+    # A minor newer than every patch set is tried with the newest one, marked unchecked.
+    newer = versions.resolve("v1.38.0-alpha.1")
+    assert newer.unchecked and newer.patch_set.name == "e4-validity-period"
+    assert versions.resolve("v1.39.2").unchecked
     with pytest.raises(ConfigError, match="no patch set covers"):
-        versions.resolve("v1.38.0")
+        versions.resolve("v2.0.0")

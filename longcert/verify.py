@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -87,6 +88,8 @@ class VerifyReport:
     problems: tuple[str, ...] = field(default=())
     executed_with: str = "native"  # "native", a qemu binary, or "" when not executed
     header: str = ""  # what the executable header says, e.g. "ELF x86-64"
+    config_api: str = ""  # the kubeadm config API the checks used
+    config_api_source: str = ""  # "config print init-defaults" or "table (before v1.13)"
 
     @property
     def executed(self) -> bool:
@@ -124,8 +127,34 @@ class VerifyReport:
 # --- what each version makes and how to ask for it (pure) ---------------------------------
 
 
+CONFIG_API = re.compile(r"kubeadm\.k8s\.io/v\d+(?:(?:alpha|beta)\d+)?")
+
+
+def can_print_defaults(version: KubeVersion) -> bool:
+    """`kubeadm config print init-defaults` exists from v1.13 (v1.11/v1.12 had `print-default`,
+    whose output does not start with the apiVersion)."""
+    return (version.major, version.minor) >= (1, 13)
+
+
+def api_from_defaults(output: str) -> str:
+    """The apiVersion of the InitConfiguration `config print init-defaults` printed, "" if none.
+
+    Asking the binary instead of a table keyed by minor means a kubeadm whose newest API is
+    one this table has never heard of (v1 beside v1beta4) is verified with that API."""
+    try:
+        documents = list(yaml.safe_load_all(output))
+    except yaml.YAMLError:
+        return ""
+    for document in documents:
+        if isinstance(document, dict) and document.get("kind") == "InitConfiguration":
+            api = str(document.get("apiVersion", ""))
+            return api if CONFIG_API.fullmatch(api) else ""
+    return ""
+
+
 def config_api(version: KubeVersion) -> str:
-    """The kubeadm config API the release reads (the newest it supports)."""
+    """The kubeadm config API the release reads (the newest it supports), for binaries that
+    cannot print their defaults (before v1.13)."""
     minor = (version.major, version.minor)
     if minor >= (1, 31):
         return "kubeadm.k8s.io/v1beta4"
@@ -151,13 +180,15 @@ def has_validity_config(version: KubeVersion) -> bool:
 STORED_LEAF_HOURS, STORED_CA_HOURS = 8760, 87600
 
 
-def kubeadm_config(version: KubeVersion, *, stored_periods: bool = False) -> str:
+def kubeadm_config(
+    version: KubeVersion, *, stored_periods: bool = False, api: str | None = None
+) -> str:
     """A config that pins kubernetesVersion (so kubeadm never asks dl.k8s.io) and the node.
 
     ``stored_periods`` adds certificateValidityPeriod: 8760h and caCertificateValidityPeriod:
     87600h (v1.31+), as the kubeadm-config ConfigMap of an existing cluster carries them.
     """
-    api = config_api(version)
+    api = api or config_api(version)
     if api in ("kubeadm.k8s.io/v1alpha1", "kubeadm.k8s.io/v1alpha2"):
         node = (
             f"nodeName: {NODE_NAME}\n"
@@ -520,13 +551,25 @@ def verify_binary(
                     ) from exc
             elif reported != version.tag:
                 problems.append(f"kubeadm version reports {reported!r}, expected {version.tag}")
+            api, api_source = config_api(version), "table (no `config print init-defaults`)"
+            if can_print_defaults(version):
+                printed = run(
+                    [f"{BIN_MOUNT}/kubeadm", "config", "print", "init-defaults"],
+                    "config print init-defaults",
+                )
+                asked = api_from_defaults(printed or "")
+                if asked:
+                    api, api_source = asked, "config print init-defaults"
+                elif printed is not None:
+                    problems.append("`kubeadm config print init-defaults` printed no "
+                                    "InitConfiguration with a kubeadm.k8s.io apiVersion")
             checks: list[CertCheck] = []
             missing: list[str] = []
             for scenario in scenarios(version, leaf_years, ca_years, pinned):
                 for old in kube_dir.iterdir():
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
                 (config_dir / "kubeadm.yaml").write_text(
-                    kubeadm_config(version, stored_periods=scenario.stored_periods)
+                    kubeadm_config(version, stored_periods=scenario.stored_periods, api=api)
                 )
                 config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
                 for argv in generate_commands(version, config_path):
@@ -553,6 +596,8 @@ def verify_binary(
         tuple(problems + missing),
         executed_with,
         header,
+        api,
+        api_source,
     )
 
 

@@ -88,3 +88,25 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_registr
         pytest.fail(str(exc))
     yield server
     local_registry.stop(server)
+
+
+STOCK_REPOSITORY = "longcert-stock/golang"
+
+
+@pytest.fixture(scope="session")
+def stock(engine: docker.DockerClient, registry: local_registry.LocalRegistry) -> Iterator[str]:
+    """``<registry>/longcert-stock/golang:{go_version}``: an official-shaped golang image (no
+    rsync) for TEST_GO, only in the local registry that stands in for Docker Hub; pulled
+    through --registry-mirror by the first test that needs it."""
+    from tests import stock_image
+
+    remote = f"{registry.host}/{STOCK_REPOSITORY}:{TEST_GO}"
+    stock_image.make(engine, TEST_IMAGE, remote, go_version=TEST_GO)
+    try:
+        # Docker treats registries on 127.0.0.0/8 as plain-HTTP registries, no daemon setup.
+        for line in engine.images.push(remote, stream=True, decode=True):
+            assert "error" not in line, line
+    finally:
+        stock_image.remove(engine, remote, f"{STOCK_REPOSITORY}:{TEST_GO}")
+    yield f"{registry.host}/{STOCK_REPOSITORY}:{{go_version}}"
+    stock_image.remove(engine, f"{STOCK_REPOSITORY}:{TEST_GO}")

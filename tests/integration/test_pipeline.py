@@ -18,7 +18,7 @@ from longcert.package import build_id
 from longcert.versions import KubeVersion
 from tests.cli import ROOT
 from tests.fixtures import standin
-from tests.integration.conftest import TEST_IMAGE, Cli, go_flags
+from tests.integration.conftest import TEST_GO, TEST_IMAGE, Cli, declared_go, go_flags
 
 pytestmark = pytest.mark.docker
 
@@ -59,12 +59,27 @@ def read_validities(kube_dir: Path) -> dict[str, float]:
     return days
 
 
-@pytest.mark.parametrize(("years", "ca_years"), [(10, 10), (100, 100)])
-@pytest.mark.parametrize("tag", ERA_TAGS)
-def test_build_every_era(tag: str, years: int, ca_years: int, cli: Cli, standin_repo: Path,
-                         engine: docker.DockerClient, tmp_path: Path) -> None:
+# v1.38.0 (newer than every patch set, Go 1.27.1) has its own test, test_newest_minor.
+EVERY_ERA = [(tag, 10, 10, "stock") for tag in ERA_TAGS if tag != standin.NEWEST_TAG] + [
+    (tag, 100, 100, "auto") for tag in ERA_TAGS if tag != standin.NEWEST_TAG]
+
+
+@pytest.mark.parametrize(("tag", "years", "ca_years", "image"), EVERY_ERA)
+def test_build_every_era(tag: str, years: int, ca_years: int, image: str, cli: Cli,
+                         standin_repo: Path, engine: docker.DockerClient, tmp_path: Path,
+                         request: pytest.FixtureRequest) -> None:
+    """Every era twice: with a stock-shaped golang image (no rsync) from the local registry
+    that stands in for Docker Hub, pulled through --registry-mirror; and with nothing but
+    --go-version auto, which follows the minor's Go rule to a local builder image."""
+    if image == "stock":
+        mirror, template = request.getfixturevalue("stock").split("/", 1)
+        # the stock image carries TEST_GO; a tree asking for another Go is built with it
+        go = [] if declared_go(standin_repo, tag) == TEST_GO else ["--go-version", TEST_GO]
+        flags = ["--image", template, "--registry-mirror", mirror, *go]
+    else:
+        flags = []
     result = cli("build", "--version", tag, "--years", str(years), "--ca-years", str(ca_years),
-                 "--repo", str(standin_repo), *go_flags(standin_repo, tag))
+                 "--repo", str(standin_repo), *flags)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "builds" / build_id(tag, years, ca_years)
     names = sorted(p.name for p in out.iterdir())
@@ -161,8 +176,8 @@ def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,
     result = cli("build", "--version", ERA_TAGS[-1], "--repo", str(standin_repo),
                  "--go-version", "1.24.11", "--image", "longcert-test/absent:{go_version}")
     assert result.returncode == 4, result.stderr
-    assert "image longcert-test/absent:1.24.11 is not present and pulling" in result.stderr
-    assert "invoke builder-image" in result.stderr
+    assert "builder image longcert-test/absent:1.24.11 for Go 1.24.11" in result.stderr
+    assert "`invoke builder-image --go 1.24.11 --tag longcert-test/absent:1.24.11`" in result.stderr
     assert "==> fetch" not in result.stdout  # refused before cloning
     assert not (tmp_path / "builds").exists()
 
@@ -207,3 +222,39 @@ def test_v131_config_override_both_behaviours(pin: bool, stored_leaf_days: int,
     assert by_stage["init-renew"] == {("leaf", 20 * 365)}
     assert by_stage["config-8760h"] == {("leaf", stored_leaf_days), ("ca", stored_ca_days)}
     assert by_stage["config-8760h-renew"] == {("leaf", stored_leaf_days)}
+
+
+def test_newest_minor_builds_with_a_warning_and_its_newest_config_api(
+        cli: Cli, standin_repo: Path, tmp_path: Path) -> None:
+    """A minor newer than every patch set (v1.38.0, whose kubeadm knows the v1 config API) is
+    tried with the newest set, warned about, and verified with the API the binary prints."""
+    tag = standin.NEWEST_TAG
+    result = cli("build", "--version", tag, "--years", "15", "--ca-years", "20",
+                 "--repo", str(standin_repo))
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {tag} is newer than every patch set" in result.stdout
+    manifest = json.loads(
+        (tmp_path / "builds" / build_id(tag, 15, 20) / "manifest.json").read_text())
+    assert manifest["patch"]["set"] == "e4-validity-period"
+    assert manifest["go"]["version"] == "1.27.1"  # the tree's .go-version, as upstream built it
+    native = manifest["verification"]["platforms"]["linux/amd64"]
+    assert native["config_api"] == "kubeadm.k8s.io/v1"
+    assert native["config_api_source"] == "config print init-defaults"
+    assert native["stored_config_checked"] > 0 and native["renewals_checked"] > 0
+
+
+def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path: Path) -> None:
+    """Some distribution imports drop .go-version: the Go comes from cross/VERSION and
+    hack/lib/golang.sh gets it through GO_VERSION instead of reading the missing file."""
+    repo = tmp_path / "nodot"
+    subprocess.run(["git", "clone", "-q", str(standin_repo), str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "checkout", "-q", "v1.33.7"], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "rm", "-q", ".go-version"], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "import"], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "tag", "-a", "v1.33.8", "-m", "v1.33.8"], check=True)
+    result = cli("build", "--version", "v1.33.8", "--repo", str(repo))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(
+        (tmp_path / "builds" / build_id("v1.33.8", 10, 10) / "manifest.json").read_text())
+    assert manifest["go"]["wanted"] == {"version": TEST_GO,
+                                        "source": "build/build-image/cross/VERSION"}

@@ -191,3 +191,41 @@ def test_not_executed_is_never_verified() -> None:
     assert report.status == "not-executed"
     with pytest.raises(VerifyError, match="nothing is verified"):
         verify.require_pass((report,))
+
+
+V1_DEFAULTS = """apiVersion: kubeadm.k8s.io/v1
+bootstrapTokens:
+- groups:
+  - system:bootstrappers:kubeadm:default-node-token
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: 1.2.3.4
+---
+apiVersion: kubeadm.k8s.io/v1
+caCertificateValidityPeriod: 87600h0m0s
+certificateValidityPeriod: 8760h0m0s
+kind: ClusterConfiguration
+"""
+
+
+@pytest.mark.parametrize(("output", "api"), [
+    (V1_DEFAULTS, "kubeadm.k8s.io/v1"),
+    (V1_DEFAULTS.replace("kubeadm.k8s.io/v1\n", "kubeadm.k8s.io/v1beta4\n"),
+     "kubeadm.k8s.io/v1beta4"),
+    ("apiVersion: evil.example/v1\nkind: InitConfiguration\n", ""),
+    ("apiVersion: kubeadm.k8s.io/v1\nkind: ClusterConfiguration\n", ""),
+    ("{{{ not yaml", ""),
+])
+def test_config_api_is_asked_of_the_binary(output: str, api: str) -> None:
+    assert verify.api_from_defaults(output) == api
+
+
+def test_a_v1_config_has_the_v1beta4_shape() -> None:
+    version = KubeVersion.parse("v1.38.0")
+    text = verify.kubeadm_config(version, stored_periods=True, api="kubeadm.k8s.io/v1")
+    docs = list(yaml.safe_load_all(text))
+    assert [d["apiVersion"] for d in docs] == ["kubeadm.k8s.io/v1"] * 2
+    assert docs[0]["localAPIEndpoint"]["advertiseAddress"] == verify.ADVERTISE_ADDRESS
+    assert docs[1]["certificateValidityPeriod"] == "8760h0m0s"
+    assert verify.can_print_defaults(version)
+    assert not verify.can_print_defaults(KubeVersion.parse("v1.12.10"))

@@ -85,3 +85,42 @@ def test_too_old_and_the_newest_minor() -> None:
     assert versions.resolve("v1.39.2").unchecked
     with pytest.raises(ConfigError, match="no patch set covers"):
         versions.resolve("v2.0.0")
+
+
+DEPENDENCIES = """dependencies:
+  # Golang
+  - name: "golang: upstream version"
+    version: 1.20
+    refPaths:
+    - path: .go-version
+  - name: "golang: etcd release version"
+    version: 1.19.9
+"""
+
+
+def test_go_from_dependencies_yaml_keeps_the_version_as_text(tmp_path: Path) -> None:
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build/dependencies.yaml").write_text(DEPENDENCIES)
+    found = versions.go_version_for_tree(tmp_path, KubeVersion.parse("v1.27.0"))
+    assert found == versions.GoVersion("1.20", "build/dependencies.yaml")  # not 1.2
+    assert versions.go_from_dependencies("[unbalanced") is None
+
+
+def test_go_mod_floor(tmp_path: Path) -> None:
+    assert versions.go_mod_floor(tmp_path) is None
+    (tmp_path / "go.mod").write_text("module k8s.io/kubernetes\n\ngo 1.24.0\n\ngodebug x=1\n")
+    assert versions.go_mod_floor(tmp_path) == "1.24.0"
+
+
+def test_go_rules_by_era() -> None:
+    rule = {m: versions.go_policy(KubeVersion.parse(f"v1.{m}.0")).rule for m in range(9, 40)}
+    assert {rule[m] for m in range(9, 15)} == {"gopath"}
+    assert {rule[m] for m in range(15, 18)} == {"own"}
+    assert {rule[m] for m in range(18, 40)} == {"floor"}
+    own = versions.go_policy(KubeVersion.parse("v1.16.3"))
+    assert own.accepts("1.12.17", "1.12.9", "1.12") and not own.accepts("1.13.15", "1.12.9", None)
+    floor = versions.go_policy(KubeVersion.parse("v1.31.0"))
+    assert floor.accepts("1.24.11", "1.22.5", "1.22.0")
+    assert not floor.accepts("1.22.4", "1.22.5", "1.22.0")  # older than the tree's own
+    assert not floor.accepts("1.21.13", "1.21.0", "1.22.0")  # below go.mod's floor
+    assert versions.go_policy(KubeVersion.parse("v1.39.0")).note.startswith("not in the table")

@@ -467,13 +467,23 @@ def demo(c: Context, debug: bool = False) -> None:
 @task
 @cli
 def versions(c: Context) -> None:
-    """List the patch sets: version range, files touched, and what each edit governs."""
+    """List the patch sets (range, files, what each edit governs) and the Go of every minor
+    with the rule `--go-version auto` follows when that Go's image is missing."""
     from longcert.patching import load_patch_sets
+    from longcert.versions import GO_RULES, go_policies
 
     for patch_set in load_patch_sets():
         print(f"{patch_set.name}: v{patch_set.first} - v{patch_set.last}  ({patch_set.title})")
         for edit in patch_set.edits:
             print(f"    {edit.governs:<4}  {edit.file}")
+    newest = load_patch_sets()[-1]
+    print(f"newer minors: tried with {newest.name}, with a warning (not checked)")
+    print("\nGo per minor (config/go-versions.yaml); rule when that Go's image is missing:")
+    for name, text in GO_RULES.items():
+        print(f"  {name:<6} {text}")
+    print(f"  {'minor':<6} {'go':<8} {'rule':<6} source")
+    for row in go_policies().values():
+        print(f"  {row.minor:<6} {row.upstream_go:<8} {row.rule:<6} {row.note}")
 
 
 @task(name="errors")

@@ -113,7 +113,7 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str, cli: C
 
 
 def test_multi_platform_build(cli: Cli, standin_repo: Path, tmp_path: Path) -> None:
-    tag = ERA_TAGS[-1]
+    tag = standin.DEMO_TAG
     result = cli("build", "--version", tag, "--years", "5", "--repo", str(standin_repo),
                  "--platforms", "linux/arm64,windows/amd64", *go_flags(standin_repo, tag))
     assert result.returncode == 0, result.stderr
@@ -173,7 +173,7 @@ def test_patch_set_that_misses_a_site_fails_verification(cli: Cli, standin_repo:
 
 def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,
                                              tmp_path: Path) -> None:
-    result = cli("build", "--version", ERA_TAGS[-1], "--repo", str(standin_repo),
+    result = cli("build", "--version", standin.DEMO_TAG, "--repo", str(standin_repo),
                  "--go-version", "1.24.11", "--image", "longcert-test/absent:{go_version}")
     assert result.returncode == 4, result.stderr
     assert "builder image longcert-test/absent:1.24.11 for Go 1.24.11" in result.stderr

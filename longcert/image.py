@@ -255,8 +255,11 @@ def _cache_file(cache_dir: Path, image_id: str) -> Path:
     return cache_dir / "probes" / f"{image_id.removeprefix('sha256:')[:64]}.json"
 
 
-def probe(client: Any, image: str, image_id: str, cache_dir: Path) -> ImageProbe:
-    """Probe ``image`` (its id known: it is present), once per image id."""
+def probe(
+    client: Any, image: str, image_id: str, cache_dir: Path, engine_platform: str
+) -> ImageProbe:
+    """Probe ``image`` (its id known: it is present), once per image id. An image of another
+    platform is refused without running anything in it."""
     cached = _cache_file(cache_dir, image_id)
     try:
         found = ImageProbe.from_dict(json.loads(cached.read_text()))
@@ -265,6 +268,13 @@ def probe(client: Any, image: str, image_id: str, cache_dir: Path) -> ImageProbe
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not probed yet, or a damaged record: probe again
     platform = container.image_platform(client, image)
+    if platform != engine_platform:
+        raise ImageError(
+            f"builder image {image} cannot build kubeadm: it is an image for {platform}, and "
+            f"this engine runs {engine_platform}",
+            f"use the {engine_platform} variant of the image (docker pull --platform "
+            f"{engine_platform} ...)",
+        )
     code, output = container.run_once(
         client, image, ["/bin/sh", "-c", PROBE_SCRIPT], labels={"org.longcert.purpose": "probe"}
     )
@@ -401,7 +411,7 @@ def choose(
             f"present and cannot be pulled{where}, and no local image may stand in for it{rule}",
             hint,
         )
-    found = probe(client, image, image_id, cache_dir)
+    found = probe(client, image, image_id, cache_dir, container.engine_platform(client))
     go = GoVersion(found.go_version or wanted.version, wanted.source)
     if found.go_version and found.go_version != named_go:
         chosen_by += f"; the image's Go is {found.go_version}"

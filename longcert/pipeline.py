@@ -10,6 +10,7 @@ from longcert.errors import ConfigError
 from longcert.progress import Reporter
 from longcert.settings import Settings
 from longcert.versions import (
+    GO_RULES,
     GoVersion,
     Release,
     go_mod_floor,
@@ -63,6 +64,13 @@ def run(
             # A bad target or a missing token is refused before anything is cloned or built.
             target = publish.open_target(settings.publish, settings, dry_run=False)
     rows = settings.rows()
+    if _wants(until, "compile") and settings.go_version == "auto":
+        policy = go_policy(release.version)
+        rows.append((
+            "go rule",
+            f"{policy.rule}: {GO_RULES[policy.rule]}",
+            f"config/go-versions.yaml, v{policy.minor}",
+        ))
     if _wants(until, "compile"):
         client = container.connect()  # no engine: say so before cloning anything
         if settings.go_version != "auto" or "{go_version}" not in settings.image:

@@ -42,3 +42,34 @@ def remove(engine: docker.DockerClient, *names: str) -> None:
     for name in names:
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(name, force=True)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def load_foreign(engine: docker.DockerClient, name: str, architecture: str = "arm64") -> None:
+    """``docker load`` a one-layer image whose config says another architecture (the engine's
+    import ignores --platform, so the image archive is written by hand)."""
+    import hashlib
+    import json
+
+    layer = _tar({"bin/sh": b"\x7fELF (not really)"})
+    config = json.dumps({
+        "architecture": architecture, "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+    }).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [name],
+                            "Layers": ["layer/layer.tar"]}]).encode()
+    engine.images.load(_tar({config_name: config, "layer/layer.tar": layer,
+                             "manifest.json": manifest}))

@@ -27,7 +27,9 @@ def test_debian_go_image_builds_the_gopath_era(cli: Cli, standin_repo: Path, tmp
         assert result.returncode == 0, result.stderr
         manifest = json.loads(
             (tmp_path / "builds" / build_id("v1.9.4", 5, 10) / "manifest.json").read_text())
-        assert manifest["go"] == {"version": version, "source": "setting go_version"}
+        assert manifest["go"]["version"] == version
+        assert manifest["go"]["source"] == "setting go_version"
+        assert manifest["image"]["probe"]["go_env"]["GOROOT"] == "/usr/lib/go-1.19"
         assert manifest["verification"]["passed"] is True
     finally:
         engine.images.remove("longcert-test/golang-deb:1.19", force=True)

@@ -76,3 +76,19 @@ def test_missing_go_image_names_the_command_that_makes_it(cli: Cli, standin_repo
     assert ("make it with `invoke builder-image --go 1.12.10 --tag "
             "longcert-test/none:1.12.10`") in result.stderr
     assert "rule 'gopath'" in result.stderr
+
+
+def test_an_image_of_another_architecture_is_refused_before_fetch(
+    cli: Cli, standin_repo: Path, engine: docker.DockerClient,
+) -> None:
+    name = "longcert-test/golang-arm64:" + TEST_GO
+    stock_image.load_foreign(engine, name)
+    try:
+        result = cli("build", "--version", "v1.33.7", "--repo", str(standin_repo),
+                     "--image", name)
+    finally:
+        stock_image.remove(engine, name)
+    assert result.returncode == 4, result.stderr
+    assert f"builder image {name} cannot build kubeadm: it is an image for linux/arm64" in (
+        result.stderr)
+    assert "==> fetch" not in result.stdout

@@ -57,19 +57,31 @@ def _help(*names: str, **extra: str) -> dict[str, str]:
 
 
 def cli(func: F) -> F:
-    """Map longcert errors to one line and their exit code; Ctrl-C to 130."""
+    """Map longcert errors to one line and their exit code; Ctrl-C to 130, SIGTERM to 143 and
+    SIGHUP to 129, each after the same cleanup (containers removed, nothing half-written)."""
 
     @functools.wraps(func)
     def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
+        from longcert import runs
+
         debug = bool(kwargs.get("debug"))
         try:
-            return func(c, *args, **kwargs)
+            with runs.stop_signals_raise():
+                return func(c, *args, **kwargs)
         except errors.LongcertError as err:
             if debug:
                 raise
             raise Exit(f"longcert: {type(err).__name__}: {err}", code=err.exit_code) from None
+        except runs.Terminated as stop:
+            raise Exit(f"longcert: stopped by {stop}", code=128 + stop.signum) from None
         except KeyboardInterrupt:
             raise Exit("longcert: interrupted", code=errors.INTERRUPTED_EXIT_CODE) from None
+        except OSError as exc:
+            if debug:
+                raise
+            text = exc.strerror or str(exc)
+            where = f": {exc.filename}" if exc.filename else ""
+            raise Exit(f"longcert: {text}{where}", code=1) from None
         except Exception as exc:
             if debug:
                 raise
@@ -392,18 +404,20 @@ def verify(
     debug: bool = False,
 ) -> None:
     """Check any kubeadm binary: run it, generate every certificate, print a table, fail closed."""
+    from longcert import runs
     from longcert import verify as verify_mod
 
     conf = _settings(years=years, ca_years=ca_years)
-    verify_mod.check_file(
-        binary,
-        version,
-        conf.years,
-        conf.ca_years,
-        image=image,
-        json_path=json,
-        pinned=pin_validity,
-    )
+    with runs.registered(conf.cache_dir):
+        verify_mod.check_file(
+            binary,
+            version,
+            conf.years,
+            conf.ca_years,
+            image=image,
+            json_path=json,
+            pinned=pin_validity,
+        )
 
 
 @task(
@@ -441,18 +455,34 @@ def builder_image(
     archive = Path(go_archive) if go_archive else None
     if archive is not None and not archive.is_file():
         raise errors.ConfigError(f"--go-archive {go_archive!r} is not a file")
+    from longcert import runs
+
     conf = _settings(go_download_url=go_download_url)
-    image = builder.build_image(
-        go,
-        archive,
-        tag,
-        debian_mirror or builder.DEBIAN_MIRROR,
-        print,
-        go_debian=go_debian,
-        download_url=conf.go_download_url,
-        prefer_download=conf.sources["go_download_url"] != "default",
-    )
+    with runs.registered(conf.cache_dir):
+        image = builder.build_image(
+            go,
+            archive,
+            tag,
+            debian_mirror or builder.DEBIAN_MIRROR,
+            print,
+            go_debian=go_debian,
+            download_url=conf.go_download_url,
+            prefer_download=conf.sources["go_download_url"] != "default",
+        )
     print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
+
+
+@task(help=_help("cache_dir", "debug"))
+@cli
+def clean(c: Context, cache_dir: str | None = None, debug: bool = False) -> None:
+    """Remove what runs that are no longer alive left behind: their worktrees, scratch and
+    staging directories and containers (a run still going is never touched)."""
+    from longcert import pipeline
+
+    removed = pipeline.sweep(_settings(cache_dir=cache_dir).cache_dir)
+    for item in removed:
+        print(f"removed {item}")
+    print(f"clean: {len(removed)} item(s) left by dead runs removed")
 
 
 @task(help={"debug": SETTING_HELP["debug"]})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import docker
 
-from longcert import container, godownload
+from longcert import container, godownload, runs
 from longcert.build import sha256_file
 from longcert.errors import ConfigError, ImageError
 from longcert.versions import go_key, is_go_version
@@ -92,7 +92,7 @@ def ensure_base(client: docker.DockerClient, mirror: str, progress: ProgressFn) 
     if found:
         progress(f"base image {base_tag()} is present")
         return found
-    with tempfile.TemporaryDirectory(prefix="longcert-rootfs-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-rootfs-")) as tmp:
         rootfs = Path(tmp) / "rootfs"
         _debootstrap(rootfs, mirror, progress)
         for rel in ("var/cache/apt/archives", "var/lib/apt/lists"):
@@ -328,7 +328,7 @@ def build_image(
     if go_debian:
         base = ensure_base(client, debian_mirror, progress)
         return debian_image(client, base, go_debian, tag, progress)
-    with tempfile.TemporaryDirectory(prefix="longcert-go-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-go-")) as tmp:
         tar_path = Path(tmp) / "go.tar"
         if go_archive:
             version = toolchain_from_archive(go_archive, tar_path)

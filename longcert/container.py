@@ -23,9 +23,29 @@ import docker
 import docker.errors
 from docker.types import Mount
 
+from longcert import runs
 from longcert.errors import BuildError, EngineError, ImageError
 
 LABEL = "org.longcert"
+
+
+def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every container longcert makes: its marker label and the run that made it (so a sweep
+    after that run's death removes it, and nothing of a live run)."""
+    labels = {LABEL: "1", **(extra or {})}
+    if runs.current_id():
+        labels[runs.RUN_LABEL] = runs.current_id()
+    return labels
+
+
+def remove_run_containers(client: docker.DockerClient, run_id: str) -> list[str]:
+    """Remove every container the run ``run_id`` made; their names."""
+    removed = []
+    for box in client.containers.list(all=True, filters={"label": f"{runs.RUN_LABEL}={run_id}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            box.remove(force=True)
+        removed.append(f"container {box.short_id} ({box.labels.get('org.longcert.purpose', '')})")
+    return removed
 LineFn = Callable[[str], None]
 
 
@@ -150,7 +170,7 @@ def run_once(
             image,
             command=list(argv),
             entrypoint=[],
-            labels={LABEL: "1", **(labels or {})},
+            labels=_labels(labels),
             network_mode="none",
             working_dir="/",
         )
@@ -196,7 +216,7 @@ class BuildContainer:
         self.image = image
         self._mounts = list(mounts)
         self._environment = dict(environment or {})
-        self._labels = {LABEL: "1", **(labels or {})}
+        self._labels = _labels(labels)
         self._log_path = log_path
         self._network = network
         self._tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
@@ -362,7 +382,7 @@ def commit_with_archive(
             command=["true"],
             entrypoint=[],
             network_mode="none",
-            labels={LABEL: "1", **labels},
+            labels=_labels(labels),
         )
         data = archive if isinstance(archive, bytes) else archive.read()
         if not container.put_archive("/", io.BytesIO(data).getvalue()):
@@ -407,7 +427,7 @@ def commit_after_command(
             base,
             command=list(argv),
             entrypoint=[],
-            labels={LABEL: "1"},
+            labels=_labels(),
             network_mode="bridge" if network else "none",
         )
         box.start()

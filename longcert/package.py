@@ -12,6 +12,7 @@ builds/<build-id>/
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from longcert import __version__
+from longcert import __version__, runs
 from longcert.build import BuildResult, sha256_file
 from longcert.errors import PublishError
 from longcert.patching import PatchResult
@@ -153,7 +154,7 @@ def write(
     """Write everything to a temporary directory, then rename it to builds/<name>."""
     target = check_target(builds_dir, name, force)
     builds_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=builds_dir))
+    staging = Path(tempfile.mkdtemp(prefix=runs.tagged(f".{name}.staging-"), dir=builds_dir))
     try:
         sums = []
         for artifact in result.artifacts:
@@ -182,17 +183,21 @@ def write(
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename staging to target; an existing target is moved aside first and dropped after."""
+    """Rename staging to target; an existing target is moved aside first and dropped after.
+
+    The two renames run with Ctrl-C/SIGTERM/SIGHUP held back, so a stop cannot fall between
+    them; after a kill -9 there, the sweep of the dead run renames the old build back. The
+    aside name carries the run id, so two runs never share it."""
     old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    try:
-        staging.rename(target)
-    except OSError as exc:
-        if old is not None:
-            old.rename(target)
-        raise PublishError(f"cannot move the build into {target}: {exc}") from exc
+    with runs.signals_deferred():
+        if target.exists():
+            old = target.with_name(runs.tagged(f".{target.name}.old-") + secrets.token_hex(3))
+            target.rename(old)
+        try:
+            staging.rename(target)
+        except OSError as exc:
+            if old is not None:
+                old.rename(target)
+            raise PublishError(f"cannot move the build into {target}: {exc}") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from longcert import build, container, image, package, patching, publish, source, verify
-from longcert.errors import ConfigError
+from longcert import build, container, image, package, patching, publish, runs, source, verify
+from longcert.errors import (
+    BuildError,
+    ConfigError,
+    LongcertError,
+    PatchError,
+    PublishError,
+    SourceError,
+    VerifyError,
+)
 from longcert.progress import Reporter
 from longcert.settings import Settings
 from longcert.versions import (
@@ -52,11 +64,88 @@ def run(
     until: str = "package",
     dry_run: bool = False,
 ) -> PipelineResult:
-    """Run the stages from fetch up to ``until``; every input is checked before fetch starts."""
+    """Run the stages from fetch up to ``until``; every input is checked before fetch starts.
+
+    The run registers itself in the cache (so what it leaves when killed is swept later),
+    sweeps what dead runs left, and holds its build id's lock from before the first check to
+    the end, so two runs of one build id never interleave."""
     if until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}", f"stages: {', '.join(STAGES)}")
     release = resolve(version_text, settings.patches_dir)
     name = package.build_id(release.tag, settings.years, settings.ca_years)
+    with runs.registered(settings.cache_dir):
+        sweep(settings.cache_dir, reporter.step)
+        if dry_run or not _wants(until, "compile"):
+            return _run(release, name, settings, reporter, until, dry_run)
+        with runs.file_lock(
+            build_lock_path(settings, name), f"the build id {name}", on_wait=reporter.step
+        ):
+            runs.note_builds_dir(settings.builds_dir)
+            return _run(release, name, settings, reporter, until, dry_run)
+
+
+def build_lock_path(settings: Settings, name: str) -> Path:
+    """One lock per build id and builds directory, kept in the cache (never in builds/)."""
+    where = hashlib.sha256(str(settings.builds_dir.resolve()).encode()).hexdigest()[:12]
+    return settings.cache_dir / "locks" / f"build-{name}-{where}.lock"
+
+
+def sweep(cache_dir: Path, say: Callable[[str], None] | None = None) -> list[str]:
+    """Remove the worktrees, scratch directories and containers of runs that died."""
+
+    def containers(run_id: str) -> list[str]:
+        return container.remove_run_containers(container.connect(), run_id)
+
+    removed = runs.sweep(cache_dir, containers, lambda: source.prune_all(cache_dir))
+    if removed and say is not None:
+        say(f"removed what runs that are no longer alive left: {', '.join(removed)}")
+    return removed
+
+
+# An OSError inside a stage (a full disk, a permission) is that stage's error, in one line.
+STAGE_ERRORS: dict[str, type[LongcertError]] = {
+    "fetch": SourceError,
+    "patch": PatchError,
+    "compile": BuildError,
+    "verify": VerifyError,
+    "package": PublishError,
+}
+
+
+@contextmanager
+def _stage(reporter: Reporter, name: str) -> Iterator[None]:
+    with reporter.stage(name):
+        try:
+            yield
+        except OSError as exc:
+            raise STAGE_ERRORS[name](
+                f"{name} failed: {os_error_text(exc)}", os_error_hint(exc)
+            ) from exc
+
+
+def os_error_text(exc: OSError) -> str:
+    """``No space left on device: /path`` (strerror and the file, without Python's wrapping)."""
+    what = exc.strerror or str(exc)
+    where = exc.filename or ""
+    return f"{what}: {where}" if where else what
+
+
+def os_error_hint(exc: OSError) -> str | None:
+    if exc.errno == errno.ENOSPC:
+        return "free disk space there and run again; nothing already built was replaced"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "check the permissions of that path (--cache-dir, --builds-dir)"
+    return None
+
+
+def _run(
+    release: Release,
+    name: str,
+    settings: Settings,
+    reporter: Reporter,
+    until: str,
+    dry_run: bool,
+) -> PipelineResult:
     target = None
     if _wants(until, "package"):
         package.check_target(settings.builds_dir, name, settings.force)
@@ -87,7 +176,7 @@ def run(
     result = PipelineResult(release)
     tree = None
     try:
-        with reporter.stage("fetch"):
+        with _stage(reporter, "fetch"):
             tree = source.checkout(
                 settings.repo, release.version, settings.cache_dir, reporter.step
             )
@@ -96,7 +185,7 @@ def run(
         if not _wants(until, "patch"):
             return result
 
-        with reporter.stage("patch"):
+        with _stage(reporter, "patch"):
             patch = patching.plan(
                 release.patch_set,
                 tree.path,
@@ -121,7 +210,7 @@ def run(
         log = log_path(settings, name)
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        with reporter.stage("compile"):
+        with _stage(reporter, "compile"):
             client = container.connect()
             choice = _choose_image(client, settings, release, tree.path, reporter)
             floor = go_mod_floor(tree.path)
@@ -148,7 +237,7 @@ def run(
         if not _wants(until, "verify"):
             return result
 
-        with reporter.stage("verify"):
+        with _stage(reporter, "verify"):
             binaries = [(build.VERIFY_PLATFORM, built.verify_binary)] + [
                 (a.platform, a.path) for a in built.artifacts if a.platform != build.VERIFY_PLATFORM
             ]
@@ -172,7 +261,7 @@ def run(
         if not _wants(until, "package"):
             return result
 
-        with reporter.stage("package"):
+        with _stage(reporter, "package"):
             output = package.write(
                 settings.builds_dir, name, tree, patch, built, result.reports, force=settings.force
             )

@@ -213,6 +213,11 @@ def _one(
     except LongcertError as err:
         reporter.say(f"{version.tag}: FAILED: {type(err).__name__}: {err}")
         return outcome("failed", f"{type(err).__name__}: {err}", err)
+    except Exception as exc:  # a full disk, a race, a bug: this version's row, not the run's end
+        text = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) else str(exc)
+        wrapped = LongcertError(f"{type(exc).__name__}: {text}")
+        reporter.say(f"{version.tag}: FAILED: {wrapped}")
+        return outcome("failed", str(wrapped), wrapped)
 
 
 def run(

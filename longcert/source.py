@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import git
 
+from longcert import runs
 from longcert.errors import PatchError, SourceError
 from longcert.versions import KubeVersion
 
@@ -77,6 +80,52 @@ class _CloneProgress(git.RemoteProgress):
         self._report(f"{stage}: {percent:.0f}%")
 
 
+def mirror_lock(mirror: Path, progress: ProgressFn | None = None) -> Any:
+    """The OS lock every run takes before touching ``mirror`` (fetch, worktree add/prune)."""
+    return runs.file_lock(
+        mirror.with_name(mirror.name + ".lock"), f"the mirror {mirror.name}", on_wait=progress
+    )
+
+
+def recover_stale_git_locks(mirror: Path) -> list[str]:
+    """Remove git's own ``*.lock`` files (shallow.lock, config.lock, refs...) from a mirror.
+
+    Called only while holding :func:`mirror_lock`: every run touches the mirror under that OS
+    lock, which the kernel drops when its holder dies, so a git lock file seen then was left by
+    a process that was killed mid-fetch."""
+    removed: list[str] = []
+    if not mirror.is_dir():
+        return removed
+    candidates = [mirror / name for name in GIT_LOCK_FILES]
+    if (mirror / "refs").is_dir():
+        candidates += sorted((mirror / "refs").rglob("*.lock"))
+    found = [path for path in candidates if path.is_file()]
+    if not found:
+        return removed
+    # A git child of a killed run may outlive it for a moment: never take a lock file that a
+    # live process still has open.
+    busy = _open_files()
+    for path in found:
+        if str(path) not in busy:
+            path.unlink(missing_ok=True)
+            removed.append(str(path.relative_to(mirror)))
+    return removed
+
+
+GIT_LOCK_FILES = ("shallow.lock", "config.lock", "packed-refs.lock", "HEAD.lock", "index.lock")
+
+
+def _open_files() -> set[str]:
+    """Paths any process has open (Linux /proc; empty where there is none)."""
+    opened: set[str] = set()
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    opened.add(os.readlink(fd))
+    return opened
+
+
 def _open_mirror(path: Path) -> git.Repo:
     if (path / "HEAD").is_file():
         try:
@@ -131,9 +180,14 @@ def _git_reason(exc: git.GitCommandError) -> str:
 def fetch_tag(
     remote: str, version: KubeVersion, cache_dir: Path, progress: ProgressFn | None = None
 ) -> tuple[Path, str]:
-    """Make sure the mirror holds ``version``'s tag (shallow, that tag only); return mirror, sha."""
+    """Make sure the mirror holds ``version``'s tag (shallow, that tag only); return mirror, sha.
+
+    The caller holds :func:`mirror_lock`."""
     url = normalize_remote(remote)
     path = mirror_path(cache_dir, url)
+    stale = recover_stale_git_locks(path)
+    if stale and progress is not None:
+        progress(f"removed git lock files a killed run left in the mirror: {', '.join(stale)}")
     repo = _open_mirror(path)
     ref = f"refs/tags/{version.tag}"
     have = _local_ref(repo, ref)
@@ -188,26 +242,47 @@ def checkout(
 ) -> SourceTree:
     """Fetch ``version`` into the mirror and check out a fresh detached worktree of it."""
     url = normalize_remote(remote)
-    mirror, commit = fetch_tag(url, version, cache_dir, progress)
-    repo = git.Repo(mirror)
+    mirror = mirror_path(cache_dir, url)
     work_root = cache_dir / "work"
     work_root.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix=f"{version.tag}-", dir=work_root)) / "kubernetes"
+    # Named with the run id: a sweep after this run's death knows it is a leftover.
+    path = Path(tempfile.mkdtemp(prefix=runs.tagged(f"{version.tag}-"), dir=work_root))
+    path = path / "kubernetes"
     try:
-        repo.git.worktree("prune")
-        repo.git.worktree("add", "--detach", str(path), commit)
+        with mirror_lock(mirror, progress):
+            mirror, commit = fetch_tag(url, version, cache_dir, progress)
+            repo = git.Repo(mirror)
+            repo.git.worktree("prune")
+            repo.git.worktree("add", "--detach", str(path), commit)
+            commit_time = int(repo.git.log("-1", "--format=%ct", commit))
     except git.GitCommandError as exc:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise SourceError(f"cannot check out {version.tag}: {_git_reason(exc)}") from exc
-    commit_time = int(repo.git.log("-1", "--format=%ct", commit))
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
     return SourceTree(path, version.tag, commit, commit_time, url, mirror)
 
 
 def remove_worktree(tree: SourceTree) -> None:
     """Delete the worktree directory and its registration in the mirror."""
     shutil.rmtree(tree.path.parent, ignore_errors=True)
-    with contextlib.suppress(git.GitError):  # a mirror that is gone has nothing to unregister
-        git.Repo(tree.mirror).git.worktree("prune")
+    prune_worktrees(tree.mirror)
+
+
+def prune_worktrees(mirror: Path) -> None:
+    """Forget worktrees whose directory is gone (under the mirror's lock)."""
+    if not (mirror / "HEAD").is_file():
+        return
+    with mirror_lock(mirror), contextlib.suppress(git.GitError):
+        git.Repo(mirror).git.worktree("prune")
+
+
+def prune_all(cache_dir: Path) -> None:
+    """prune_worktrees for every mirror in the cache."""
+    mirrors = cache_dir / "mirrors"
+    for mirror in sorted(mirrors.glob("*.git")) if mirrors.is_dir() else []:
+        prune_worktrees(mirror)
 
 
 def is_clean(tree: SourceTree) -> bool:

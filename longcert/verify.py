@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.utils import CryptographyDeprecationWarning
 
-from longcert import container
+from longcert import container, runs
 from longcert.errors import ConfigError, VerifyError
 from longcert.progress import Reporter
 from longcert.versions import KubeVersion
@@ -511,7 +511,7 @@ def verify_binary(
         return VerifyReport(tag, platform, "", leaf_years, ca_years, (), (), "", header)
     prefix, extra_mounts, executed_with = _executor(platform)
     client = container.connect()
-    with tempfile.TemporaryDirectory(prefix="longcert-verify-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-verify-")) as scratch:
         kube_dir, config_dir, bin_dir = (Path(scratch) / d for d in ("kubernetes", "config", "bin"))
         for directory in (kube_dir, config_dir, bin_dir):
             directory.mkdir()

@@ -1,0 +1,271 @@
+"""Runs that share a cache: OS file locks, signals, and a sweep of what dead runs left behind.
+
+Every long run may be killed at any line (Ctrl-C, SIGTERM from CI, kill -9) and may share its
+cache with other runs. So:
+
+* each shared resource (a mirror, a build id) has an OS file lock (``flock``): the kernel drops
+  it when its holder dies, so a dead run can never hold one, and lock files are never deleted;
+* each run registers itself as ``<cache>/runs/<run-id>.lock``, flock-held for its lifetime, and
+  names everything it leaves on disk or in the engine with its run id (worktrees, staging and
+  scratch directories, ``org.longcert.run`` container labels);
+* :func:`sweep` (at the start of every pipeline run, and ``invoke clean``) takes the lock of each
+  registered run it finds: only a dead run's can be taken, and only that run's leftovers are
+  removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+LineFn = Callable[[str], None]
+RUN_LABEL = "org.longcert.run"
+# Signals that end a run like Ctrl-C: containers removed, nothing half-written.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the main thread is, so every cleanup path runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (Ctrl-C already
+    raises KeyboardInterrupt)."""
+    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back for a few syscalls that must not be split (two renames);
+    they are delivered when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class LockBusy(Exception):
+    """The lock is held by another live run (raised only when not waiting)."""
+
+
+@contextlib.contextmanager
+def file_lock(
+    path: Path, what: str, *, wait: bool = True, on_wait: LineFn | None = None
+) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``path`` (created if needed, never deleted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            if not wait:
+                raise LockBusy(what) from exc
+            if on_wait is not None:
+                on_wait(f"waiting for another longcert run that holds {what}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- this process's run -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """This process's registration: the flock-held file ``<cache>/runs/<id>.lock``."""
+
+    cache_dir: Path
+    id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(3)}")
+    _fd: int = -1
+    builds_dirs: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return self.cache_dir / "runs" / f"{self.id}.lock"
+
+    def start(self) -> None:
+        runs = self.path.parent
+        runs.mkdir(parents=True, exist_ok=True)
+        # Locked before it appears under its name, so a sweep never sees it unlocked.
+        fd, temp = tempfile.mkstemp(prefix=".new-", dir=runs)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        self._write()
+        os.replace(temp, self.path)
+
+    def _write(self) -> None:
+        record = {"pid": os.getpid(), "started": int(time.time()), "builds_dirs": self.builds_dirs}
+        data = json.dumps(record).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def note_builds_dir(self, path: Path) -> None:
+        """Remember a builds directory this run stages into, for a sweep after its death."""
+        text = str(path.resolve())
+        if self._fd >= 0 and text not in self.builds_dirs:
+            self.builds_dirs.append(text)
+            self._write()
+
+    def stop(self) -> None:
+        if self._fd >= 0:
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = -1
+
+
+_current: Run | None = None
+
+
+def current_id() -> str:
+    """This process's run id ("" outside a run: tests and library use)."""
+    return _current.id if _current is not None else ""
+
+
+@contextlib.contextmanager
+def registered(cache_dir: Path) -> Iterator[Run]:
+    """Register this process as a run for the block (nested calls share the outer run)."""
+    global _current
+    if _current is not None:
+        yield _current
+        return
+    run = Run(cache_dir)
+    run.start()
+    _current = run
+    try:
+        yield run
+    finally:
+        _current = None
+        run.stop()
+
+
+def note_builds_dir(path: Path) -> None:
+    if _current is not None:
+        _current.note_builds_dir(path)
+
+
+def tagged(prefix: str) -> str:
+    """A temp-name prefix carrying the run id, so a sweep can tell whose leftovers it is."""
+    run = current_id()
+    return f"{prefix}{run}-" if run else prefix
+
+
+# --- sweeping dead runs -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeadRun:
+    id: str
+    builds_dirs: tuple[str, ...]
+
+
+def dead_runs(cache_dir: Path) -> Iterator[tuple[DeadRun, int]]:
+    """Each registered run whose lock can be taken (it is dead), with the locked fd."""
+    runs = cache_dir / "runs"
+    for path in sorted(runs.glob("*.lock")) if runs.is_dir() else []:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # alive
+            continue
+        try:
+            record = json.loads(os.pread(fd, 1 << 16, 0) or b"{}")
+            dirs = tuple(str(d) for d in record.get("builds_dirs", []) if isinstance(d, str))
+        except (ValueError, AttributeError):
+            dirs = ()
+        yield DeadRun(path.stem, dirs), fd
+
+
+def _remove(path: Path, removed: list[str]) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    removed.append(str(path))
+
+
+def sweep_files(run: DeadRun, cache_dir: Path, removed: list[str]) -> None:
+    """A dead run's worktrees, scratch and staging directories; an interrupted --force swap
+    is finished backwards (the old build restored) or forwards (the old copy dropped)."""
+    marker = f"-{run.id}-"
+    work = cache_dir / "work"
+    for path in work.iterdir() if work.is_dir() else []:
+        if marker in path.name:
+            _remove(path, removed)
+    for path in Path(tempfile.gettempdir()).glob(f"longcert-*{marker}*"):
+        _remove(path, removed)
+    for text in run.builds_dirs:
+        builds = Path(text)
+        for path in builds.glob(f".*{marker}*") if builds.is_dir() else []:
+            if ".old" + marker in path.name:
+                build = builds / path.name.split(".old" + marker, 1)[0].lstrip(".")
+                if not build.exists():
+                    path.rename(build)  # killed between the two renames of --force
+                    removed.append(f"{path} (restored as {build})")
+                    continue
+            _remove(path, removed)
+
+
+def sweep(
+    cache_dir: Path,
+    remove_containers: Callable[[str], list[str]] | None = None,
+    prune: Callable[[], None] | None = None,
+) -> list[str]:
+    """Remove what runs that are no longer alive left behind, and only that; returns what.
+
+    ``remove_containers(run_id)`` removes that run's labelled containers (None: no engine
+    here, the run's record is kept for a later sweep); ``prune`` unregisters removed
+    worktrees from the mirrors."""
+    removed: list[str] = []
+    for run, fd in dead_runs(cache_dir):
+        try:
+            sweep_files(run, cache_dir, removed)
+            keep = False
+            if remove_containers is not None:
+                try:
+                    removed += remove_containers(run.id)
+                except Exception:  # no engine now: try again on a later sweep
+                    keep = True
+            if not keep:
+                (cache_dir / "runs" / f"{run.id}.lock").unlink(missing_ok=True)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EBUSY):
+                raise
+        finally:
+            os.close(fd)
+    if removed and prune is not None:
+        prune()
+    return removed
+

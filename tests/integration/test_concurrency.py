@@ -1,0 +1,249 @@
+"""Runs that share a cache, and runs that are killed: locks, signals, sweeps, full disks."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from longcert import source
+from longcert.package import build_id
+from tests.cli import ROOT
+from tests.fixtures import standin
+
+FETCH_TAGS = [t for t in standin.STANDIN_TAGS if t != standin.NEWEST_TAG]
+
+
+def invoke(*args: str, cache: Path, builds: Path, cwd: Path,
+           extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    env.update({"LONGCERT_CACHE_DIR": str(cache), "LONGCERT_BUILDS_DIR": str(builds),
+                "PYTHONUNBUFFERED": "1", **(extra or {})})
+    return subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=cwd)
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        out.append((proc.returncode, stdout, stderr))
+    return out
+
+
+def test_parallel_fetches_on_a_fresh_cache(standin_repo: Path, tmp_path: Path) -> None:
+    """Six fetches of different tags (and two of the same) at once, one fresh mirror."""
+    tags = [*FETCH_TAGS, FETCH_TAGS[-1], FETCH_TAGS[0]]
+    procs = [invoke("fetch", "--version", tag, "--repo", str(standin_repo),
+                    cache=tmp_path / "cache", builds=tmp_path / "builds", cwd=tmp_path)
+             for tag in tags]
+    for code, stdout, stderr in finish(procs):
+        assert code == 0, stderr
+    mirrors = list((tmp_path / "cache" / "mirrors").glob("*.git"))
+    assert len(mirrors) == 1
+    listed = subprocess.run(["git", "-C", str(mirrors[0]), "tag"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert sorted(listed) == sorted(FETCH_TAGS)
+    assert not any((tmp_path / "cache" / "work").iterdir())  # every worktree cleaned up
+
+
+def test_git_lock_files_a_killed_fetch_left_are_recovered(standin_repo: Path,
+                                                         tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = finish([invoke("fetch", "--version", "v1.9.4", "--repo", str(standin_repo),
+                           cache=cache, builds=tmp_path, cwd=tmp_path)])[0]
+    assert first[0] == 0, first[2]
+    mirror = next((cache / "mirrors").glob("*.git"))
+    for name in ("shallow.lock", "config.lock"):
+        (mirror / name).write_text("")  # what git leaves when killed mid-fetch
+    (mirror / "refs" / "tags").mkdir(parents=True, exist_ok=True)
+    (mirror / "refs" / "tags" / "v1.13.5.lock").write_text("")
+    held = mirror / "packed-refs.lock"
+    with held.open("w"):  # a live process still holds this one: it must stay
+        assert source.recover_stale_git_locks(mirror) == [
+            "shallow.lock", "config.lock", "refs/tags/v1.13.5.lock"]
+    assert held.exists()
+    held.unlink()
+    (mirror / "shallow.lock").write_text("")
+    code, stdout, stderr = finish([invoke("fetch", "--version", "v1.13.5", "--repo",
+                                          str(standin_repo), cache=cache, builds=tmp_path,
+                                          cwd=tmp_path)])[0]
+    assert code == 0, stderr
+    assert "removed git lock files a killed run left in the mirror: shallow.lock" in stdout
+
+
+def _slow_upload_pack(tmp_path: Path) -> dict[str, str]:
+    """PATH with a git-upload-pack that waits, so a fetch can be killed in the middle."""
+    bin_dir = tmp_path / "slowbin"
+    bin_dir.mkdir()
+    real = subprocess.run(["git", "--exec-path"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    wrapper = bin_dir / "git-upload-pack"
+    wrapper.write_text(f"#!/bin/sh\nsleep 3\nexec {real}/git-upload-pack \"$@\"\n")
+    wrapper.chmod(0o755)
+    # git puts its own exec-path first on PATH, so name the program through configuration
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "remote.origin.uploadpack",
+            "GIT_CONFIG_VALUE_0": str(wrapper)}
+
+
+def test_kill_9_mid_fetch_then_a_fetch_succeeds(standin_repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    slow = invoke("fetch", "--version", "v1.28.7", "--repo", str(standin_repo), cache=cache,
+                  builds=tmp_path, cwd=tmp_path, extra=_slow_upload_pack(tmp_path))
+    assert slow.stdout is not None
+    for line in slow.stdout:
+        if line.startswith("==> fetch"):
+            break
+    time.sleep(1)  # the fetch is running, waiting on the remote, with the mirror locked
+    os.kill(slow.pid, signal.SIGKILL)
+    slow.communicate(timeout=30)
+    runs_left = list((cache / "runs").glob("*.lock"))
+    assert runs_left, "the killed run's registration stays until a sweep"
+    code, stdout, stderr = finish([invoke("fetch", "--version", "v1.28.7", "--repo",
+                                          str(standin_repo), cache=cache, builds=tmp_path,
+                                          cwd=tmp_path)])[0]
+    assert code == 0, stderr
+    assert "removed what runs that are no longer alive left" in stdout
+    assert not list((cache / "runs").glob("*.lock"))
+    assert not any((cache / "work").iterdir())
+
+
+# --- builds (Docker) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def volume(engine: docker.DockerClient) -> Iterator[str]:
+    name = f"longcert-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    for volume in engine.volumes.list(filters={"name": name}):
+        volume.remove(force=True)
+
+
+@pytest.mark.docker
+def test_parallel_builds_of_different_and_of_the_same_version(
+    standin_repo: Path, tmp_path: Path, shared_cache: Path, engine: docker.DockerClient
+) -> None:
+    builds = tmp_path / "builds"
+    runs = [("v1.28.7", "3"), ("v1.33.7", "3"), ("v1.33.7", "3"), ("v1.14.8", "3")]
+    procs = [invoke("build", "--version", tag, "--years", years, "--repo", str(standin_repo),
+                    cache=shared_cache, builds=builds, cwd=tmp_path) for tag, years in runs]
+    results = finish(procs)
+    codes = [code for code, _, _ in results]
+    # the two runs of one build id never interleave: one builds, the other refuses cleanly
+    assert codes[0] == 0 and codes[3] == 0, results
+    assert sorted(codes[1:3]) == [0, 9], results
+    refused = next(stderr for code, _, stderr in results if code == 9)
+    assert "already exists" in refused and len(refused.strip().splitlines()) == 1
+    for tag in ("v1.28.7", "v1.33.7", "v1.14.8"):
+        out = builds / build_id(tag, 3, 10)
+        subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True,
+                       capture_output=True)
+    assert sorted(p.name for p in builds.iterdir()) == sorted(
+        build_id(t, 3, 10) for t in ("v1.28.7", "v1.33.7", "v1.14.8"))
+    assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_during_compile(signum: int, code: int, standin_repo: Path,
+                                           tmp_path: Path, shared_cache: Path, volume: str,
+                                           engine: docker.DockerClient) -> None:
+    work = shared_cache / "work"
+    before = set(work.iterdir()) if work.exists() else set()
+    proc = invoke("build", "--version", "v1.28.7", "--repo", str(standin_repo),
+                  cache=shared_cache, builds=tmp_path / "builds", cwd=tmp_path,
+                  extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("==> compile"):
+            break
+    time.sleep(3)  # inside make, in the container
+    assert engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert f"longcert: stopped by {signal.Signals(signum).name}" in stderr
+    assert "Traceback" not in stderr
+    assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
+    assert (set(work.iterdir()) if work.exists() else set()) == before
+    assert not (tmp_path / "builds").exists() or not any((tmp_path / "builds").iterdir())
+
+
+@pytest.mark.docker
+def test_clean_removes_what_a_killed_build_left_and_only_that(
+    standin_repo: Path, tmp_path: Path, volume: str, engine: docker.DockerClient
+) -> None:
+    cache = tmp_path / "cache"
+    # a live run of this cache: its registration and worktree must survive the clean
+    from longcert import runs as runs_mod
+    live = runs_mod.Run(cache)
+    live.start()
+    live_work = cache / "work" / f"v1.9.4-{live.id}-keep"
+    live_work.mkdir(parents=True)
+    try:
+        proc = invoke("build", "--version", "v1.28.7", "--repo", str(standin_repo),
+                      cache=cache, builds=tmp_path / "builds", cwd=tmp_path,
+                      extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("==> compile"):
+                break
+        time.sleep(3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        left = engine.containers.list(all=True, filters={"label": "org.longcert.purpose=build"})
+        assert left, "kill -9 leaves the build container running"
+        assert len(list((cache / "work").iterdir())) == 2
+        cleaned = finish([invoke("clean", cache=cache, builds=tmp_path, cwd=tmp_path)])[0]
+        assert cleaned[0] == 0, cleaned[2]
+        assert "container" in cleaned[1] and "left by dead runs removed" in cleaned[1]
+        assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
+        assert [p.name for p in (cache / "work").iterdir()] == [live_work.name]
+        assert live.path.exists()
+    finally:
+        live.stop()
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True)
+
+
+@pytest.mark.docker
+def test_full_disk_while_packaging_keeps_the_previous_build(
+    standin_repo: Path, tmp_path: Path, shared_cache: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    builds = tmp_path / "small"
+    _mount_tmpfs(builds, "6m")  # one stand-in build fits, a second copy of it does not
+    try:
+        args = ("build", "--version", "v1.33.7", "--years", "4", "--repo", str(standin_repo))
+        first = finish([invoke(*args, cache=shared_cache, builds=builds, cwd=tmp_path)])[0]
+        assert first[0] == 0, first[2]
+        out = builds / build_id("v1.33.7", 4, 10)
+        before = hashlib.sha256((out / "kubeadm-linux-amd64").read_bytes()).hexdigest()
+        code, _, stderr = finish([invoke(*args, "--force", cache=shared_cache, builds=builds,
+                                         cwd=tmp_path)])[0]
+        assert code == 9, stderr
+        assert stderr.strip().startswith("longcert: PublishError: package failed: No space "
+                                         "left on device")
+        assert len(stderr.strip().splitlines()) == 1
+        after = hashlib.sha256((out / "kubeadm-linux-amd64").read_bytes()).hexdigest()
+        assert after == before
+        subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True,
+                       capture_output=True)
+        assert [p.name for p in builds.iterdir()] == [out.name]  # no staging left behind
+    finally:
+        subprocess.run(["umount", str(builds)], check=False)

@@ -66,3 +66,21 @@ def test_release_builds_each_newest_patch_once(cli: Cli, remote: Path, tmp_path:
     assert rows == [["v1.30.2", "kubeadm-v1.30.2-leaf10y-ca10y", "failed"],
                     ["v1.28.9", "kubeadm-v1.28.9-leaf10y-ca10y", "already"]]
     assert "1 of 2 version(s) failed: v1.30.2 (SourceError)" in mixed.stderr
+
+
+def test_an_os_error_in_one_version_does_not_stop_the_next(cli: Cli, remote: Path,
+                                                          tmp_path: Path) -> None:
+    cache = tmp_path / "own-cache"
+    # The second version's log path is a directory: writing it raises IsADirectoryError, an
+    # OSError as a full disk or a permission would.
+    (cache / "logs" / "kubeadm-v1.33.2-leaf10y-ca10y.log").mkdir(parents=True)
+    result = cli("release", "--versions", "v1.28.6,v1.33.2,v1.28.7", "--repo", str(remote),
+                 "--publish", f"dir:{tmp_path / 'share'}", "--go-version", TEST_GO,
+                 env={"LONGCERT_CACHE_DIR": str(cache)})
+    assert result.returncode == 1, result.stderr
+    rows = [ln.split()[:3] for ln in result.stdout.splitlines() if ln.startswith("  v1.")]
+    assert [r[0] for r in rows] == ["v1.28.6", "v1.33.2", "v1.28.7"]
+    assert [r[2] for r in rows] == ["built", "failed", "built"]
+    assert "IsADirectoryError" in result.stdout
+    assert "1 of 3 version(s) failed: v1.33.2" in result.stderr
+    assert "internal error" not in result.stderr

@@ -178,7 +178,11 @@ def _run(
     try:
         with _stage(reporter, "fetch"):
             tree = source.checkout(
-                settings.repo, release.version, settings.cache_dir, reporter.step
+                settings.repo,
+                release.version,
+                settings.cache_dir,
+                reporter.step,
+                settings.repo_credentials,
             )
             reporter.step(f"{tree.tag} = {tree.commit[:12]} from {tree.remote}")
         result = PipelineResult(release, tree)

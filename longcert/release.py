@@ -118,7 +118,7 @@ def select(
             "no versions to release",
             "give --versions v1.33.7,v1.32.11 or a range such as --from 1.31 --to 1.33",
         )
-    tags = source.remote_tags(source.normalize_remote(settings.repo))
+    tags = source.remote_tags(source.normalize_remote(settings.repo), settings.repo_credentials)
     found = newest_patches(tags, first, last, settings)
     if not found:
         raise ConfigError(

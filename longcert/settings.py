@@ -6,13 +6,15 @@ with a hint, and every value is validated here, before anything is cloned or bui
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import yaml
 
@@ -68,7 +70,11 @@ class Settings:
     publish: str
     github_api_url: str
     oci_insecure: bool
+    container_memory: str
+    container_pids: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # (user, password) split off an https --repo: handed to git for the fetch only.
+    repo_credentials: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(name, value, source) for every setting, for the preamble."""
@@ -90,7 +96,17 @@ def _schema() -> dict[str, Any]:
         raise ConfigError(f"cannot read {DEFAULTS_FILE}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{DEFAULTS_FILE} must be a mapping of setting: default")
+    fields = [f.name for f in dataclasses.fields(Settings) if f.name not in _NOT_SETTINGS]
+    for key in data:
+        if key not in fields:
+            raise _unknown_key_error(str(key), str(DEFAULTS_FILE), fields)
+    missing = [name for name in fields if name not in data]
+    if missing:
+        raise ConfigError(f"{DEFAULTS_FILE} lacks the setting(s) {', '.join(missing)}")
     return data
+
+
+_NOT_SETTINGS = ("sources", "repo_credentials")
 
 
 def _unknown_key_error(key: str, where: str, known: list[str]) -> ConfigError:
@@ -109,7 +125,8 @@ def parse_years(value: object, name: str) -> int:
         years = value
     else:
         text = str(value).strip()
-        if not text.lstrip("+-").isdigit():
+        # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and '٣'.
+        if not re.fullmatch(r"-?[0-9]{1,6}", text):
             raise ConfigError(
                 f"--{name.replace('_', '-')} must be a whole number of years, got {text!r}"
             )
@@ -189,9 +206,33 @@ def _parse_image(value: object) -> str:
 
 
 def is_local_host(host: str) -> bool:
-    """localhost, 127.0.0.0/8 and ::1 (with or without a port): plain HTTP stays on the host."""
-    name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.split(":", 1)[0]
-    return name in ("localhost", "::1") or name.startswith("127.")
+    """Whether ``host`` is this machine's loopback, so plain HTTP to it stays on the host.
+
+    ``host`` is a name or address as in a URL's authority: with or without a port, IPv6 in
+    brackets (or bare), user info ignored. Loopback means the name ``localhost`` or a literal IP
+    address that :mod:`ipaddress` calls loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104). Other
+    names are not resolved: the decision must not hang on a DNS answer that can change before the
+    connection is made, so ``127.registry.example.com`` is a remote host like any other.
+    """
+    import ipaddress  # here, not at the top: this function is edited on its own
+
+    text = host.strip()
+    try:
+        name = ipaddress.ip_address(text).compressed  # a bare IPv6 address such as ::1
+    except ValueError:
+        try:
+            name = urlparse("//" + text).hostname or ""
+        except ValueError:
+            return False
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def parse_download_url(value: object, name: str = "go_download_url") -> str:
@@ -253,41 +294,166 @@ def load(
         raw[key] = value
         sources[key] = f"flag --{key.replace('_', '-')}"
 
-    years = parse_years(raw["years"], "years")
-    if str(raw["ca_years"]).strip().lower() in {"auto", "none", ""}:
+    def checked(key: str, parse: Callable[[object], Any]) -> Any:
+        """``parse(raw[key])``; a bad value's ConfigError also says where it came from."""
+        value = raw[key]
+        if value is None:
+            value_error = ConfigError(f"setting {key} has no value (null)")
+            raise _from(value_error, sources[key])
+        try:
+            return parse(value)
+        except ConfigError as exc:
+            raise _from(exc, sources[key]) from None
+
+    years = checked("years", lambda v: parse_years(v, "years"))
+    if str(raw["ca_years"]).strip().lower() in {"auto", ""}:
         ca_years = max(UPSTREAM_CA_YEARS, years)
         sources["ca_years"] = f"auto (max of upstream {UPSTREAM_CA_YEARS} and --years)"
     else:
-        ca_years = parse_years(raw["ca_years"], "ca_years")
+        ca_years = checked("ca_years", lambda v: parse_years(v, "ca_years"))
     if years > ca_years:
         raise ConfigError(
             f"--years {years} is longer than --ca-years {ca_years}",
             "a leaf certificate cannot outlive the CA that signed it; raise --ca-years",
         )
-
-    repo = str(raw["repo"]).strip()
-    if not repo:
-        raise ConfigError("--repo is empty", "give a git URL or a local path")
+    repo, credentials = checked("repo", parse_repo)
 
     return Settings(
         repo=repo,
-        cache_dir=Path(str(raw["cache_dir"])).expanduser(),
-        builds_dir=Path(str(raw["builds_dir"])).expanduser(),
+        cache_dir=checked("cache_dir", lambda v: _parse_path(v, "cache_dir")),
+        builds_dir=checked("builds_dir", lambda v: _parse_path(v, "builds_dir")),
         years=years,
         ca_years=ca_years,
-        platforms=parse_platforms(raw["platforms"]),
-        go_version=_parse_go_version(raw["go_version"]),
-        image=_parse_image(raw["image"]),
-        go_download_url=parse_download_url(raw["go_download_url"]),
-        registry_mirror=str(raw["registry_mirror"] or "").strip().rstrip("/"),
-        build_cache_volume=str(raw["build_cache_volume"]),
-        module_cache_volume=str(raw["module_cache_volume"]),
-        patches_dir=_parse_dir(raw["patches_dir"], "patches_dir"),
-        pin_validity=_parse_bool(raw["pin_validity"], "pin_validity"),
-        force=_parse_bool(raw["force"], "force"),
-        keep_worktree=_parse_bool(raw["keep_worktree"], "keep_worktree"),
-        publish=str(raw["publish"] or "").strip(),
-        github_api_url=_parse_http_url(raw["github_api_url"], "github_api_url"),
-        oci_insecure=_parse_bool(raw["oci_insecure"], "oci_insecure"),
+        platforms=checked("platforms", parse_platforms),
+        go_version=checked("go_version", _parse_go_version),
+        image=checked("image", _parse_image),
+        go_download_url=checked("go_download_url", parse_download_url),
+        registry_mirror=checked("registry_mirror", _parse_registry_mirror),
+        build_cache_volume=checked(
+            "build_cache_volume", lambda v: _parse_volume(v, "build_cache_volume")
+        ),
+        module_cache_volume=checked(
+            "module_cache_volume", lambda v: _parse_volume(v, "module_cache_volume")
+        ),
+        patches_dir=checked("patches_dir", lambda v: _parse_dir(v, "patches_dir")),
+        pin_validity=checked("pin_validity", lambda v: _parse_bool(v, "pin_validity")),
+        force=checked("force", lambda v: _parse_bool(v, "force")),
+        keep_worktree=checked("keep_worktree", lambda v: _parse_bool(v, "keep_worktree")),
+        publish=checked("publish", lambda v: str(v).strip()),
+        github_api_url=checked(
+            "github_api_url", lambda v: _parse_http_url(v, "github_api_url")
+        ),
+        oci_insecure=checked("oci_insecure", lambda v: _parse_bool(v, "oci_insecure")),
+        container_memory=checked("container_memory", _parse_memory),
+        container_pids=checked("container_pids", _parse_pids),
         sources=sources,
+        repo_credentials=credentials,
     )
+
+
+def _from(exc: ConfigError, source: str) -> ConfigError:
+    """The same error, saying which flag, variable or file the value came from."""
+    where = "config/defaults.yaml" if source == "default" else source
+    return ConfigError(f"{exc.message} (from {where})", exc.hint)
+
+
+def _parse_path(value: object, name: str) -> Path:
+    text = str(value).strip()
+    if not text:
+        raise ConfigError(
+            f"--{name.replace('_', '-')} is empty",
+            "give a directory; an empty value would mean the current directory",
+        )
+    if "\0" in text:
+        raise ConfigError(f"--{name.replace('_', '-')} holds a NUL byte")
+    return Path(text).expanduser()
+
+
+_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _parse_volume(value: object, name: str) -> str:
+    text = str(value).strip()
+    if not _VOLUME.fullmatch(text):
+        raise ConfigError(
+            f"--{name.replace('_', '-')} must be a Docker volume name, got {value!r}",
+            "letters, digits, '_', '.', '-', starting with a letter or digit",
+        )
+    return text
+
+
+_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[a-z0-9._/-]+)?")
+
+
+def _parse_registry_mirror(value: object) -> str:
+    text = str(value).strip().rstrip("/")
+    if text and not _REGISTRY.fullmatch(text):
+        raise ConfigError(
+            f"--registry-mirror must be a registry host[:port][/path], got {value!r}",
+            "e.g. mirror.example:5000 (no scheme, no credentials)",
+        )
+    return text
+
+
+def _parse_memory(value: object) -> str:
+    text = str(value).strip().lower()
+    if not re.fullmatch(r"[0-9]+[kmg]?", text) or int(re.sub(r"\D", "", text) or 0) == 0:
+        raise ConfigError(
+            f"--container-memory must be a size such as 8g or 4096m, got {value!r}",
+        )
+    return text
+
+
+def _parse_pids(value: object) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{2,7}", text) or int(text) < 64:
+        raise ConfigError(f"--container-pids must be a whole number of at least 64, got {value!r}")
+    return int(text)
+
+
+# Transports a Kubernetes remote may use. ext:: and other remote helpers run commands, and
+# option-like values reach git as options; neither is ever a repository.
+REMOTE_SCHEMES = ("https", "ssh", "git", "file", "http")
+_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s:][^\s]*")
+
+
+def parse_repo(value: object) -> tuple[str, tuple[str, str] | None]:
+    """``--repo`` -> (the remote as shown and stored, (user, password) or None).
+
+    Credentials in an https URL are split off: they are handed to git only for the fetch
+    (through GIT_ASKPASS), never printed, kept in the mirror's config or written anywhere."""
+    text = str(value).strip()
+    if not text:
+        raise ConfigError("--repo is empty", "give a git URL or a local path")
+    if text.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ConfigError(
+            f"--repo {text[:40]!r}... is not a repository",
+            "a value starting with '-' or holding control characters would reach git as an "
+            "option",
+        )
+    if "::" in text.split("/", 1)[0]:
+        raise ConfigError(
+            "--repo uses a git remote helper (transport::address), which is not allowed",
+            f"use one of {', '.join(REMOTE_SCHEMES)}, user@host:path, or a local path",
+        )
+    match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if not match:
+        return text, None  # scp-like user@host:path, or a local path
+    parsed = urlparse(text)
+    if parsed.scheme not in REMOTE_SCHEMES:
+        raise ConfigError(
+            f"--repo scheme {parsed.scheme!r} is not allowed",
+            f"use one of {', '.join(REMOTE_SCHEMES)}, user@host:path, or a local path",
+        )
+    if parsed.scheme == "http" and not is_local_host(parsed.netloc.rsplit("@", 1)[-1]):
+        raise ConfigError(
+            "--repo over plain http is only allowed to this machine", "use https or ssh"
+        )
+    if parsed.password is None and parsed.username is None:
+        return text, None
+    host = parsed.netloc.rsplit("@", 1)[1]
+    clean = parsed._replace(netloc=host).geturl()
+    if parsed.scheme not in ("https", "http"):
+        # ssh://user@host/...: the user names an account, it is not a secret
+        return (clean if parsed.password else text), None
+    return clean, (unquote(parsed.username or ""), unquote(parsed.password or ""))

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,10 +136,47 @@ def _open_mirror(path: Path) -> git.Repo:
     return git.Repo.init(path, bare=True)
 
 
-def remote_tags(remote: str) -> list[str]:
+Credentials = tuple[str, str] | None
+
+# Transports git may use for a remote (git's own allow-list, so nothing else runs even if a
+# value slipped through settings' checks).
+ALLOWED_PROTOCOLS = "https:http:ssh:git:file"
+# Answers git's username and password prompts from the environment it is given: credentials
+# never appear in an argument list, a URL or the mirror's config.
+ASKPASS = """#!/bin/sh
+case "$1" in
+  Username*) printf '%s\n' "$LONGCERT_GIT_USERNAME" ;;
+  *) printf '%s\n' "$LONGCERT_GIT_PASSWORD" ;;
+esac
+"""
+
+
+@contextlib.contextmanager
+def git_environment(credentials: Credentials = None) -> Iterator[dict[str, str]]:
+    """Environment for git commands that reach a remote: no prompts, only allowed transports,
+    and the credentials (if any) through a private GIT_ASKPASS helper removed afterwards."""
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ALLOWED_PROTOCOLS}
+    if credentials is None:
+        yield env
+        return
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-askpass-")) as tmp:
+        helper = Path(tmp) / "askpass"
+        helper.write_text(ASKPASS)
+        helper.chmod(0o700)
+        yield {
+            **env,
+            "GIT_ASKPASS": str(helper),
+            "LONGCERT_GIT_USERNAME": credentials[0],
+            "LONGCERT_GIT_PASSWORD": credentials[1],
+        }
+
+
+def remote_tags(remote: str, credentials: Credentials = None) -> list[str]:
     """Every tag name on ``remote`` (``git ls-remote --tags``)."""
+    command = git.cmd.Git()
     try:
-        out = str(git.cmd.Git().ls_remote("--tags", "--refs", remote))
+        with git_environment(credentials) as env, command.custom_environment(**env):
+            out = str(command.ls_remote("--tags", "--refs", "--", remote))
     except git.GitCommandError as exc:
         raise SourceError(f"cannot list tags of {remote}: {_git_reason(exc)}") from exc
     return [line.split("refs/tags/", 1)[1] for line in out.splitlines() if "refs/tags/" in line]
@@ -178,7 +215,11 @@ def _git_reason(exc: git.GitCommandError) -> str:
 
 
 def fetch_tag(
-    remote: str, version: KubeVersion, cache_dir: Path, progress: ProgressFn | None = None
+    remote: str,
+    version: KubeVersion,
+    cache_dir: Path,
+    progress: ProgressFn | None = None,
+    credentials: Credentials = None,
 ) -> tuple[Path, str]:
     """Make sure the mirror holds ``version``'s tag (shallow, that tag only); return mirror, sha.
 
@@ -194,24 +235,31 @@ def fetch_tag(
     if have is not None:
         # Tags should never move, but a mirror must not serve a stale one: ask the remote for
         # this one ref (cheap), and keep the cached copy when the remote cannot be reached.
+        command = git.cmd.Git()
         try:
-            remote_sha = str(git.cmd.Git().ls_remote(url, ref)).split("\t", 1)[0].strip()
+            with git_environment(credentials) as env, command.custom_environment(**env):
+                answer = str(command.ls_remote("--", url, ref))
+            remote_sha = answer.split("\t", 1)[0].strip()
         except git.GitCommandError:
             remote_sha = have
         if remote_sha in (have, ""):
             return path, repo.git.rev_parse(f"{ref}^{{commit}}")
-    origin = (
-        repo.remote("origin") if "origin" in repo.remotes else repo.create_remote("origin", url)
-    )
+    if "origin" in repo.remotes:
+        origin = repo.remote("origin")
+        if origin.url != url:  # e.g. a mirror made before credentials were split off
+            origin.set_url(url)
+    else:
+        origin = repo.create_remote("origin", url)
     try:
-        origin.fetch(
-            f"+{ref}:{ref}",
-            depth=1,
-            no_tags=True,
-            progress=_CloneProgress(progress) if progress else None,
-        )
+        with git_environment(credentials) as env, repo.git.custom_environment(**env):
+            origin.fetch(
+                f"+{ref}:{ref}",
+                depth=1,
+                no_tags=True,
+                progress=_CloneProgress(progress) if progress else None,
+            )
     except git.GitCommandError as exc:
-        raise _fetch_error(exc, url, version) from exc
+        raise _fetch_error(exc, url, version, credentials) from exc
     return path, repo.git.rev_parse(f"{ref}^{{commit}}")
 
 
@@ -222,11 +270,15 @@ def _local_ref(repo: git.Repo, ref: str) -> str | None:
         return None
 
 
-def _fetch_error(exc: git.GitCommandError, url: str, version: KubeVersion) -> SourceError:
+def _fetch_error(
+    exc: git.GitCommandError, url: str, version: KubeVersion, credentials: Credentials
+) -> SourceError:
     reason = _git_reason(exc)
+    if credentials is not None:
+        reason = reason.replace(credentials[1], "***") if credentials[1] else reason
     if "couldn't find remote ref" in reason or "not our ref" in reason:
         try:
-            near = nearest_tags(version, remote_tags(url))
+            near = nearest_tags(version, remote_tags(url, credentials))
         except SourceError:
             near = []
         hint = f"nearest tags: {', '.join(near)}" if near else "check the version and --repo"
@@ -238,7 +290,11 @@ def _fetch_error(exc: git.GitCommandError, url: str, version: KubeVersion) -> So
 
 
 def checkout(
-    remote: str, version: KubeVersion, cache_dir: Path, progress: ProgressFn | None = None
+    remote: str,
+    version: KubeVersion,
+    cache_dir: Path,
+    progress: ProgressFn | None = None,
+    credentials: Credentials = None,
 ) -> SourceTree:
     """Fetch ``version`` into the mirror and check out a fresh detached worktree of it."""
     url = normalize_remote(remote)
@@ -250,7 +306,7 @@ def checkout(
     path = path / "kubernetes"
     try:
         with mirror_lock(mirror, progress):
-            mirror, commit = fetch_tag(url, version, cache_dir, progress)
+            mirror, commit = fetch_tag(url, version, cache_dir, progress, credentials)
             repo = git.Repo(mirror)
             repo.git.worktree("prune")
             repo.git.worktree("add", "--detach", str(path), commit)

@@ -14,7 +14,7 @@ from tests import local_registry
 from tests.cli import run_invoke
 from tests.fixtures import standin
 
-TEST_GO = os.environ.get("LONGCERT_TEST_GO", "1.24.11")
+TEST_GO = os.environ.get("TEST_GO_VERSION", "1.24.11")
 TEST_IMAGE = f"golang:{TEST_GO}"
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]

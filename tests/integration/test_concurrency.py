@@ -47,7 +47,7 @@ def test_parallel_fetches_on_a_fresh_cache(standin_repo: Path, tmp_path: Path) -
     procs = [invoke("fetch", "--version", tag, "--repo", str(standin_repo),
                     cache=tmp_path / "cache", builds=tmp_path / "builds", cwd=tmp_path)
              for tag in tags]
-    for code, stdout, stderr in finish(procs):
+    for code, _, stderr in finish(procs):
         assert code == 0, stderr
     mirrors = list((tmp_path / "cache" / "mirrors").glob("*.git"))
     assert len(mirrors) == 1

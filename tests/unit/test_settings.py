@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from longcert import settings
@@ -73,3 +75,51 @@ def test_bad_go_version_and_image() -> None:
         load({"go_version": "latest"})
     with pytest.raises(ConfigError, match="placeholder"):
         load({"image": "golang:{go}"})
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LONGCERT_YEARS": "+-5"},
+     "must be a whole number of years, got '+-5' (from env LONGCERT_YEARS)"),
+    ({"LONGCERT_YEARS": "--5"}, "must be a whole number of years"),
+    ({"LONGCERT_YEARS": "²"}, "must be a whole number of years"),
+    ({"LONGCERT_YEARS": "٣"}, "must be a whole number of years"),
+    ({"LONGCERT_CACHE_DIR": ""}, "--cache-dir is empty (from env LONGCERT_CACHE_DIR)"),
+    ({"LONGCERT_BUILDS_DIR": " "}, "--builds-dir is empty"),
+    ({"LONGCERT_BUILD_CACHE_VOLUME": ""}, "must be a Docker volume name"),
+    ({"LONGCERT_MODULE_CACHE_VOLUME": "a/b"}, "must be a Docker volume name"),
+    ({"LONGCERT_REGISTRY_MIRROR": "https://user:pw@m"}, "--registry-mirror must be"),
+    ({"LONGCERT_CONTAINER_MEMORY": "lots"}, "--container-memory must be a size"),
+    ({"LONGCERT_CONTAINER_PIDS": "3"}, "--container-pids must be a whole number"),
+    ({"LONGCERT_TEST_GO": "1.24.11"}, "unknown setting 'test_go' from environment variable"),
+])
+def test_every_bad_setting_is_a_config_error_naming_its_source(env: dict[str, str],
+                                                               message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings.load({}, environ=env)
+    assert message in str(caught.value)
+
+
+def test_null_and_unknown_keys_in_the_settings_file(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    text = settings.DEFAULTS_FILE.read_text()
+    defaults = tmp_path / "defaults.yaml"
+    monkeypatch.setattr(settings, "DEFAULTS_FILE", defaults)
+    defaults.write_text(text.replace("cache_dir: ~/.cache/longcert", "cache_dir: null"))
+    with pytest.raises(ConfigError, match=r"setting cache_dir has no value \(null\) \(from "
+                                          r"config/defaults.yaml\)"):
+        settings.load({}, environ={})
+    defaults.write_text(text + "cache_dri: /tmp\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'cache_dri'.*did you mean 'cache_dir'"):
+        settings.load({}, environ={})
+
+
+def test_repo_credentials_are_split_off() -> None:
+    conf = settings.load({"repo": "https://ci-bot:tok%40en@git.example.com/k8s/kubernetes.git"},
+                         environ={})
+    assert conf.repo == "https://git.example.com/k8s/kubernetes.git"
+    assert conf.repo_credentials == ("ci-bot", "tok@en")
+    assert "tok" not in repr(conf) and all("tok" not in v for _, v, _ in conf.rows())
+    ssh = settings.load({"repo": "ssh://git@git.example.com/k.git"}, environ={})
+    assert ssh.repo == "ssh://git@git.example.com/k.git" and ssh.repo_credentials is None
+    scp = settings.load({"repo": "git@github.com:kubernetes/kubernetes.git"}, environ={})
+    assert scp.repo_credentials is None

@@ -160,6 +160,7 @@ def compile_kubeadm(
     build_cache_volume: str,
     module_cache_volume: str,
     on_line: LineFn | None = None,
+    limits: container.Limits | None = None,
 ) -> BuildResult:
     """Run ``make all WHAT=cmd/kubeadm`` in the builder container; collect the binaries."""
     meta_dir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +175,13 @@ def compile_kubeadm(
     ]
     labels = {"org.longcert.purpose": "build", "org.longcert.tag": tree.tag}
     with container.BuildContainer(
-        client, build.image, mounts=mounts, labels=labels, log_path=log_path
+        client,
+        build.image,
+        mounts=mounts,
+        labels=labels,
+        log_path=log_path,
+        limits=limits,
+        user=build.user,
     ) as box:
         # Fresh named volumes belong to root: open them to the unprivileged build user.
         box.check(

@@ -29,6 +29,27 @@ from longcert.errors import BuildError, EngineError, ImageError
 LABEL = "org.longcert"
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a build or verify container may use. Every capability is dropped but the three a
+    root build user needs to manage files it does not own in the cache volumes; no new
+    privileges (setuid binaries in the image gain nothing); bounded processes and memory."""
+
+    memory: str = "8g"
+    pids: int = 4096
+    cap_add: tuple[str, ...] = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
+
+    def create_options(self) -> dict[str, Any]:
+        return {
+            "cap_drop": ["ALL"],
+            "cap_add": list(self.cap_add),
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self.pids,
+            "mem_limit": self.memory,
+            "memswap_limit": self.memory,  # no swap beyond the limit
+        }
+
+
 def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every container longcert makes: its marker label and the run that made it (so a sweep
     after that run's death removes it, and nothing of a live run)."""
@@ -173,6 +194,7 @@ def run_once(
             labels=_labels(labels),
             network_mode="none",
             working_dir="/",
+            **Limits().create_options(),
         )
         try:
             box.start()
@@ -211,8 +233,12 @@ class BuildContainer:
         log_path: Path | None = None,
         network: bool = False,
         tail_lines: int = 40,
+        limits: Limits | None = None,
+        user: str = "",
     ) -> None:
         self._client = client
+        self._limits = limits or Limits()
+        self._user = user
         self.image = image
         self._mounts = list(mounts)
         self._environment = dict(environment or {})
@@ -238,6 +264,8 @@ class BuildContainer:
                 network_mode="bridge" if self._network else "none",
                 working_dir="/",
                 detach=True,
+                user=self._user or None,
+                **self._limits.create_options(),
             )
             self._container.start()
         except BaseException as exc:

@@ -235,6 +235,7 @@ def _run(
                     build_cache_volume=settings.build_cache_volume,
                     module_cache_volume=settings.module_cache_volume,
                     on_line=reporter.output_line,
+                    limits=_limits(settings),
                 )
             reporter.end_output()
         result = PipelineResult(release, tree, patch, built)
@@ -256,6 +257,7 @@ def _run(
                         image=built.image,
                         pinned=patch.pinned,
                         log_path=log,
+                        limits=_limits(settings),
                     )
                 how = report.executed_with or f"header {report.header}"
                 reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
@@ -277,6 +279,10 @@ def _run(
     finally:
         if tree is not None and not settings.keep_worktree:
             source.remove_worktree(tree)
+
+
+def _limits(settings: Settings) -> container.Limits:
+    return container.Limits(memory=settings.container_memory, pids=settings.container_pids)
 
 
 def _platform(client: object) -> str:

@@ -497,6 +497,7 @@ def verify_binary(
     pinned: bool = False,
     log_path: Path | None = None,
     on_line: LineFn | None = None,
+    limits: container.Limits | None = None,
 ) -> VerifyReport:
     """Check ``binary``: run it (natively or under qemu) to make the PKI, kubeconfigs and a
     renewal, and check every certificate; darwin/windows get a header check only.
@@ -527,7 +528,8 @@ def verify_binary(
         user = f"{os.getuid()}:{os.getgid()}"
         problems: list[str] = []
         with container.BuildContainer(
-            client, image, mounts=mounts, labels=labels, log_path=log_path
+            client, image, mounts=mounts, labels=labels, log_path=log_path, limits=limits,
+            user=user,
         ) as box:
 
             def run(argv: list[str], what: str) -> str | None:

@@ -168,7 +168,17 @@ def test_sigterm_and_sighup_during_compile(signum: int, code: int, standin_repo:
         if line.startswith("==> compile"):
             break
     time.sleep(3)  # inside make, in the container
-    assert engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+    running = engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+    assert running
+    # what the build container may do (README, "What the containers can do")
+    host = running[0].attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert sorted(c.removeprefix("CAP_") for c in host["CapAdd"]) == [
+        "CHOWN", "DAC_OVERRIDE", "FOWNER"]
+    assert host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["PidsLimit"] == 4096 and host["Memory"] == 8 * 2**30
+    assert host["NetworkMode"] == "none"
+    assert running[0].attrs["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr

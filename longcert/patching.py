@@ -109,47 +109,113 @@ def go_duration_expr(years: int) -> str:
     return base if years == 1 else f"{base} * {years}"
 
 
-def _edit_from_yaml(raw: dict[str, object], where: Path) -> Edit:
+_EDIT_KEYS = {"file", "governs", "anchor", "replace", "count", "certificates"}
+_SET_KEYS = {"name", "title", "first", "last", "edits", "pin_edits"}
+_BOUND = re.compile(r"v?\d+\.\d+(?:\.\d+(?:-(?:alpha|beta|rc)\.\d+)?)?")
+
+
+def _text(raw: dict[str, object], key: str, where: str, *, required: bool = True) -> str:
+    value = raw.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ConfigError(f"{where}: {key} must be a non-empty text, got {value!r}")
+    return value
+
+
+def _relative_file(value: str, where: str) -> str:
+    """A path inside the Kubernetes tree: relative, normalized, no '..', no NUL."""
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or "\0" in value or any(
+        part in ("", ".", "..") for part in parts
+    ):
+        raise ConfigError(
+            f"{where}: file {value!r} must be a relative path inside the Kubernetes tree",
+            "no leading '/', no '..' or '.' parts, '/' as the separator",
+        )
+    return value
+
+
+def _edit_from_yaml(raw: object, where: str) -> Edit:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: an edit must be a mapping, got {type(raw).__name__}")
+    unknown = set(raw) - _EDIT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} in an edit",
+            f"allowed: {', '.join(sorted(_EDIT_KEYS))}",
+        )
     missing = {"file", "governs", "anchor", "replace"} - set(raw)
     if missing:
         raise ConfigError(f"{where}: an edit lacks {', '.join(sorted(missing))}")
+    count = raw.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
+        raise ConfigError(f"{where}: count must be a whole number from 1 to 100, got {count!r}")
     edit = Edit(
-        file=str(raw["file"]),
-        governs=str(raw["governs"]),
-        anchor=str(raw["anchor"]),
-        replace=str(raw["replace"]),
-        count=int(str(raw.get("count", 1))),
-        certificates=str(raw.get("certificates", "")),
+        file=_relative_file(_text(raw, "file", where), where),
+        governs=_text(raw, "governs", where),
+        anchor=_text(raw, "anchor", where),
+        replace=_text(raw, "replace", where),
+        count=count,
+        certificates=_text(raw, "certificates", where, required=False),
     )
     if edit.governs not in GOVERNS:
         raise ConfigError(f"{where}: governs must be one of {GOVERNS}, got {edit.governs!r}")
+    if "\n" in edit.anchor.strip() or "\n" in edit.replace.strip():
+        raise ConfigError(f"{where}: anchor and replace are single statements (one line each)")
     if edit.governs != "config" and not any(p in edit.replace for p in _PLACEHOLDERS):
         raise ConfigError(
             f"{where}: replace of {edit.anchor!r} uses neither {{years}} nor {{duration}}"
         )
-    if edit.count < 1:
-        raise ConfigError(f"{where}: count must be at least 1")
     return edit
 
 
+def _bound(raw: dict[str, object], key: str, where: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not _BOUND.fullmatch(value.strip()):
+        raise ConfigError(
+            f"{where}: {key} must be a quoted version such as \"1.31\" or \"v1.31.2\", got "
+            f"{value!r}",
+            "unquoted, YAML reads 1.40 as the number 1.4",
+        )
+    return value.strip().removeprefix("v")
+
+
 def load_patch_set(path: Path) -> PatchSet:
-    """Read one patch set YAML file."""
+    """Read one patch set YAML file; every key checked (ConfigError naming file and key)."""
+    where = str(path)
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read patch set {path}: {exc}") from exc
-    try:
-        return PatchSet(
-            name=str(raw["name"]),
-            title=str(raw.get("title", raw["name"])),
-            first=str(raw["first"]),
-            last=str(raw["last"]),
-            edits=tuple(_edit_from_yaml(e, path) for e in raw["edits"]),
-            source_file=path,
-            pin_edits=tuple(_edit_from_yaml(e, path) for e in raw.get("pin_edits") or ()),
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a patch set must be a mapping of name, first, last, edits")
+    unknown = set(raw) - _SET_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+            f"allowed: {', '.join(sorted(_SET_KEYS))}",
         )
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(f"patch set {path} lacks {exc}") from exc
+    edits, pin_edits = raw.get("edits"), raw.get("pin_edits") or []
+    if not isinstance(edits, list) or not edits:
+        raise ConfigError(f"{where}: edits must be a non-empty list")
+    if not isinstance(pin_edits, list):
+        raise ConfigError(f"{where}: pin_edits must be a list")
+    first, last = _bound(raw, "first", where), _bound(raw, "last", where)
+    if bound_key(first, upper=False) > bound_key(last, upper=True):
+        raise ConfigError(f"{where}: first {first} is after last {last}")
+    name = _text(raw, "name", where)
+    return PatchSet(
+        name=name,
+        title=_text(raw, "title", where, required=False) or name,
+        first=first,
+        last=last,
+        edits=tuple(_edit_from_yaml(e, f"{where}: edits[{i}]") for i, e in enumerate(edits)),
+        source_file=path,
+        pin_edits=tuple(
+            _edit_from_yaml(e, f"{where}: pin_edits[{i}]") for i, e in enumerate(pin_edits)
+        ),
+    )
 
 
 @cache
@@ -195,6 +261,12 @@ def plan(
     for edit in patch_set.edits + (patch_set.pin_edits if pinned else ()):
         if edit.file not in texts:
             path = tree / edit.file
+            if path.exists() and not path.resolve().is_relative_to(tree.resolve()):
+                raise PatchError(
+                    f"{version.tag}: {edit.file} leads outside the tree (a symlink to "
+                    f"{path.resolve()})",
+                    "refusing to read or patch files outside the Kubernetes checkout",
+                )
             if not path.is_file():
                 raise PatchError(
                     f"{version.tag}: {edit.file} does not exist (patch set {patch_set.name})",

@@ -168,3 +168,51 @@ def test_bad_patch_set_file(tmp_path: Path) -> None:
                    "    anchor: b\n    replace: c\n")
     with pytest.raises(ConfigError, match="neither"):
         patching.load_patch_set(bad)
+
+
+BASE_SET = """name: custom
+first: "1.28"
+last: "1.30"
+edits:
+  - file: cmd/kubeadm/app/constants/constants.go
+    governs: leaf
+    anchor: "CertificateValidity = time.Hour * 24 * 365"
+    replace: "CertificateValidity = {duration}"
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("file: cmd/kubeadm", "file: /etc/passwd#", "must be a relative path inside the Kubernetes"),
+    ("file: cmd/kubeadm/app", "file: ../../etc/app", "must be a relative path"),
+    ('governs: leaf', 'governs: leaf\n    count: many', "count must be a whole number"),
+    ('governs: leaf', 'governs: leaf\n    count: 0', "count must be a whole number"),
+    ('last: "1.30"', "last: 1.40", 'last must be a quoted version such as "1.31"'),
+    ('first: "1.28"', 'first: "1.31"', "first 1.31 is after last 1.30"),
+    ("edits:\n  - file", "edits: []\nold:\n  - file", "unknown key(s) old"),
+    ("    replace:", "    colour: red\n    replace:", "unknown key(s) colour in an edit"),
+    ("name: custom", "name: [1, 2]", "name must be a non-empty text"),
+])
+def test_bad_patch_sets_name_the_file_and_key(tmp_path: Path, old: str, new: str,
+                                              message: str) -> None:
+    path = tmp_path / "custom.yaml"
+    text = BASE_SET.replace(old, new, 1)
+    assert text != BASE_SET
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        patching.load_patch_set(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_empty_edits_and_a_symlink_out_of_the_tree(tmp_path: Path) -> None:
+    path = tmp_path / "custom.yaml"
+    path.write_text(BASE_SET.split("edits:")[0] + "edits: []\n")
+    with pytest.raises(ConfigError, match="edits must be a non-empty list"):
+        patching.load_patch_set(path)
+    path.write_text(BASE_SET)
+    tree = tmp_path / "tree"
+    (tree / "cmd/kubeadm/app/constants").mkdir(parents=True)
+    secret = tmp_path / "secret.go"
+    secret.write_text("CertificateValidity = time.Hour * 24 * 365\n")
+    (tree / "cmd/kubeadm/app/constants/constants.go").symlink_to(secret)
+    with pytest.raises(PatchError, match="leads outside the tree"):
+        patching.plan(patching.load_patch_set(path), tree, KubeVersion.parse("v1.28.7"), 10, 10)

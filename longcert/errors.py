@@ -63,7 +63,10 @@ class VerifyError(LongcertError):
 
 class PublishError(LongcertError):
     exit_code = 9
-    when = "the output directory or a publish target could not be written"
+    when = (
+        "the output directory or a publish target could not be written, a build to publish is "
+        "not verified or not as a build writes it, or credentials would leave over plain HTTP"
+    )
 
 
 INTERRUPTED_EXIT_CODE = 130

@@ -27,6 +27,7 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import tarfile
 import tempfile
 import urllib.error
@@ -39,9 +40,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from longcert import __version__, package
-from longcert.build import sha256_file
+from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
-from longcert.settings import is_local_host
+from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS, is_local_host
+from longcert.verify import binary_platform
+from longcert.versions import KubeVersion
 
 if TYPE_CHECKING:
     from longcert.progress import Reporter
@@ -110,6 +113,7 @@ class Build(BuildRef):
 
 
 def _read_json(path: Path, what: str) -> Any:
+    _check_regular(path.parent, path.name)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -117,77 +121,267 @@ def _read_json(path: Path, what: str) -> Any:
             f"{path.parent} has no {path.name}",
             "give a directory written by `invoke build` (builds/<id>)",
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise PublishError(f"cannot read {what} {path}: {exc}", "rebuild it") from exc
 
 
+# What a build writes, and so all that publish accepts: a manifest field that is not one of these
+# is refused before any target is touched, since every one of them ends up in a file name, a URL,
+# an image or the release notes.
+BINARY_HEAD = 4096  # bytes read to tell an executable's format and platform
+VERIFIED_STATUSES = ("verified", "not-executed")  # longcert.verify.VerifyReport.status
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
+_CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_TEXT = re.compile(r"[^\x00-\x1f\x7f|`]{0,200}")  # one line that cannot break a Markdown table
+_REBUILD = "it was not written by this longcert, or was changed since; rebuild it"
+
+
+class _Fields:
+    """Typed reads of one JSON document; anything else is a PublishError naming the field."""
+
+    def __init__(self, build_dir: Path, document: str) -> None:
+        self.build_dir = build_dir
+        self.document = document
+
+    def bad(self, name: str, what: str) -> PublishError:
+        where = f"{self.document} {name}" if name else self.document
+        return PublishError(f"{self.build_dir}: {where} {what}", _REBUILD)
+
+    def get(self, data: Any, name: str) -> Any:
+        key = name.rsplit(".", 1)[-1]
+        if not isinstance(data, dict) or key not in data:
+            raise self.bad(name, "is missing")
+        return data[key]
+
+    def obj(self, data: Any, name: str) -> dict[str, Any]:
+        value = self.get(data, name)
+        if not isinstance(value, dict):
+            raise self.bad(name, f"is {_shown(value)}, not an object")
+        return value
+
+    def text(self, data: Any, name: str, pattern: re.Pattern[str] = _TEXT) -> str:
+        value = self.get(data, name)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self.bad(name, f"is {_shown(value)}, not what longcert writes there")
+        return value
+
+    def integer(self, data: Any, name: str, low: int, high: int) -> int:
+        value = self.get(data, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.bad(name, f"is {_shown(value)}, not a whole number {low} to {high}")
+        return value
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_regular(build_dir: Path, name: str) -> None:
+    """A published file is a regular file in the build directory, never a link out of it."""
+    try:
+        mode = os.lstat(build_dir / name).st_mode
+    except FileNotFoundError:
+        return  # the caller says what is missing
+    except OSError as exc:
+        raise PublishError(f"{build_dir}: cannot read {name}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise PublishError(
+            f"{build_dir}: {name} is {kind}; a build holds only the files it wrote", "rebuild it"
+        )
+
+
 def load_build(path: Path) -> Build:
-    """Load ``builds/<id>/`` and refuse anything not verified or changed since it was written."""
+    """Load ``builds/<id>/`` and refuse anything not verified or changed since it was written.
+
+    Every manifest field publish uses is checked against what `invoke build` writes (file names,
+    release tag, validities, build id, sums, text for the notes), each binary's sha256 and its
+    executable header against the platform it is listed for, and verify.json must hold a passing
+    report of this tag and validities for every platform published.
+    """
     path = Path(path)
     if not path.is_dir():
         raise PublishError(
             f"{path} is not a build directory", "give builds/<id> as written by `invoke build`"
         )
     data = _read_json(path / "manifest.json", "manifest")
+    m = _Fields(path, "manifest.json")
+    if not isinstance(data, dict):
+        raise m.bad("", f"is {_shown(data)}, not an object")
+    kube = m.obj(data, "kubernetes")
+    tag = m.text(kube, "kubernetes.tag")
     try:
-        tag = str(data["kubernetes"]["tag"])
-        leaf_years = int(data["validity"]["leaf_years"])
-        ca_years = int(data["validity"]["ca_years"])
-        artifacts = [
-            (str(a["platform"]), str(a["file"]), str(a["sha256"])) for a in data["artifacts"]
-        ]
-        passed = data["verification"]["passed"] is True
-    except (KeyError, TypeError, ValueError) as exc:
+        release_tag = KubeVersion.parse(tag).tag
+    except ConfigError:
+        release_tag = ""
+    if tag != release_tag:
+        raise m.bad("kubernetes.tag", f"{_shown(tag)} is not a Kubernetes release tag")
+    m.text(kube, "kubernetes.commit", _COMMIT)
+    validity = m.obj(data, "validity")
+    leaf_years = m.integer(validity, "validity.leaf_years", 1, MAX_YEARS)
+    ca_years = m.integer(validity, "validity.ca_years", leaf_years, MAX_YEARS)
+    for name, years in (("leaf_hours", leaf_years), ("ca_hours", ca_years)):
+        hours = years * 365 * 24
+        m.integer(validity, f"validity.{name}", hours, hours)
+    ref = BuildRef.of(tag, leaf_years, ca_years)
+    if path.resolve().name != ref.build_id:
         raise PublishError(
-            f"{path}/manifest.json lacks {exc}", "it was not written by this longcert; rebuild"
-        ) from exc
-    report = _read_json(path / "verify.json", "verification report")
-    if not (passed and isinstance(report, dict) and report.get("passed") is True):
-        raise PublishError(
-            f"{path.name}: verification did not pass; only a verified build can be published",
-            "rebuild it with `invoke build`, which verifies before it packages",
+            f"{path}: the directory's name is not the build id {ref.build_id} its manifest.json "
+            "gives (kubernetes.tag, validity)",
+            "publish the directory `invoke build` wrote, builds/<build id>, under its own name",
         )
-    if not artifacts:
-        raise PublishError(f"{path.name}: manifest.json lists no binaries", "rebuild it")
-    sums = _read_sums(path / "SHA256SUMS")
+    m.text(data, "created", _CREATED)
+    m.text(m.obj(data, "tool"), "tool.version")
+    go = m.obj(data, "go")
+    m.text(go, "go.version")
+    m.text(go, "go.source")
+    patch = m.obj(data, "patch")
+    m.text(patch, "patch.set")
+    diff_sha256 = m.text(patch, "patch.diff_sha256", _SHA256)
+    artifacts = _artifacts(m, data)
+    _check_verified(path, m, data, ref, [platform for platform, _, _, _ in artifacts])
+    sums = _read_sums(path)
+    if set(sums) != {name for _, name, _, _ in artifacts}:
+        raise PublishError(
+            f"{path}: SHA256SUMS and manifest.json list different files", "rebuild it"
+        )
     files = []
-    for platform, name, want in artifacts:
+    for platform, name, want, size in artifacts:
         binary = path / name
+        _check_regular(path, name)
         if not binary.is_file():
-            raise PublishError(f"{path.name}: {name} is missing", "rebuild it")
+            raise PublishError(f"{path}: {name} is missing", "rebuild it")
         have = sha256_file(binary)
-        if have != want or sums.get(name) != want:
+        if have != want or sums[name] != want:
             raise PublishError(
-                f"{path.name}: {name} changed after verification (sha256 {have[:16]}, "
-                f"manifest.json says {want[:16]}, SHA256SUMS {sums.get(name, 'nothing')[:16]})",
+                f"{path}: {name} changed after verification (sha256 {have[:16]}, "
+                f"manifest.json says {want[:16]}, SHA256SUMS {sums[name][:16]})",
                 "rebuild it",
             )
-        files.append(BuildFile(name, binary, binary.stat().st_size, have, platform))
-    if set(sums) != {name for _, name, _ in artifacts}:
-        raise PublishError(
-            f"{path.name}: SHA256SUMS and manifest.json list different files", "rebuild it"
-        )
+        real_size = binary.stat().st_size
+        if real_size != size:
+            raise m.bad(f"size of {name}", f"is {size}, the file has {real_size} bytes")
+        with open(binary, "rb") as handle:
+            found, header = binary_platform(handle.read(BINARY_HEAD))
+        if found != platform:
+            raise PublishError(
+                f"{path}: {name} is not a {platform} executable ({header})",
+                "only the binary the build made for that platform is published; rebuild it",
+            )
+        files.append(BuildFile(name, binary, real_size, have, platform))
     for name in METADATA_FILES:
         meta = path / name
+        _check_regular(path, name)
         if not meta.is_file():
-            raise PublishError(f"{path.name}: {name} is missing", "rebuild it")
+            raise PublishError(f"{path}: {name} is missing", "rebuild it")
         files.append(BuildFile(name, meta, meta.stat().st_size, sha256_file(meta)))
-    ref = BuildRef.of(tag, leaf_years, ca_years)
+    diff = next(f.sha256 for f in files if f.name == "patch.diff")
+    if diff != diff_sha256:
+        raise PublishError(
+            f"{path}: patch.diff changed after the build (sha256 {diff[:16]}, "
+            f"manifest.json patch.diff_sha256 says {diff_sha256[:16]})",
+            "rebuild it",
+        )
     return Build(
         ref.build_id, tag, leaf_years, ca_years, path=path, manifest=data, files=tuple(files)
     )
 
 
-def _read_sums(path: Path) -> dict[str, str]:
+def _artifacts(m: _Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(platform, file, sha256, size) of every binary; file names are the build's own."""
+    listed = m.get(data, "artifacts")
+    if not isinstance(listed, list) or not listed:
+        raise m.bad("artifacts", f"is {_shown(listed)}, not a list of the binaries")
+    out: list[tuple[str, str, str, int]] = []
+    for number, item in enumerate(listed):
+        field_name = f"artifacts[{number}]"
+        platform = m.text(item, f"{field_name}.platform")
+        if platform not in KNOWN_PLATFORMS:
+            raise m.bad(f"{field_name}.platform", f"{_shown(platform)} is not a known platform")
+        if any(platform == seen for seen, _, _, _ in out):
+            raise m.bad(f"{field_name}.platform", f"lists {platform} a second time")
+        name = Artifact(platform, Path(), 0, "").file_name
+        if m.get(item, f"{field_name}.file") != name:
+            raise m.bad(
+                f"{field_name}.file",
+                f"is {_shown(item['file'])}, not {name} (the name a build gives {platform})",
+            )
+        digest = m.text(item, f"{field_name}.sha256", _SHA256)
+        size = m.integer(item, f"{field_name}.size", 1, 2**40)
+        out.append((platform, name, digest, size))
+    return out
+
+
+def _check_verified(
+    path: Path, m: _Fields, data: Mapping[str, Any], ref: BuildRef, platforms: list[str]
+) -> None:
+    """manifest.json and verify.json both say every published platform passed, for this build."""
+    verification = m.obj(data, "verification")
+    checked = m.obj(verification, "verification.platforms")
+    report = _read_json(path / "verify.json", "verification report")
+    v = _Fields(path, "verify.json")
+    reports = v.get(report, "platforms")
+    passed = verification.get("passed") is True and report.get("passed") is True
+    if not passed or not isinstance(reports, list):
+        raise PublishError(
+            f"{path}: verification did not pass; only a verified build can be published",
+            "rebuild it with `invoke build`, which verifies before it packages",
+        )
+    for key, entry in checked.items():
+        if key not in KNOWN_PLATFORMS:
+            raise m.bad("verification.platforms", f"names {_shown(key)}, not a known platform")
+        m.text(entry, f"verification.platforms.{key}.status")
+        m.integer(entry, f"verification.platforms.{key}.certificates_checked", 0, 10**6)
+    for platform in platforms:
+        status = checked.get(platform, {}).get("status", "missing")
+        found = [r for r in reports if isinstance(r, dict) and r.get("platform") == platform]
+        if status not in VERIFIED_STATUSES or len(found) != 1:
+            raise PublishError(
+                f"{path}: {platform} was not verified (manifest.json says {status}, "
+                f"verify.json has {len(found)} report(s) for it)",
+                "only a verified build can be published; rebuild it with `invoke build`",
+            )
+        this = found[0]
+        wanted = {
+            "passed": True,
+            "tag": ref.tag,
+            "leaf_years": ref.leaf_years,
+            "ca_years": ref.ca_years,
+        }
+        wrong = [
+            k
+            for k, value in wanted.items()
+            if this.get(k) != value or type(this.get(k)) is not type(value)
+        ]
+        if wrong:
+            raise v.bad(
+                f"report for {platform}",
+                f"does not show this build passing ({', '.join(wrong)} differ); "
+                "only a verified build can be published",
+            )
+
+
+def _read_sums(build_dir: Path) -> dict[str, str]:
+    """SHA256SUMS as `sha256sum` writes it: one ``<sha256>  <name>`` line per binary."""
+    path = build_dir / "SHA256SUMS"
+    _check_regular(build_dir, path.name)
     try:
         lines = path.read_text().splitlines()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise PublishError(f"cannot read {path}: {exc}", "rebuild it") from exc
-    sums = {}
-    for line in lines:
-        digest, _, name = line.partition("  ")
-        if line.strip():
-            sums[name.strip().lstrip("*")] = digest.strip()
+    sums: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+)", line)
+        if not line.strip():
+            continue
+        if not match or match.group(2) in sums:
+            raise PublishError(
+                f"{build_dir}: SHA256SUMS line {number} is not `<sha256>  <file>` for a new file",
+                "rebuild it",
+            )
+        sums[match.group(2)] = match.group(1)
     return sums
 
 
@@ -367,6 +561,7 @@ class Response:
     status: int
     headers: Mapping[str, str]  # lower-case names
     body: bytes
+    url: str = ""  # where the answer came from, after any redirect
 
     def json(self) -> Any:
         try:
@@ -392,8 +587,34 @@ class Response:
         return text[0][:200] if text else http.client.responses.get(self.status, "")
 
 
+def credentials_allowed(url: str) -> bool:
+    """Whether a credential may travel to ``url``: over HTTPS, or plain HTTP to this machine's
+    loopback (:func:`longcert.settings.is_local_host`), never plain HTTP across a network."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_local_host(parts.netloc))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in: "the same server"."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _host_of(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+
+
 class Http:
-    """Small urllib client: returns any HTTP status, raises PublishError when nothing answers."""
+    """Small urllib client: returns any HTTP status, raises PublishError when nothing answers.
+
+    It speaks only http and https, and refuses to send ``secret_headers`` anywhere
+    :func:`credentials_allowed` does not allow (plain HTTP off this machine)."""
 
     def __init__(self, what: str, secrets: tuple[str, ...] = (), timeout: float = HTTP_TIMEOUT):
         self.what = what
@@ -415,6 +636,20 @@ class Http:
         body: bytes | Path | None = None,
         hint: str = "",
     ) -> Response:
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise PublishError(
+                self.redact(f"{self.what}: will not {method} {_strip_query(url)}: not http(s)"),
+                "the server named an address longcert does not use",
+            )
+        if secret_headers and not credentials_allowed(url):
+            raise PublishError(
+                self.redact(
+                    f"{self.what}: will not send credentials over plain HTTP to {_host_of(url)} "
+                    f"({method} {_strip_query(url)})"
+                ),
+                "credentials go only over HTTPS, or plain HTTP to this machine's loopback",
+            )
         with _body_stream(body) as (data, length):
             request = urllib.request.Request(url, data=data, method=method)
             for name, value in (headers or {}).items():
@@ -425,11 +660,13 @@ class Http:
                 request.add_header("Content-Length", str(length))
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as reply:
-                    return Response(reply.status, _lower(reply.headers), reply.read())
+                    return Response(
+                        reply.status, _lower(reply.headers), reply.read(), reply.geturl()
+                    )
             except urllib.error.HTTPError as err:
                 with err:
                     payload = err.read()
-                return Response(err.code, _lower(err.headers), payload)
+                return Response(err.code, _lower(err.headers), payload, str(err.filename or url))
             except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 raise PublishError(
                     self.redact(f"{self.what}: {method} {url} failed: {_reason(exc)}"),
@@ -537,6 +774,12 @@ class GitHubTarget:
         self.api_url = api_url.rstrip("/")
         self._token = token or ""
         self.http = Http(f"github:{owner}/{repo}", secrets=(self._token,))
+        if self._token and not credentials_allowed(self.api_url):
+            raise PublishError(
+                f"{self.name}: {TOKEN_ENV} would be sent over plain HTTP to "
+                f"{_host_of(self.api_url)} (github_api_url {self.api_url})",
+                "use an https:// github_api_url; plain HTTP is only for this machine's loopback",
+            )
 
     @property
     def name(self) -> str:
@@ -989,7 +1232,10 @@ class OciTarget:
         )
         all_headers = {"User-Agent": f"longcert/{__version__}", **(headers or {})}
         reply = self._send(method, url, all_headers, body, hint)
-        if reply.status == 401 and "www-authenticate" in reply.headers:
+        # Only the registry itself may ask for credentials: a challenge from an upload location
+        # or redirect on another server is not answered.
+        own = self._own(reply.url or url)
+        if reply.status == 401 and "www-authenticate" in reply.headers and own:
             self._authenticate(reply.headers["www-authenticate"], hint)
             reply = self._send(method, url, all_headers, body, hint)
         if reply.status in ok or reply.status in allow:
@@ -1011,12 +1257,28 @@ class OciTarget:
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, hint: str
     ) -> Response:
-        secret = {"Authorization": self._auth_header} if self._auth_header else {}
+        # The registry's credentials go to the registry's own address (scheme, host and port)
+        # and nowhere else: an upload location on another server gets no Authorization header.
+        own = self._own(url) and credentials_allowed(url)
+        secret = {"Authorization": self._auth_header} if self._auth_header and own else {}
         return self.http.request(
             method, url, headers=headers, secret_headers=secret, body=body, hint=hint
         )
 
+    def _own(self, url: str) -> bool:
+        """Whether ``url`` is on the registry's own address (scheme, host and port)."""
+        return _origin(url) == _origin(self.base)
+
     def _authenticate(self, challenge: str, hint: str) -> None:
+        """Answer the registry's challenge: Basic to the registry itself, or a token from the
+        token service it names, which gets the credentials only over HTTPS unless it is the
+        registry's own loopback address."""
+        if not credentials_allowed(self.base):
+            raise PublishError(
+                f"{self.name} asks for credentials, and longcert sends none over plain HTTP to "
+                "a registry off this machine",
+                "serve the registry over HTTPS; oci_insecure is for registries without login",
+            )
         scheme, params = parse_challenge(challenge)
         basic = ""
         if self._credentials:
@@ -1032,10 +1294,23 @@ class OciTarget:
             return
         if scheme != "bearer" or "realm" not in params:
             raise PublishError(f"{self.name}: unsupported authentication {scheme!r}")
+        realm = params["realm"]
+        parts = urllib.parse.urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PublishError(
+                f"{self.name}: the registry names a token service {realm!r} that is not an "
+                "http(s) URL"
+            )
+        if basic and parts.scheme != "https" and not self._own(realm):
+            raise PublishError(
+                f"{self.name}: will not send credentials to the token service "
+                f"{_strip_query(realm)}: plain HTTP to another server than the registry",
+                "a token service on another host or port gets credentials only over HTTPS",
+            )
         query = {"scope": f"repository:{self.repository}:pull,push"}
         if "service" in params:
             query["service"] = params["service"]
-        url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
+        url = f"{realm}{'&' if parts.query else '?'}{urllib.parse.urlencode(query)}"
         reply = self.http.request(
             "GET", url, secret_headers={"Authorization": basic} if basic else None, hint=hint
         )
@@ -1141,6 +1416,16 @@ class OciTarget:
         if not location:
             raise PublishError(f"{self.name}: the registry gave no upload location")
         location = urllib.parse.urljoin(self.base + "/", location)
+        parts = urllib.parse.urlsplit(location)
+        plain_elsewhere = parts.scheme == "http" and not (
+            self._own(location) or is_local_host(parts.netloc)
+        )
+        if parts.scheme not in ("http", "https") or plain_elsewhere:
+            raise PublishError(
+                f"{self.name}: the registry sends the upload to {_strip_query(location)}, "
+                "plain HTTP to another host (or not http at all); refused",
+                "check the registry's configuration (its http.host setting)",
+            )
         separator = "&" if "?" in location else "?"
         url = f"{location}{separator}{urllib.parse.urlencode({'digest': blob.digest})}"
         self._call(

@@ -57,6 +57,7 @@ class FakeGitHub:
         self.requests: list[tuple[str, str]] = []
         self.fail_uploads: set[str] = set()
         self.download_auth_headers: list[str] = []
+        self.upload_origin = ""  # where upload_url points (default: this server)
         self._ids = iter(range(1000, 10**6))
         self._lock = threading.Lock()
         fake = self
@@ -126,8 +127,8 @@ class FakeGitHub:
             "body": release.body,
             "prerelease": release.prerelease,
             "html_url": f"{self.origin}/{self.owner}/{self.repo}/releases/tag/{release.tag_name}",
-            "upload_url": f"{self.origin}/uploads/repos/{self.owner}/{self.repo}/releases/"
-            f"{release.id}/assets{{?name,label}}",
+            "upload_url": f"{self.upload_origin or self.origin}/uploads/repos/{self.owner}/"
+            f"{self.repo}/releases/{release.id}/assets{{?name,label}}",
             "assets": [self._asset_json(release, a) for a in release.assets],
         }
 

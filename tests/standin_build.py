@@ -1,7 +1,8 @@
 """A stand-in build directory, laid out as `invoke build` writes it, for publish tests.
 
-The binaries are a few hundred KiB of deterministic bytes (distinct per platform), so publishing
-can be tested without Docker; the integration tests also publish a real build.
+The binaries are a few hundred KiB of deterministic bytes (distinct per platform) behind a
+minimal executable header for their platform (publish checks it), so publishing can be tested
+without Docker; the integration tests also publish a real build.
 """
 
 from __future__ import annotations
@@ -13,11 +14,32 @@ from pathlib import Path
 
 from longcert.package import build_id
 
+# Machine numbers as the ELF, PE and Mach-O specifications give them (written out here, not
+# taken from longcert.verify, so the tests check that table instead of repeating it).
+ELF_MACHINE = {"amd64": 62, "arm64": 183, "arm": 40, "386": 3, "ppc64le": 21, "s390x": 22}
+PE_MACHINE = {"amd64": 0x8664, "386": 0x14C, "arm64": 0xAA64}
+MACHO_CPU = {"amd64": 0x01000007, "arm64": 0x0100000C}
+
+
+def executable_header(platform: str) -> bytes:
+    """The first bytes of a Go binary for ``platform``: a minimal ELF, PE or Mach-O header."""
+    goos, goarch = platform.split("/")
+    if goos == "windows":
+        dos = b"MZ" + bytes(58) + (64).to_bytes(4, "little")  # e_lfanew: the PE header at 64
+        return dos + b"PE\0\0" + PE_MACHINE[goarch].to_bytes(2, "little")
+    if goos == "darwin":
+        return b"\xcf\xfa\xed\xfe" + MACHO_CPU[goarch].to_bytes(4, "little")
+    big = goarch == "s390x"
+    ident = b"\x7fELF" + bytes([1 if goarch in ("arm", "386") else 2, 2 if big else 1, 1])
+    ident = ident.ljust(16, b"\0")
+    order = "big" if big else "little"
+    return ident + (2).to_bytes(2, order) + ELF_MACHINE[goarch].to_bytes(2, order)
+
 
 def _binary(platform: str, size: int, salt: str) -> bytes:
     seed = hashlib.sha256(f"{platform}/{salt}".encode()).digest()
     block = seed * (4096 // len(seed))
-    data = (b"\x7fELF" + block * (size // len(block) + 1))[:size]
+    data = (executable_header(platform) + block * (size // len(block) + 1))[:size]
     return data
 
 
@@ -54,7 +76,12 @@ def make_build(
         f"+\tCertificateValidity = time.Hour * 24 * 365 * {years}\n"
     )
     (out / "patch.diff").write_text(diff)
-    (out / "verify.json").write_text(json.dumps({"passed": passed, "platforms": []}) + "\n")
+    reports = [
+        {"tag": tag, "platform": p, "leaf_years": years, "ca_years": ca_years, "passed": passed,
+         "status": "verified" if passed else "failed", "checks": [], "problems": []}
+        for p in platforms
+    ]
+    (out / "verify.json").write_text(json.dumps({"passed": passed, "platforms": reports}) + "\n")
     (out / "build.log").write_text("stand-in build\n")
     manifest = {
         "tool": {"name": "longcert", "version": "0.1.0"},
@@ -73,7 +100,7 @@ def make_build(
         "verification": {
             "passed": passed,
             "platforms": {
-                p: {"status": "passed" if passed else "failed", "executed_with": "native",
+                p: {"status": "verified" if passed else "failed", "executed_with": "native",
                     "header": p, "reported_version": tag, "certificates_checked": 22,
                     "renewals_checked": 17}
                 for p in platforms

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
 import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from longcert import publish, settings
 from longcert.errors import ConfigError, PublishError
 from longcert.progress import Reporter
-from tests.standin_build import make_build
+from tests.standin_build import executable_header, make_build
 
 
 def conf(**flags: object) -> settings.Settings:
@@ -66,6 +69,8 @@ def test_github_target_uses_the_api_url_setting_and_token_from_environment() -> 
         ("oci://[::1]:5000/kubeadm", "http://[::1]:5000/v2/kubeadm"),
         ("oci://registry.example.com/tools/kubeadm", "https://registry.example.com/v2/tools/kubeadm"),
         ("oci://mirror.local:5000/k8s/kubeadm/", "https://mirror.local:5000/v2/k8s/kubeadm"),
+        ("oci://127.registry.example.com/kubeadm", "https://127.registry.example.com/v2/kubeadm"),
+        ("oci://127.0.0.2:5000/kubeadm", "http://127.0.0.2:5000/v2/kubeadm"),
     ],
 )
 def test_oci_scheme_plain_http_only_for_localhost(text: str, base: str) -> None:
@@ -131,7 +136,13 @@ def test_parse_challenge() -> None:
     ("host", "local"),
     [("localhost", True), ("localhost:5000", True), ("127.0.0.1:5000", True),
      ("127.1.2.3", True), ("[::1]:5000", True), ("registry.local:5000", False),
-     ("10.0.0.5:5000", False), ("localhost.example.com", False)],
+     ("10.0.0.5:5000", False), ("localhost.example.com", False),
+     # loopback by address, never by how a name starts: names are not resolved
+     ("127.registry.example.com", False), ("127.0.0.1.nip.io:5000", False),
+     ("127.0.0.1@registry.example.com", False), ("user:pw@127.0.0.1:5000", True),
+     ("::1", True), ("[::ffff:127.0.0.1]:5000", True), ("[::ffff:10.0.0.1]", False),
+     ("LOCALHOST:5000", True), ("0.0.0.0:5000", False), ("[::]:5000", False), ("127.1", False),
+     ("", False), ("[::1", False)],
 )
 def test_is_local_host(host: str, local: bool) -> None:
     assert publish.is_local_host(host) is local
@@ -174,6 +185,218 @@ def test_not_a_build_directory(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(PublishError, match=r"has no manifest\.json"):
         publish.load_build(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------ manifests publish cannot trust
+
+
+def edit_manifest(build_dir: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    path = build_dir / "manifest.json"
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def set_at(keys: str, value: object) -> Callable[[dict[str, Any]], None]:
+    """manifest[k1][k2]... = value (an int key indexes a list)."""
+
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = (int(k) if k.isdigit() else k for k in keys.split("."))
+        node: Any = data
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+def refused(build_dir: Path, *words: str) -> str:
+    """load_build gives one line naming the build directory and ``words``."""
+    with pytest.raises(PublishError) as caught:
+        publish.load_build(build_dir)
+    text = str(caught.value)
+    assert "\n" not in text and str(build_dir) in text, text
+    for word in words:
+        assert word in text, text
+    return text
+
+
+def test_artifact_file_outside_the_build_is_refused(build_dir: Path, tmp_path: Path) -> None:
+    payload = build_dir.parent / "payload"  # beside the build: "../payload" from inside it
+    payload.write_bytes((build_dir / "kubeadm-linux-arm64").read_bytes())
+    digest = hashlib.sha256(payload.read_bytes()).hexdigest()
+    edit_manifest(build_dir, set_at("artifacts.1.file", "../payload"))
+    sums = (build_dir / "SHA256SUMS").read_text().replace(" kubeadm-linux-arm64", " ../payload")
+    (build_dir / "SHA256SUMS").write_text(sums)
+    assert f"{digest}  ../payload" in sums
+    refused(build_dir, "artifacts[1].file", '"../payload"', "not kubeadm-linux-arm64")
+    # Before the check, a directory target wrote it to share/payload, beside the build's folder.
+    with pytest.raises(PublishError):
+        publish.DirectoryTarget(tmp_path / "share").push(publish.load_build(build_dir))
+    assert not (tmp_path / "share").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["kubeadm-linux-arm64.exe", "/etc/passwd", "kubeadm-linux-amd64", "sub/kubeadm-linux-arm64",
+     "kubeadm-windows-arm64.exe"],
+)
+def test_artifact_file_must_be_the_builds_name_for_its_platform(build_dir: Path,
+                                                                 name: str) -> None:
+    edit_manifest(build_dir, set_at("artifacts.1.file", name))
+    refused(build_dir, "manifest.json artifacts[1].file", "not kubeadm-linux-arm64")
+
+
+@pytest.mark.parametrize(
+    "tag",
+    ["v1.33.7/../../../other/manifests/latest#", "v1.33.7 ", " v1.33.7", "1.33.7", "v1.33.7-x",
+     "v1.33.7\n", "v01.33.7"],
+)
+def test_tag_must_be_a_release_tag(build_dir: Path, tag: str) -> None:
+    edit_manifest(build_dir, set_at("kubernetes.tag", tag))
+    refused(build_dir, "manifest.json kubernetes.tag")
+
+
+def test_build_id_must_match_the_manifest(build_dir: Path, tmp_path: Path) -> None:
+    edit_manifest(build_dir, set_at("validity.leaf_years", 5))
+    edit_manifest(build_dir, set_at("validity.leaf_hours", 5 * 8760))
+    refused(build_dir, "is not the build id kubeadm-v1.33.7-leaf5y-ca10y")
+    renamed = make_build(tmp_path / "other").rename(tmp_path / "other" / "kubeadm-latest")
+    refused(renamed, "is not the build id kubeadm-v1.33.7-leaf10y-ca10y")
+
+
+@pytest.mark.parametrize(
+    ("platform", "other"),
+    [("linux/arm64", "linux/amd64"), ("linux/arm64", "windows/arm64"),
+     ("linux/arm64", "darwin/arm64"), ("linux/arm64", "linux/s390x")],
+)
+def test_binary_must_be_an_executable_for_its_platform(
+    build_dir: Path, platform: str, other: str
+) -> None:
+    # The arm64 slot holds another platform's binary, with every sum made to agree.
+    data = executable_header(other) + b"\0" * 5000
+    replace_binary(build_dir, 1, data)
+    refused(build_dir, "kubeadm-linux-arm64 is not a linux/arm64 executable")
+
+
+def test_binary_that_is_no_executable_is_refused(build_dir: Path) -> None:
+    replace_binary(build_dir, 0, b"#!/bin/sh\necho pwned\n")
+    refused(build_dir, "kubeadm-linux-amd64 is not a linux/amd64 executable",
+            "not an ELF, PE or Mach-O executable")
+
+
+def replace_binary(build_dir: Path, index: int, data: bytes) -> None:
+    manifest = json.loads((build_dir / "manifest.json").read_text())
+    item = manifest["artifacts"][index]
+    old = item["sha256"]
+    (build_dir / item["file"]).write_bytes(data)
+    item.update(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    (build_dir / "manifest.json").write_text(json.dumps(manifest))
+    sums = build_dir / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace(old, item["sha256"]))
+
+
+def test_every_platform_checks_out(tmp_path: Path) -> None:
+    platforms = tuple(sorted(settings.KNOWN_PLATFORMS))
+    build = publish.load_build(make_build(tmp_path / "builds", platforms=platforms))
+    assert [b.platform for b in build.binaries] == list(platforms)
+
+
+def test_verification_must_be_of_this_build_and_every_platform(build_dir: Path) -> None:
+    report = json.loads((build_dir / "verify.json").read_text())
+    report["platforms"][1]["leaf_years"] = 1  # a report of another build
+    (build_dir / "verify.json").write_text(json.dumps(report))
+    refused(build_dir, "verify.json report for linux/arm64", "leaf_years")
+    del report["platforms"][1]
+    (build_dir / "verify.json").write_text(json.dumps(report))
+    refused(build_dir, "linux/arm64 was not verified", "verify.json has 0 report(s)")
+
+
+def test_manifest_platform_status_must_say_verified(build_dir: Path) -> None:
+    edit_manifest(build_dir, set_at("verification.platforms.linux/arm64.status", "failed"))
+    refused(build_dir, "linux/arm64 was not verified (manifest.json says failed")
+
+
+def test_patch_diff_must_be_the_one_the_manifest_names(build_dir: Path) -> None:
+    with open(build_dir / "patch.diff", "a") as handle:
+        handle.write("+\tmore\n")
+    refused(build_dir, "patch.diff changed after the build")
+
+
+def test_published_files_are_not_links_out_of_the_build(build_dir: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.diff"  # same bytes, so only the link gives it away
+    secret.write_bytes((build_dir / "patch.diff").read_bytes())
+    (build_dir / "patch.diff").unlink()
+    (build_dir / "patch.diff").symlink_to(secret)
+    refused(build_dir, "patch.diff is a symbolic link")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (set_at("artifacts", "kubeadm"), "artifacts"),
+        (set_at("artifacts", []), "artifacts"),
+        (set_at("artifacts.0", 7), "artifacts[0].platform"),
+        (set_at("artifacts.0.platform", "linux"), "artifacts[0].platform"),
+        (set_at("artifacts.0.platform", ["linux/amd64"]), "artifacts[0].platform"),
+        (set_at("artifacts.1.platform", "linux/amd64"), "artifacts[1].platform"),
+        (set_at("artifacts.0.sha256", None), "artifacts[0].sha256"),
+        (set_at("artifacts.0.size", "300000"), "artifacts[0].size"),
+        (set_at("artifacts.0.size", 1), "size of kubeadm-linux-amd64"),
+        (lambda d: d["artifacts"][0].pop("file"), "artifacts[0].file"),
+        (set_at("kubernetes", "v1.33.7"), "kubernetes"),
+        (set_at("kubernetes.tag", 1.337), "kubernetes.tag"),
+        (set_at("kubernetes.commit", "HEAD; rm -rf /"), "kubernetes.commit"),
+        (set_at("validity.leaf_years", "10"), "validity.leaf_years"),
+        (set_at("validity.leaf_years", True), "validity.leaf_years"),
+        (set_at("validity.leaf_years", 10.0), "validity.leaf_years"),
+        (set_at("validity.ca_years", 10**400), "validity.ca_years"),
+        (set_at("validity.leaf_hours", 1), "validity.leaf_hours"),
+        (set_at("go", "1.24"), "go"),
+        (set_at("go.source", "x | y"), "go.source"),
+        (set_at("tool", None), "tool"),
+        (set_at("tool.version", "1\n2"), "tool.version"),
+        (set_at("patch.set", {}), "patch.set"),
+        (set_at("created", "yesterday"), "created"),
+        (set_at("verification", True), "verification"),
+        (set_at("verification.platforms", []), "verification.platforms"),
+        (set_at("verification.platforms.linux/amd64", "verified"),
+         "verification.platforms.linux/amd64.status"),
+        (set_at("verification.platforms.linux/amd64.certificates_checked", "22"),
+         "verification.platforms.linux/amd64.certificates_checked"),
+        (lambda d: d["verification"]["platforms"].update({"../../x": {}}),
+         "verification.platforms"),
+    ],
+)
+def test_every_field_publish_uses_is_checked(
+    build_dir: Path, change: Callable[[dict[str, Any]], object], field: str
+) -> None:
+    edit_manifest(build_dir, change)
+    refused(build_dir, f"manifest.json {field} ")
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '"manifest"', "[" * 100_000, "NaN"],
+                         ids=["list", "null", "string", "deep", "nan"])
+def test_manifest_that_is_no_object(build_dir: Path, content: str) -> None:
+    (build_dir / "manifest.json").write_text(content)
+    refused(build_dir, "manifest")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00garbage", b"nonsense\n", b"%s  kubeadm-linux-amd64\n%s  kubeadm-linux-amd64\n"],
+)
+def test_sha256sums_that_sha256sum_did_not_write(build_dir: Path, content: bytes) -> None:
+    digest = hashlib.sha256((build_dir / "kubeadm-linux-amd64").read_bytes()).hexdigest()
+    (build_dir / "SHA256SUMS").write_bytes(content.replace(b"%s", digest.encode()))
+    refused(build_dir, "SHA256SUMS")
+
+
+def test_verify_json_that_is_no_report(build_dir: Path) -> None:
+    for content in ("[]", '{"passed": true}', '{"passed": true, "platforms": {}}'):
+        (build_dir / "verify.json").write_text(content)
+        with pytest.raises(PublishError, match=r"verify\.json|verification did not pass"):
+            publish.load_build(build_dir)
 
 
 # ------------------------------------------------------------------ directory target
@@ -280,7 +503,7 @@ def test_release_notes_from_the_manifest(build: publish.Build) -> None:
     assert "| CAs | 10 years (87600h) |" in notes
     assert "| Go | 1.24.11 (from .go-version) |" in notes
     assert "| patch set | e4-validity-period" in notes
-    assert "| verification | passed: linux/amd64 passed (22 certificates)" in notes
+    assert "| verification | passed: linux/amd64 verified (22 certificates)" in notes
     for item in build.files[:-1]:
         assert f"| `{item.name}` | {item.platform or '-'} |" in notes
         assert f"`{item.sha256}`" in notes

@@ -133,7 +133,8 @@ VERIFIED_STATUSES = ("verified", "not-executed")  # longcert.verify.VerifyReport
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
 _CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-_TEXT = re.compile(r"[^\x00-\x1f\x7f|`]{0,200}")  # one line that cannot break a Markdown table
+# One line of text (no control characters or line separators) that cannot break a Markdown table.
+_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029|`]{0,200}")
 _REBUILD = "it was not written by this longcert, or was changed since; rebuild it"
 
 
@@ -323,8 +324,10 @@ def _check_verified(
     report = _read_json(path / "verify.json", "verification report")
     v = _Fields(path, "verify.json")
     reports = v.get(report, "platforms")
+    if not isinstance(reports, list):
+        raise v.bad("platforms", f"is {_shown(reports)}, not a list of reports")
     passed = verification.get("passed") is True and report.get("passed") is True
-    if not passed or not isinstance(reports, list):
+    if not passed:
         raise PublishError(
             f"{path}: verification did not pass; only a verified build can be published",
             "rebuild it with `invoke build`, which verifies before it packages",

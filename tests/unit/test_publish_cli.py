@@ -69,6 +69,25 @@ def test_unverified_build_is_not_published(tmp_path: Path) -> None:
     assert not (tmp_path / "share").exists()
 
 
+@pytest.mark.parametrize(
+    ("file", "content", "message"),
+    [
+        ("SHA256SUMS", b"\xff\xfe not text", "cannot read"),  # was an internal error
+        ("manifest.json", b'{"kubernetes": "v1.33.7"}', "manifest.json kubernetes is "),
+        ("verify.json", b'{"passed": true, "platforms": {"linux/amd64": 1}}',
+         "verify.json platforms is {"),
+    ],
+)
+def test_hostile_build_files_are_one_line(tmp_path: Path, file: str, content: bytes,
+                                          message: str) -> None:
+    out = make_build(tmp_path / "builds")
+    (out / file).write_bytes(content)
+    result = invoke("publish", "--build", str(out), "--to", "dir:share", tmp_path=tmp_path)
+    one_line_error(result, 9, message)
+    assert str(out) in result.stderr
+    assert not (tmp_path / "share").exists()
+
+
 def test_matrix_prints_json(tmp_path: Path) -> None:
     result = invoke("matrix", "--versions", "v1.28.7,v1.33.7", "--years", "20", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -42,6 +42,8 @@ SETTING_HELP = {
     "github_api_url": "GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
     "https://HOST/api/v3)",
     "oci_insecure": "plain HTTP to an oci:// registry that is not on localhost (no TLS)",
+    "container_memory": "memory limit of the build and verify containers (default 8g)",
+    "container_pids": "process limit of the build and verify containers (default 4096)",
 }
 RANGE_HELP = {
     "versions": "comma-separated release tags, e.g. v1.33.7,v1.32.11 (instead of a range)",
@@ -130,6 +132,8 @@ BUILD = (
     "registry_mirror",
     "patches_dir",
     "pin_validity",
+    "container_memory",
+    "container_pids",
 )
 
 
@@ -157,6 +161,8 @@ def build(
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
     pin_validity: bool = False,
+    container_memory: str | None = None,
+    container_pids: str | None = None,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     force: bool = False,
@@ -237,6 +243,8 @@ def release(
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
     pin_validity: bool = False,
+    container_memory: str | None = None,
+    container_pids: str | None = None,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     github_api_url: str | None = None,
@@ -366,6 +374,8 @@ def compile_(
     registry_mirror: str | None = None,
     patches_dir: str | None = None,
     pin_validity: bool = False,
+    container_memory: str | None = None,
+    container_pids: str | None = None,
     cache_dir: str | None = None,
     keep_worktree: bool = False,
     debug: bool = False,

@@ -37,9 +37,101 @@ class BuildOutput:
     manifest: dict[str, Any]
 
 
-def build_id(tag: str, leaf_years: int, ca_years: int) -> str:
-    """Directory name telling version and validities apart, e.g. kubeadm-v1.9.4-leaf10y-ca10y."""
-    return f"kubeadm-{tag}-leaf{leaf_years}y-ca{ca_years}y"
+DEFAULT_PLATFORMS = ("linux/amd64",)
+
+
+def build_id(
+    tag: str,
+    leaf_years: int,
+    ca_years: int,
+    *,
+    pinned: bool = False,
+    platforms: tuple[str, ...] = DEFAULT_PLATFORMS,
+) -> str:
+    """Directory name telling apart every build that differs in what it contains:
+    kubeadm-v1.9.4-leaf10y-ca10y, plus ``-pinned`` for a --pin-validity build (v1.31+) and
+    the platforms when they are not just linux/amd64
+    (kubeadm-v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64)."""
+    name = f"kubeadm-{tag}-leaf{leaf_years}y-ca{ca_years}y"
+    if pinned:
+        name += "-pinned"
+    if tuple(sorted(platforms)) != DEFAULT_PLATFORMS:
+        name += "-" + ".".join(p.replace("/", "-") for p in sorted(platforms))
+    return name
+
+
+def build_inputs(
+    tag: str,
+    remote: str,
+    leaf_years: int,
+    ca_years: int,
+    *,
+    pinned: bool,
+    platforms: tuple[str, ...],
+    patch_set: str,
+    patch_set_sha256: str,
+    go_version: str,
+    image: str,
+) -> dict[str, Any]:
+    """Everything that goes into a build and is known before it starts: two builds with the
+    same inputs are the same build (manifest.json records them as ``inputs``)."""
+    return {
+        "tag": tag,
+        "remote": remote,
+        "leaf_years": leaf_years,
+        "ca_years": ca_years,
+        "pin_validity": pinned,
+        "platforms": sorted(platforms),
+        "patch_set": patch_set,
+        "patch_set_sha256": patch_set_sha256,
+        "go_version": go_version,
+        "image": image,
+    }
+
+
+def existing_build(builds_dir: Path, name: str, inputs: dict[str, Any]) -> BuildOutput | None:
+    """The build already at builds_dir/name when it is this very build, still intact (every
+    binary's sha256 re-checked against manifest.json and SHA256SUMS, verification passed);
+    None when there is none; PublishError when a different or damaged build has the name."""
+    target = builds_dir / name
+    if not target.exists():
+        return None
+    hint = "pass --force to replace it once the new build passes, or use another --builds-dir"
+    try:
+        data = json.loads((target / "manifest.json").read_text())
+        sums: dict[str, str] = {}
+        for line in (target / "SHA256SUMS").read_text().splitlines():
+            digest, _, file = line.strip().partition("  ")
+            sums[file] = digest
+        passed = json.loads((target / "verify.json").read_text()).get("passed") is True
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise PublishError(
+            f"{target} already exists and is not a complete build ({type(exc).__name__})", hint
+        ) from exc
+    recorded = data.get("inputs") if isinstance(data, dict) else None
+    if recorded != inputs:
+        differs = (
+            ", ".join(
+                f"{key} {recorded.get(key)!r} (asked {value!r})"
+                for key, value in inputs.items()
+                if recorded.get(key) != value
+            )
+            if isinstance(recorded, dict)
+            else "inputs not recorded (an older build)"
+        )
+        raise PublishError(f"{target} already exists and is a different build: {differs}", hint)
+    artifacts = data.get("artifacts") or []
+    for artifact in artifacts:
+        file = str(artifact.get("file", "")) if isinstance(artifact, dict) else ""
+        path = target / file
+        if "/" in file or not file or not path.is_file():
+            raise PublishError(f"{target}: {file or 'an artifact'} is missing", hint)
+        digest = sha256_file(path)
+        if digest != artifact.get("sha256") or sums.get(file) != digest:
+            raise PublishError(f"{target}: {file} changed since it was built and verified", hint)
+    if not passed or not artifacts or data.get("verification", {}).get("passed") is not True:
+        raise PublishError(f"{target} already exists but did not pass verification", hint)
+    return BuildOutput(target, data)
 
 
 def check_target(builds_dir: Path, name: str, force: bool) -> Path:
@@ -67,10 +159,12 @@ def manifest(
     patch: PatchResult,
     result: BuildResult,
     reports: tuple[VerifyReport, ...],
+    inputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """manifest.json contents."""
     return {
         "tool": {"name": "longcert", "version": __version__},
+        "inputs": inputs,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "kubernetes": {"tag": tree.tag, "commit": tree.commit, "remote": tree.remote},
         "validity": {
@@ -150,6 +244,7 @@ def write(
     reports: tuple[VerifyReport, ...],
     *,
     force: bool,
+    inputs: dict[str, Any] | None = None,
 ) -> BuildOutput:
     """Write everything to a temporary directory, then rename it to builds/<name>."""
     target = check_target(builds_dir, name, force)
@@ -172,7 +267,7 @@ def write(
         (staging / "verify.json").write_text(json.dumps(verify_json, indent=2) + "\n")
         if result.log_path.is_file():
             shutil.copy2(result.log_path, staging / "build.log")
-        data = manifest(tree, patch, result, reports)
+        data = manifest(tree, patch, result, reports, inputs)
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
         staging.chmod(0o755)
         _swap_into_place(staging, target)

@@ -72,7 +72,7 @@ def run(
     if until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}", f"stages: {', '.join(STAGES)}")
     release = resolve(version_text, settings.patches_dir)
-    name = package.build_id(release.tag, settings.years, settings.ca_years)
+    name = build_name(release, settings)
     with runs.registered(settings.cache_dir):
         sweep(settings.cache_dir, reporter.step)
         if dry_run or not _wants(until, "compile"):
@@ -82,6 +82,38 @@ def run(
         ):
             runs.note_builds_dir(settings.builds_dir)
             return _run(release, name, settings, reporter, until, dry_run)
+
+
+def pinned(release: Release, settings: Settings) -> bool:
+    """Whether --pin-validity changes this release (only where a patch set has pin edits)."""
+    return settings.pin_validity and bool(release.patch_set.pin_edits)
+
+
+def build_name(release: Release, settings: Settings) -> str:
+    """The build id of ``release`` with these settings."""
+    return package.build_id(
+        release.tag,
+        settings.years,
+        settings.ca_years,
+        pinned=pinned(release, settings),
+        platforms=settings.platforms,
+    )
+
+
+def build_inputs(release: Release, settings: Settings) -> dict[str, object]:
+    """What goes into this build, known before it starts (manifest.json ``inputs``)."""
+    return package.build_inputs(
+        release.tag,
+        source.display_remote(settings.repo),
+        settings.years,
+        settings.ca_years,
+        pinned=pinned(release, settings),
+        platforms=settings.platforms,
+        patch_set=release.patch_set.name,
+        patch_set_sha256=hashlib.sha256(release.patch_set.source_file.read_bytes()).hexdigest(),
+        go_version=settings.go_version,
+        image=settings.image,
+    )
 
 
 def build_lock_path(settings: Settings, name: str) -> Path:
@@ -147,11 +179,25 @@ def _run(
     dry_run: bool,
 ) -> PipelineResult:
     target = None
+    inputs = build_inputs(release, settings)
     if _wants(until, "package"):
-        package.check_target(settings.builds_dir, name, settings.force)
         if settings.publish and not dry_run:
             # A bad target or a missing token is refused before anything is cloned or built.
             target = publish.open_target(settings.publish, settings, dry_run=False)
+        if not settings.force and not dry_run:
+            # Like make: the very same build, still intact, is the answer; a different one of
+            # the same name is refused.
+            existing = package.existing_build(settings.builds_dir, name, inputs)
+            if existing is not None:
+                reporter.say(
+                    f"longcert: {existing.path} is this build already (same inputs, every "
+                    "sha256 re-checked, verified): nothing to do"
+                )
+                published = None
+                if target is not None:
+                    published = publish.push(publish.load_build(existing.path), target, reporter)
+                return PipelineResult(release, output=existing, published=published)
+        package.check_target(settings.builds_dir, name, settings.force)
     rows = settings.rows()
     if _wants(until, "compile") and settings.go_version == "auto":
         policy = go_policy(release.version)
@@ -269,7 +315,14 @@ def _run(
 
         with _stage(reporter, "package"):
             output = package.write(
-                settings.builds_dir, name, tree, patch, built, result.reports, force=settings.force
+                settings.builds_dir,
+                name,
+                tree,
+                patch,
+                built,
+                result.reports,
+                force=settings.force,
+                inputs=inputs,
             )
             reporter.step(f"wrote {output.path}")
         published = None

@@ -79,13 +79,23 @@ class BuildRef:
     ca_years: int
 
     @classmethod
-    def of(cls, tag: str, leaf_years: int, ca_years: int) -> BuildRef:
-        return cls(package.build_id(tag, leaf_years, ca_years), tag, leaf_years, ca_years)
+    def of(
+        cls,
+        tag: str,
+        leaf_years: int,
+        ca_years: int,
+        *,
+        pinned: bool = False,
+        platforms: tuple[str, ...] = package.DEFAULT_PLATFORMS,
+    ) -> BuildRef:
+        name = package.build_id(tag, leaf_years, ca_years, pinned=pinned, platforms=platforms)
+        return cls(name, tag, leaf_years, ca_years)
 
     @property
     def image_tag(self) -> str:
-        """OCI tag: v1.28.7-leaf10y-ca10y (the repository already says kubeadm)."""
-        return f"{self.tag}-leaf{self.leaf_years}y-ca{self.ca_years}y"
+        """OCI tag: v1.28.7-leaf10y-ca10y (the repository already says kubeadm), with the same
+        -pinned / platforms suffix as the build id."""
+        return self.build_id.removeprefix("kubeadm-")
 
 
 @dataclass(frozen=True)
@@ -226,11 +236,15 @@ def load_build(path: Path) -> Build:
     for name, years in (("leaf_hours", leaf_years), ("ca_hours", ca_years)):
         hours = years * 365 * 24
         m.integer(validity, f"validity.{name}", hours, hours)
-    ref = BuildRef.of(tag, leaf_years, ca_years)
+    artifacts = _artifacts(m, data)
+    # A --pin-validity build says so in config_override; the platforms are the binaries'.
+    pinned = str(data.get("config_override", "")).startswith("ignored")
+    platforms = tuple(platform for platform, _, _, _ in artifacts)
+    ref = BuildRef.of(tag, leaf_years, ca_years, pinned=pinned, platforms=platforms)
     if path.resolve().name != ref.build_id:
         raise PublishError(
             f"{path}: the directory's name is not the build id {ref.build_id} its manifest.json "
-            "gives (kubernetes.tag, validity)",
+            "gives (kubernetes.tag, validity, config_override, artifacts)",
             "publish the directory `invoke build` wrote, builds/<build id>, under its own name",
         )
     m.text(data, "created", _CREATED)
@@ -241,7 +255,6 @@ def load_build(path: Path) -> Build:
     patch = m.obj(data, "patch")
     m.text(patch, "patch.set")
     diff_sha256 = m.text(patch, "patch.diff_sha256", _SHA256)
-    artifacts = _artifacts(m, data)
     _check_verified(path, m, data, ref, [platform for platform, _, _, _ in artifacts])
     sums = _read_sums(path)
     if set(sums) != {name for _, name, _, _ in artifacts}:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from longcert import pipeline, publish, source
+from longcert import package, pipeline, publish, source
 from longcert.errors import ConfigError, LongcertError
 from longcert.progress import Reporter
 from longcert.settings import Settings
@@ -154,7 +154,7 @@ def matrix(
     target = publish.open_target(text, settings, dry_run=True) if text else None
     entries = []
     for version in chosen:
-        ref = publish.BuildRef.of(version.tag, settings.years, settings.ca_years)
+        ref = build_ref(version, settings)
         if target is not None and target.has(ref):
             continue
         entries.append({"version": version.tag, "build_id": ref.build_id})
@@ -172,6 +172,18 @@ def matrix_json(
     return json.dumps(matrix(settings, versions, first, last, target_text), separators=(",", ":"))
 
 
+def build_ref(version: KubeVersion, settings: Settings) -> publish.BuildRef:
+    """How ``version`` built with these settings is named on every target."""
+    release = resolve(version.tag, settings.patches_dir)
+    return publish.BuildRef.of(
+        version.tag,
+        settings.years,
+        settings.ca_years,
+        pinned=pipeline.pinned(release, settings),
+        platforms=settings.platforms,
+    )
+
+
 def _one(
     version: KubeVersion,
     settings: Settings,
@@ -179,7 +191,7 @@ def _one(
     reporter: Reporter,
     dry_run: bool,
 ) -> Outcome:
-    ref = publish.BuildRef.of(version.tag, settings.years, settings.ca_years)
+    ref = build_ref(version, settings)
     started = time.monotonic()
 
     def outcome(status: str, detail: str = "", error: LongcertError | None = None) -> Outcome:
@@ -190,7 +202,15 @@ def _one(
             reporter.say(f"{version.tag}: {target.name} already has {ref.build_id}, skipped")
             return outcome("already published")
         local = settings.builds_dir / ref.build_id
-        reuse = local.exists() and not settings.force
+        # Reused only when it is this very build (inputs match, sums re-checked); a different
+        # build of the same name is this version's failure, never published in its place.
+        release = resolve(version.tag, settings.patches_dir)
+        reuse = not settings.force and (
+            package.existing_build(
+                settings.builds_dir, ref.build_id, pipeline.build_inputs(release, settings)
+            )
+            is not None
+        )
         if dry_run:
             what = f"publish the existing {local}" if reuse else "build, verify and publish"
             reporter.say(f"{version.tag}: would {what}")

@@ -39,9 +39,24 @@ class SourceTree:
     mirror: Path
 
 
+def display_remote(remote: str) -> str:
+    """The remote as recorded: a local path as its file:// URL (credentials were already split
+    off by settings); a path that does not exist stays as given."""
+    if _is_url(remote):
+        return remote
+    try:
+        return normalize_remote(remote)
+    except SourceError:
+        return remote
+
+
+def _is_url(remote: str) -> bool:
+    return bool(re.match(r"^[a-z][a-z0-9+.-]*://", remote) or re.match(r"^[^/]+@[^:]+:", remote))
+
+
 def normalize_remote(remote: str) -> str:
     """Plain local paths become file:// URLs (so --depth is honoured); URLs stay as given."""
-    if re.match(r"^[a-z][a-z0-9+.-]*://", remote) or re.match(r"^[^/]+@[^:]+:", remote):
+    if _is_url(remote):
         return remote
     path = Path(remote).expanduser()
     if not path.exists():

@@ -53,9 +53,10 @@ def make_build(
     passed: bool = True,
     size: int = 300_000,
     salt: str = "",
+    inputs: dict[str, object] | None = None,
 ) -> Path:
     """Write builds_dir/<build-id>/ with binaries, SHA256SUMS, patch.diff, verify.json, manifest."""
-    out = builds_dir / build_id(tag, years, ca_years)
+    out = builds_dir / build_id(tag, years, ca_years, platforms=tuple(platforms))
     out.mkdir(parents=True)
     artifacts, sums = [], []
     for platform in platforms:
@@ -85,6 +86,7 @@ def make_build(
     (out / "build.log").write_text("stand-in build\n")
     manifest = {
         "tool": {"name": "longcert", "version": "0.1.0"},
+        "inputs": inputs,
         "created": "2026-01-02T03:04:05Z",
         "kubernetes": {"tag": tag, "commit": "0123456789abcdef" * 2 + "01234567",
                        "remote": "file:///standin/kubernetes"},

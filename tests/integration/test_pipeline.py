@@ -117,7 +117,8 @@ def test_multi_platform_build(cli: Cli, standin_repo: Path, tmp_path: Path) -> N
     result = cli("build", "--version", tag, "--years", "5", "--repo", str(standin_repo),
                  "--platforms", "linux/arm64,windows/amd64", *go_flags(standin_repo, tag))
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "builds" / build_id(tag, 5, 10)
+    out = tmp_path / "builds" / build_id(tag, 5, 10,
+                                         platforms=("linux/arm64", "windows/amd64"))
     assert (out / "kubeadm-linux-arm64").read_bytes()[:4] == b"\x7fELF"
     assert (out / "kubeadm-linux-arm64").read_bytes()[18] == 183  # e_machine EM_AARCH64
     assert (out / "kubeadm-windows-amd64.exe").read_bytes()[:2] == b"MZ"
@@ -209,7 +210,7 @@ def test_v131_config_override_both_behaviours(pin: bool, stored_leaf_days: int,
                  str(standin_repo), *go_flags(standin_repo, tag),
                  *(["--pin-validity"] if pin else []))
     assert result.returncode == 0, result.stderr
-    out = tmp_path / "builds" / build_id(tag, 20, 30)
+    out = tmp_path / "builds" / build_id(tag, 20, 30, pinned=pin)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config_override"].startswith("ignored" if pin else "honoured")
     assert ("cmd/kubeadm/app/util/pkiutil/pki_helpers.go" in manifest["patch"]["files"]) is pin
@@ -258,3 +259,33 @@ def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path:
         (tmp_path / "builds" / build_id("v1.33.8", 10, 10) / "manifest.json").read_text())
     assert manifest["go"]["wanted"] == {"version": TEST_GO,
                                         "source": "build/build-image/cross/VERSION"}
+
+
+def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_repo: Path,
+                                                              tmp_path: Path) -> None:
+    args = ("build", "--version", "v1.28.7", "--years", "6", "--repo", str(standin_repo))
+    assert cli(*args).returncode == 0
+    out = tmp_path / "builds" / build_id("v1.28.7", 6, 10)
+    again = cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout and "==> fetch" not in again.stdout
+
+    # The same name from another remote is another build: refused, never taken for this one.
+    other = tmp_path / "other"
+    subprocess.run(["git", "clone", "-q", "--mirror", str(standin_repo), str(other)], check=True)
+    different = cli("build", "--version", "v1.28.7", "--years", "6", "--repo", str(other))
+    assert different.returncode == 9, different.stderr
+    assert "already exists and is a different build: remote" in different.stderr
+
+    # A binary changed after verification is not answered for.
+    with (out / "kubeadm-linux-amd64").open("ab") as handle:
+        handle.write(b"\0")
+    changed = cli(*args)
+    assert changed.returncode == 9, changed.stderr
+    assert "kubeadm-linux-amd64 changed since it was built and verified" in changed.stderr
+
+
+def test_pinned_and_multi_platform_builds_have_their_own_ids() -> None:
+    assert build_id("v1.33.7", 10, 10, pinned=True) == "kubeadm-v1.33.7-leaf10y-ca10y-pinned"
+    assert build_id("v1.33.7", 10, 10, platforms=("linux/arm64", "linux/amd64")) == (
+        "kubeadm-v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64")

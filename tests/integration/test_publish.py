@@ -57,7 +57,8 @@ def real_build(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerCl
     env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
     env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
                 "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
-    build = RealBuild(workdir / "builds" / build_id(TAG, 7, 10), workdir / "share", workdir, "",
+    build = RealBuild(workdir / "builds" / build_id(TAG, 7, 10, platforms=PLATFORMS),
+                      workdir / "share", workdir, "",
                       env)
     result = build.invoke("build", "--version", TAG, "--years", "7", "--repo", str(standin_repo),
                           "--platforms", ",".join(PLATFORMS), *go_flags(standin_repo, TAG),
@@ -93,7 +94,7 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
 def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registry: LocalRegistry,
                                                   engine: docker.DockerClient) -> None:
     target = f"oci://{registry.host}/longcert/kubeadm"
-    tag = f"{TAG}-leaf7y-ca10y"
+    tag = real_build.path.name.removeprefix("kubeadm-")  # platforms are part of it
     result = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)
     assert result.returncode == 0, result.stderr
     assert f"published {real_build.path.name} to {registry.host}/longcert/kubeadm:{tag}" \

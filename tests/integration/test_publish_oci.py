@@ -39,10 +39,11 @@ def test_push_fetch_back_and_rerun_pushes_nothing(registry: LocalRegistry, tmp_p
     oci = target(registry, "tools/kubeadm")
     assert not oci.has(build)
     result = publish.push(build, oci, Reporter(quiet=True))
-    assert result.location == f"{registry.host}/tools/kubeadm:v1.33.7-leaf10y-ca10y"
+    oci_tag = "v1.33.7-leaf10y-ca10y-" + ".".join(p.replace("/", "-") for p in sorted(PLATFORMS))
+    assert result.location == f"{registry.host}/tools/kubeadm:{oci_tag}"
     assert result.changed == 3 * len(PLATFORMS) + 1  # layer, config, manifest each; the index
 
-    images = registry.fetch_image_files("tools/kubeadm", "v1.33.7-leaf10y-ca10y")
+    images = registry.fetch_image_files("tools/kubeadm", oci_tag)
     assert sorted(images) == sorted(PLATFORMS)
     meta = {f.name: f.sha256 for f in build.files}
     for binary in build.binaries:
@@ -96,7 +97,7 @@ def test_a_tag_with_other_content_is_refused(registry: LocalRegistry, tmp_path: 
 
 def test_cli_dry_run_pushes_nothing_then_publishes(registry: LocalRegistry,
                                                   tmp_path: Path) -> None:
-    out = make_build(tmp_path / "builds", tag="v1.30.14")
+    out = make_build(tmp_path / "builds", tag="v1.30.14", platforms=("linux/amd64",))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
 
     def run(*extra: str) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,10 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def built(cli: Cli, repo: Path, builds: Path, years: int, ca_years: int,
           *extra: str) -> Path:
-    out = builds / build_id(TAG, years, ca_years)
+    platforms = ("linux/amd64",)
+    if "--platforms" in extra:
+        platforms = tuple(extra[extra.index("--platforms") + 1].split(","))
+    out = builds / build_id(TAG, years, ca_years, platforms=platforms)
     if not out.exists():
         result = cli("build", "--version", TAG, "--years", str(years), "--ca-years",
                      str(ca_years), "--repo", str(repo), "--builds-dir", str(builds),

@@ -152,9 +152,9 @@ def test_is_local_host(host: str, local: bool) -> None:
 
 
 def test_load_build_reads_files_in_publish_order(build: publish.Build) -> None:
-    assert build.build_id == "kubeadm-v1.33.7-leaf10y-ca10y"
+    assert build.build_id == "kubeadm-v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64"
     assert (build.tag, build.leaf_years, build.ca_years) == ("v1.33.7", 10, 10)
-    assert build.image_tag == "v1.33.7-leaf10y-ca10y"
+    assert build.image_tag == "v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64"
     assert [f.name for f in build.files] == [
         "kubeadm-linux-amd64", "kubeadm-linux-arm64", "SHA256SUMS", "patch.diff", "manifest.json"]
     assert [f.platform for f in build.binaries] == ["linux/amd64", "linux/arm64"]

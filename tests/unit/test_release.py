@@ -84,6 +84,12 @@ def test_range_is_read_from_the_remote_with_ls_remote(tmp_path: Path) -> None:
         release.select(conf(tmp_path, repo=str(repo)), None, "1.40", None)
 
 
+def inputs_of(tag: str, conf: settings.Settings) -> dict[str, object]:
+    from longcert.versions import resolve
+
+    return release.pipeline.build_inputs(resolve(tag), conf)
+
+
 class FakePipeline:
     """Stands in for pipeline.run: writes a verified stand-in build, or fails for some tags."""
 
@@ -97,7 +103,8 @@ class FakePipeline:
         if tag in self.fail:
             raise self.fail[tag]
         self.built.append(tag)
-        out = make_build(conf.builds_dir, tag, conf.years, conf.ca_years)
+        out = make_build(conf.builds_dir, tag, conf.years, conf.ca_years, conf.platforms,
+                         inputs=inputs_of(tag, conf))
         return SimpleNamespace(output=SimpleNamespace(path=out))
 
 
@@ -155,17 +162,39 @@ def test_mixed_failures_raise_the_first_class(tmp_path: Path,
 def test_an_existing_verified_build_is_published_not_rebuilt(
     tmp_path: Path, fake_pipeline: FakePipeline
 ) -> None:
-    make_build(tmp_path / "builds", "v1.28.7")
+    make_build(tmp_path / "builds", "v1.28.7", platforms=("linux/amd64",),
+               inputs=inputs_of("v1.28.7", conf(tmp_path)))
     result = run(tmp_path, "v1.28.7")
     assert fake_pipeline.built == []
     assert result.outcomes[0].status == "published existing build"
     assert (tmp_path / "share" / "kubeadm-v1.28.7-leaf10y-ca10y" / "manifest.json").is_file()
 
 
+def test_an_existing_build_of_other_inputs_is_not_published_as_this_one(
+    tmp_path: Path, fake_pipeline: FakePipeline
+) -> None:
+    """The same name built from another remote: that version fails, nothing is published."""
+    other = {**inputs_of("v1.28.7", conf(tmp_path)), "remote": "https://elsewhere/k.git"}
+    make_build(tmp_path / "builds", "v1.28.7", platforms=("linux/amd64",), inputs=other)
+    with pytest.raises(publish.PublishError, match="1 of 1"):
+        run(tmp_path, "v1.28.7")
+    assert fake_pipeline.built == [] and not (tmp_path / "share").exists()
+
+
+def test_pinned_and_multi_platform_releases_have_their_own_names(tmp_path: Path) -> None:
+    pinned = release.matrix(conf(tmp_path, pin_validity="true",
+                                 platforms="linux/amd64,linux/arm64"),
+                            "v1.33.7,v1.28.7", None, None)
+    assert [e["build_id"] for e in pinned] == [
+        "kubeadm-v1.33.7-leaf10y-ca10y-pinned-linux-amd64.linux-arm64",
+        "kubeadm-v1.28.7-leaf10y-ca10y-linux-amd64.linux-arm64"]  # no pin before v1.31
+
+
 def test_an_existing_unverified_build_fails_that_version(
     tmp_path: Path, fake_pipeline: FakePipeline
 ) -> None:
-    make_build(tmp_path / "builds", "v1.28.7", passed=False)
+    make_build(tmp_path / "builds", "v1.28.7", platforms=("linux/amd64",), passed=False,
+               inputs=inputs_of("v1.28.7", conf(tmp_path)))
     with pytest.raises(publish.PublishError, match="1 of 1"):
         run(tmp_path, "v1.28.7")
     assert fake_pipeline.built == []
@@ -185,7 +214,7 @@ def test_release_needs_a_target(tmp_path: Path) -> None:
 
 def test_matrix_leaves_out_what_the_target_has(tmp_path: Path) -> None:
     share = tmp_path / "share"
-    make_build(share, "v1.28.7")  # already published there
+    make_build(share, "v1.28.7", platforms=("linux/amd64",))  # already published there
     entries = release.matrix(conf(tmp_path, years="10"), "v1.28.7,v1.33.7", None, None,
                              f"dir:{share}")
     assert entries == [{"version": "v1.33.7", "build_id": "kubeadm-v1.33.7-leaf10y-ca10y"}]

@@ -1,0 +1,54 @@
+"""Benchmark: an identical `invoke build` is answered from the existing build, like `make`.
+
+Runs the whole pipeline once on a stand-in tag with a fresh build-cache volume (cold: fetch,
+patch, compile, verify, package), then the very same build again, which finds builds/<id> with
+the same inputs, re-checks every sha256 and verification, and does nothing else. Prints both
+wall times and the ratio identical/cold.
+
+    python benchmarks/identical_rebuild.py [TAG]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import docker  # noqa: E402
+
+from longcert import pipeline, settings  # noqa: E402
+from longcert.progress import Reporter  # noqa: E402
+from tests.fixtures import standin  # noqa: E402
+
+
+def timed_build(tag: str, repo: Path, tmp: Path, volume: str) -> float:
+    conf = settings.load({"repo": str(repo), "cache_dir": str(tmp / "cache"),
+                          "builds_dir": str(tmp / "builds"), "build_cache_volume": volume},
+                         environ={})
+    started = time.monotonic()
+    pipeline.run(tag, conf, Reporter(quiet=True))
+    return time.monotonic() - started
+
+
+def main() -> None:
+    tag = sys.argv[1] if len(sys.argv) > 1 else standin.DEMO_TAG
+    volume = f"longcert-bench-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        repo = standin.make_standin_repo(tmp / "k8s", [tag])
+        try:
+            cold = timed_build(tag, repo, tmp, volume)
+            identical = timed_build(tag, repo, tmp, volume)
+        finally:
+            docker.from_env().volumes.get(volume).remove(force=True)
+    print(f"{tag}: cold build {cold:.1f}s, identical rebuild {identical:.2f}s, "
+          f"ratio identical/cold {identical / cold:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,16 +11,13 @@ wall times and the ratio identical/cold.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import docker  # noqa: E402
-
+from benchmarks.common import standin_with_volume  # noqa: E402
 from longcert import pipeline, settings  # noqa: E402
 from longcert.progress import Reporter  # noqa: E402
 from tests.fixtures import standin  # noqa: E402
@@ -37,15 +34,9 @@ def timed_build(tag: str, repo: Path, tmp: Path, volume: str) -> float:
 
 def main() -> None:
     tag = sys.argv[1] if len(sys.argv) > 1 else standin.DEMO_TAG
-    volume = f"longcert-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        repo = standin.make_standin_repo(tmp / "k8s", [tag])
-        try:
-            cold = timed_build(tag, repo, tmp, volume)
-            identical = timed_build(tag, repo, tmp, volume)
-        finally:
-            docker.from_env().volumes.get(volume).remove(force=True)
+    with standin_with_volume(tag) as (tmp, repo, volume):
+        cold = timed_build(tag, repo, tmp, volume)
+        identical = timed_build(tag, repo, tmp, volume)
     print(f"{tag}: cold build {cold:.1f}s, identical rebuild {identical:.2f}s, "
           f"ratio identical/cold {identical / cold:.3f}")
 

@@ -10,16 +10,13 @@ a user's second build is). Prints the wall times and the warm/cold ratio.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import docker  # noqa: E402
-
+from benchmarks.common import standin_with_volume  # noqa: E402
 from longcert import pipeline, settings  # noqa: E402
 from longcert.progress import Reporter  # noqa: E402
 from tests.fixtures import standin  # noqa: E402
@@ -35,14 +32,9 @@ def timed_compile(tag: str, years: int, repo: Path, cache: Path, volume: str) ->
 
 def main() -> None:
     tag = sys.argv[1] if len(sys.argv) > 1 else standin.DEMO_TAG
-    volume = f"longcert-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        repo = standin.make_standin_repo(Path(tmp) / "k8s", [tag])
-        try:
-            cold = timed_compile(tag, 10, repo, Path(tmp) / "cache", volume)
-            warm = timed_compile(tag, 20, repo, Path(tmp) / "cache", volume)
-        finally:
-            docker.from_env().volumes.get(volume).remove(force=True)
+    with standin_with_volume(tag) as (tmp, repo, volume):
+        cold = timed_compile(tag, 10, repo, tmp / "cache", volume)
+        warm = timed_compile(tag, 20, repo, tmp / "cache", volume)
     print(f"{tag}: cold compile {cold:.1f}s, warm rebuild after a patch change {warm:.1f}s, "
           f"ratio warm/cold {warm / cold:.2f}")
 

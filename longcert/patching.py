@@ -136,15 +136,19 @@ def _relative_file(value: str, where: str) -> str:
     return value
 
 
+def _no_unknown_keys(raw: dict[str, object], allowed: set[str], where: str, what: str = "") -> None:
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}{what}",
+            f"allowed: {', '.join(sorted(allowed))}",
+        )
+
+
 def _edit_from_yaml(raw: object, where: str) -> Edit:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: an edit must be a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - _EDIT_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))} in an edit",
-            f"allowed: {', '.join(sorted(_EDIT_KEYS))}",
-        )
+    _no_unknown_keys(raw, _EDIT_KEYS, where, " in an edit")
     missing = {"file", "governs", "anchor", "replace"} - set(raw)
     if missing:
         raise ConfigError(f"{where}: an edit lacks {', '.join(sorted(missing))}")
@@ -190,12 +194,7 @@ def load_patch_set(path: Path) -> PatchSet:
         raise ConfigError(f"cannot read patch set {path}: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a patch set must be a mapping of name, first, last, edits")
-    unknown = set(raw) - _SET_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-            f"allowed: {', '.join(sorted(_SET_KEYS))}",
-        )
+    _no_unknown_keys(raw, _SET_KEYS, where)
     edits, pin_edits = raw.get("edits"), raw.get("pin_edits") or []
     if not isinstance(edits, list) or not edits:
         raise ConfigError(f"{where}: edits must be a non-empty list")

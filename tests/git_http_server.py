@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import http.server
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.loopback import serving
 
 
 @dataclass
@@ -82,12 +83,6 @@ def serve(project_root: Path, user: str, password: str) -> Iterator[GitServer]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server_state.url = f"http://127.0.0.1:{server.server_address[1]}/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        server_state.url = url
         yield server_state
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -14,10 +14,11 @@ import http.server
 import io
 import json
 import tarfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+from tests.loopback import serving
 
 GO_SCRIPT = """#!/bin/sh
 # stand-in go {version}: answers what longcert's image probe asks
@@ -98,12 +99,6 @@ def serve() -> Iterator[DownloadSite]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    site.base_url = f"http://127.0.0.1:{server.server_address[1]}/dl/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        site.base_url = url + "dl/"
         yield site
-    finally:
-        server.shutdown()
-        server.server_close()

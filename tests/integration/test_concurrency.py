@@ -154,6 +154,20 @@ def test_parallel_builds_of_different_and_of_the_same_version(
     assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
 
 
+def build_until_make(repo: Path, cache: Path, tmp_path: Path,
+                     volume: str) -> subprocess.Popen[str]:
+    """`invoke build` of v1.28.7 on an empty cache volume, returned while make runs."""
+    proc = invoke("build", "--version", "v1.28.7", "--repo", str(repo), cache=cache,
+                  builds=tmp_path / "builds", cwd=tmp_path,
+                  extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("==> compile"):
+            break
+    time.sleep(3)  # inside make, in the container
+    return proc
+
+
 @pytest.mark.docker
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_sigterm_and_sighup_during_compile(signum: int, code: int, standin_repo: Path,
@@ -161,14 +175,7 @@ def test_sigterm_and_sighup_during_compile(signum: int, code: int, standin_repo:
                                            engine: docker.DockerClient) -> None:
     work = shared_cache / "work"
     before = set(work.iterdir()) if work.exists() else set()
-    proc = invoke("build", "--version", "v1.28.7", "--repo", str(standin_repo),
-                  cache=shared_cache, builds=tmp_path / "builds", cwd=tmp_path,
-                  extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("==> compile"):
-            break
-    time.sleep(3)  # inside make, in the container
+    proc = build_until_make(standin_repo, shared_cache, tmp_path, volume)
     running = engine.containers.list(filters={"label": "org.longcert.purpose=build"})
     assert running
     # what the build container may do (README, "What the containers can do")
@@ -202,14 +209,7 @@ def test_clean_removes_what_a_killed_build_left_and_only_that(
     live_work = cache / "work" / f"v1.9.4-{live.id}-keep"
     live_work.mkdir(parents=True)
     try:
-        proc = invoke("build", "--version", "v1.28.7", "--repo", str(standin_repo),
-                      cache=cache, builds=tmp_path / "builds", cwd=tmp_path,
-                      extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("==> compile"):
-                break
-        time.sleep(3)
+        proc = build_until_make(standin_repo, cache, tmp_path, volume)
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=30)
         left = engine.containers.list(all=True, filters={"label": "org.longcert.purpose=build"})

@@ -119,3 +119,21 @@ def test_verify_bad_input(args: list[str], code: int, message: str, tmp_path: Pa
     assert result.returncode == code, result.stderr
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0]
+
+
+@pytest.mark.parametrize(("stage", "error"), [
+    ("fetch", "SourceError"), ("compile", "BuildError"), ("package", "PublishError")])
+def test_an_os_error_in_a_stage_is_that_stages_error(stage: str, error: str) -> None:
+    import errno
+    import io
+
+    from longcert import pipeline
+    from longcert.progress import Reporter
+
+    with pytest.raises(pipeline.STAGE_ERRORS[stage]) as caught, \
+            pipeline._stage(Reporter(io.StringIO()), stage):
+        raise OSError(errno.ENOSPC, "No space left on device", "/cache/work/x")
+    assert type(caught.value).__name__ == error
+    assert str(caught.value) == (f"{stage} failed: No space left on device: /cache/work/x (free "
+                                 "disk space there and run again; nothing already built was "
+                                 "replaced)")

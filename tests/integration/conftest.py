@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
+from longcert.package import build_id
 from tests import local_registry
-from tests.cli import run_invoke
+from tests.cli import ROOT, run_invoke
 from tests.fixtures import standin
 
 TEST_GO = os.environ.get("TEST_GO_VERSION", "1.24.11")
@@ -110,3 +114,47 @@ def stock(engine: docker.DockerClient, registry: local_registry.LocalRegistry) -
         stock_image.remove(engine, remote, f"{STOCK_REPOSITORY}:{TEST_GO}")
     yield f"{registry.host}/{STOCK_REPOSITORY}:{{go_version}}"
     stock_image.remove(engine, f"{STOCK_REPOSITORY}:{TEST_GO}")
+
+
+@dataclass(frozen=True)
+class RealBuild:
+    path: Path  # builds/<id>
+    share: Path  # where `invoke build --publish dir:...` put it
+    workdir: Path
+    build_stdout: str
+    env: dict[str, str]
+
+    def invoke(self, *args: str, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+                                capture_output=True, text=True, env={**self.env, **(env or {})},
+                                cwd=self.workdir, check=False, timeout=1800)
+        print(result.stdout[-3000:], result.stderr[-3000:])
+        return result
+
+    def sums(self) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in self.path.iterdir() if p.name.startswith("kubeadm-")}
+
+
+# The one multi-platform build of the session: linux/arm64 runs under qemu once, for every test
+# that needs a foreign or non-Linux binary (publish, verify, packaging).
+MULTI_PLATFORMS = ("linux/amd64", "linux/arm64", "windows/amd64")
+
+
+@pytest.fixture(scope="session")
+def real_build(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient,
+               standin_repo: Path, shared_cache: Path) -> RealBuild:
+    """`invoke build --version DEMO_TAG --years 7 --platforms MULTI_PLATFORMS --publish
+    dir:share`, once for the session: the build and the directory target."""
+    workdir = tmp_path_factory.mktemp("published")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
+                "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
+    out = workdir / "builds" / build_id(standin.DEMO_TAG, 7, 10, platforms=MULTI_PLATFORMS)
+    build = RealBuild(out, workdir / "share", workdir, "", env)
+    result = build.invoke("build", "--version", standin.DEMO_TAG, "--years", "7",
+                          "--repo", str(standin_repo), "--platforms", ",".join(MULTI_PLATFORMS),
+                          "--publish", f"dir:{build.share}")
+    assert result.returncode == 0, result.stderr
+    return RealBuild(build.path, build.share, workdir, result.stdout, env)

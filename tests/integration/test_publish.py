@@ -5,66 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import subprocess
-import sys
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
 
-from longcert.package import build_id
-from tests.cli import ROOT
 from tests.fake_github import FakeGitHub
 from tests.fixtures import standin
-from tests.integration.conftest import go_flags
+from tests.integration.conftest import MULTI_PLATFORMS as PLATFORMS
+from tests.integration.conftest import RealBuild
 from tests.local_registry import LocalRegistry
 
 pytestmark = pytest.mark.docker
 
 TAG = standin.DEMO_TAG
-PLATFORMS = ("linux/amd64", "linux/arm64")
-
-
-@dataclass(frozen=True)
-class RealBuild:
-    path: Path  # builds/<id>
-    share: Path  # where `invoke build --publish dir:...` put it
-    workdir: Path
-    build_stdout: str
-    env: dict[str, str]
-
-    def invoke(self, *args: str, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                                capture_output=True, text=True, env={**self.env, **(env or {})},
-                                cwd=self.workdir, check=False, timeout=1800)
-        print(result.stdout[-3000:], result.stderr[-3000:])
-        return result
-
-    def sums(self) -> dict[str, str]:
-        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in self.path.iterdir() if p.name.startswith("kubeadm-")}
-
-
-@pytest.fixture(scope="session")
-def real_build(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient,
-               standin_repo: Path, shared_cache: Path) -> RealBuild:
-    """`invoke build ... --publish dir:share` once: the build and the directory target."""
-    workdir = tmp_path_factory.mktemp("published")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
-    env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
-                "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
-    build = RealBuild(workdir / "builds" / build_id(TAG, 7, 10, platforms=PLATFORMS),
-                      workdir / "share", workdir, "",
-                      env)
-    result = build.invoke("build", "--version", TAG, "--years", "7", "--repo", str(standin_repo),
-                          "--platforms", ",".join(PLATFORMS), *go_flags(standin_repo, TAG),
-                          "--publish", f"dir:{build.share}")
-    assert result.returncode == 0, result.stderr
-    return RealBuild(build.path, build.share, workdir, result.stdout, env)
 
 
 def snapshot(path: Path) -> dict[str, tuple[int, int]]:
@@ -78,7 +34,7 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
     assert "==> publish to dir:" in real_build.build_stdout
     names = sorted(p.name for p in published.iterdir())
     assert names == ["SHA256SUMS", "kubeadm-linux-amd64", "kubeadm-linux-arm64",
-                     "manifest.json", "patch.diff"]
+                     "kubeadm-windows-amd64.exe", "manifest.json", "patch.diff"]
     for name in names:  # fetched back: byte for byte the build's files
         assert (published / name).read_bytes() == (real_build.path / name).read_bytes()
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=published, check=True)
@@ -104,7 +60,9 @@ def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registr
     images = registry.fetch_image_files("longcert/kubeadm", tag)
     assert sorted(images) == sorted(PLATFORMS)
     for platform, image in images.items():
-        assert image["files"]["kubeadm"] == sums[f"kubeadm-{platform.replace('/', '-')}"]
+        exe = ".exe" if platform.startswith("windows/") else ""
+        assert image["files"][f"kubeadm{exe}"] == sums[
+            f"kubeadm-{platform.replace('/', '-')}{exe}"]
 
     writes = registry.writes()
     again = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)

@@ -10,7 +10,8 @@ import yaml
 
 from longcert.package import build_id
 from tests.cli import ROOT
-from tests.integration.conftest import Cli, go_flags
+from tests.fixtures import standin
+from tests.integration.conftest import Cli, RealBuild, go_flags
 
 pytestmark = pytest.mark.docker
 
@@ -89,9 +90,9 @@ def test_ca_left_at_ten_years_fails_on_leaf_outliving_ca(cli: Cli, standin_repo:
     assert "pki/ca.crt: valid 3650.0 days, expected 36500" in verdict.stderr
 
 
-def test_arm64_build_is_executed_through_emulation(cli: Cli, standin_repo: Path,
-                                                   builds: Path) -> None:
-    out = built(cli, standin_repo, builds, 7, 10, "--platforms", "linux/amd64,linux/arm64")
+def test_arm64_build_is_executed_through_emulation(real_build: RealBuild) -> None:
+    out = real_build.path  # the session's one multi-platform build (qemu runs once)
+    assert (out / "kubeadm-linux-arm64").read_bytes()[18] == 183  # e_machine EM_AARCH64
     manifest = json.loads((out / "manifest.json").read_text())
     arm = manifest["verification"]["platforms"]["linux/arm64"]
     assert arm["status"] == "verified"
@@ -104,14 +105,14 @@ def test_arm64_build_is_executed_through_emulation(cli: Cli, standin_repo: Path,
                for c in arm_checks)
 
 
-def test_windows_binary_is_header_checked_never_verified(cli: Cli, standin_repo: Path,
-                                                         builds: Path) -> None:
-    out = built(cli, standin_repo, builds, 8, 10, "--platforms", "linux/amd64,windows/amd64")
+def test_windows_binary_is_header_checked_never_verified(cli: Cli,
+                                                         real_build: RealBuild) -> None:
+    out = real_build.path
     manifest = json.loads((out / "manifest.json").read_text())
     win = manifest["verification"]["platforms"]["windows/amd64"]
     assert win["status"] == "not-executed"
     assert win["header"] == "PE amd64"
-    result = cli("verify", "--binary", str(out / "kubeadm-windows-amd64.exe"), "--years", "8",
-                 "--version", TAG)
+    result = cli("verify", "--binary", str(out / "kubeadm-windows-amd64.exe"), "--years", "7",
+                 "--version", standin.DEMO_TAG)
     assert result.returncode == 8
     assert "nothing is verified" in result.stderr

@@ -176,7 +176,7 @@ def compile_kubeadm(
     labels = {"org.longcert.purpose": "build", "org.longcert.tag": tree.tag}
     with container.BuildContainer(
         client,
-        build.image,
+        build.choice.image_id,  # by id: a digest reference pulled through a mirror has no name
         mounts=mounts,
         labels=labels,
         log_path=log_path,

@@ -123,9 +123,7 @@ def ensure_image(
     if found:
         return found
     source = f"{registry_mirror}/{image}" if registry_mirror else image
-    repository, _, tag = (
-        source.rpartition(":") if ":" in source.split("/")[-1] else (source, "", "latest")
-    )
+    repository, tag = split_reference(source)
     try:
         last = 0.0
         for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
@@ -135,8 +133,8 @@ def ensure_image(
                 last = time.monotonic()
                 progress(f"pulling {source}: {event.get('status', '')} {event.get('progress', '')}")
         pulled = client.images.get(source)
-        if source != image:
-            pulled.tag(image)
+        if source != image and "@" not in image:
+            pulled.tag(image)  # a digest names content, not a tag: nothing to add
     except docker.errors.DockerException as exc:
         raise ImageError(
             f"image {image} is not present and pulling {source} failed: {_reason(exc)}",
@@ -212,6 +210,27 @@ def run_once(
         if box is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 box.remove(force=True)
+
+
+def split_reference(reference: str) -> tuple[str, str]:
+    """``repo[:tag]`` or ``repo@sha256:...`` -> (repository, tag or digest); the engine takes
+    a digest where a tag goes. (A registry host's port is not a tag.)"""
+    last = reference.split("/")[-1]
+    if "@" in last:
+        repository, _, digest = reference.rpartition("@")
+        return repository, digest
+    if ":" in last:
+        repository, _, tag = reference.rpartition(":")
+        return repository, tag
+    return reference, "latest"
+
+
+def repo_digests(client: docker.DockerClient, image: str) -> list[str]:
+    """``repository@sha256:...`` names the image has in registries (none for a local build)."""
+    try:
+        return sorted(str(d) for d in client.images.get(image).attrs.get("RepoDigests") or [])
+    except docker.errors.DockerException:
+        return []
 
 
 def _reason(exc: BaseException) -> str:

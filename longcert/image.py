@@ -267,7 +267,7 @@ def probe(
             return found if found.image == image else _renamed(found, image)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not probed yet, or a damaged record: probe again
-    platform = container.image_platform(client, image)
+    platform = container.image_platform(client, image_id)
     if platform != engine_platform:
         raise ImageError(
             f"builder image {image} cannot build kubeadm: it is an image for {platform}, and "
@@ -276,7 +276,7 @@ def probe(
             f"{engine_platform} ...)",
         )
     code, output = container.run_once(
-        client, image, ["/bin/sh", "-c", PROBE_SCRIPT], labels={"org.longcert.purpose": "probe"}
+        client, image_id, ["/bin/sh", "-c", PROBE_SCRIPT], labels={"org.longcert.purpose": "probe"}
     )
     if code == 127 and "tool " not in output:
         raise ImageError(
@@ -312,6 +312,7 @@ class ImageChoice:
     wanted: GoVersion  # the Go the tree (or --go-version) named
     chosen_by: str  # one line: which rule chose this image
     probe: ImageProbe
+    digests: tuple[str, ...] = ()  # repository@sha256:... of the image in registries
 
 
 def template_pattern(template: str) -> re.Pattern[str] | None:
@@ -417,5 +418,6 @@ def choose(
         chosen_by += f"; the image's Go is {found.go_version}"
     if found.go_version and found.go_version != wanted.version:
         go = GoVersion(found.go_version, f"probed in {image}")
-    return ImageChoice(image, image_id, go, wanted, chosen_by, found)
+    digests = tuple(container.repo_digests(client, image_id))
+    return ImageChoice(image, image_id, go, wanted, chosen_by, found, digests)
 

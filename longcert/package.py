@@ -224,6 +224,7 @@ def _image_record(result: BuildResult) -> dict[str, Any]:
     if result.choice is not None:
         probe = result.choice.probe
         record["platform"] = probe.platform
+        record["digests"] = list(result.choice.digests)
         record["probe"] = {
             "tools": dict(probe.tools),
             "go_binary": probe.go_binary,

@@ -300,7 +300,7 @@ def _run(
                         release.version,
                         settings.years,
                         settings.ca_years,
-                        image=built.image,
+                        image=built.image_id,
                         pinned=patch.pinned,
                         log_path=log,
                         limits=_limits(settings),

@@ -7,6 +7,7 @@ test_pipeline.py (test_build_every_era); here are the pull itself and the refusa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import docker
 import pytest
 
 from longcert.package import build_id
-from tests import stock_image
+from tests import local_registry, stock_image
 from tests.integration.conftest import TEST_GO, TEST_IMAGE, Cli
 
 pytestmark = pytest.mark.docker
@@ -92,3 +93,21 @@ def test_an_image_of_another_architecture_is_refused_before_fetch(
     assert f"builder image {name} cannot build kubeadm: it is an image for linux/arm64" in (
         result.stderr)
     assert "==> fetch" not in result.stdout
+
+
+def test_an_image_named_by_digest(cli: Cli, standin_repo: Path, tmp_path: Path, stock: str,
+                                  registry: local_registry.LocalRegistry) -> None:
+    """`--image repo@sha256:...` is pulled by digest (through the mirror) and recorded so."""
+    mirror, template = stock.split("/", 1)
+    repository = template.split(":")[0]
+    raw = registry.get(f"{repository}/manifests/{TEST_GO}",
+                       "application/vnd.docker.distribution.manifest.v2+json")
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    result = cli("build", "--version", "v1.33.7", "--years", "9", "--repo", str(standin_repo),
+                 "--image", f"{repository}@{digest}", "--registry-mirror", mirror)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(
+        (tmp_path / "builds" / build_id("v1.33.7", 9, 10) / "manifest.json").read_text())
+    assert manifest["image"]["name"] == f"{repository}@{digest}"
+    assert f"{mirror}/{repository}@{digest}" in manifest["image"]["digests"]
+    assert manifest["verification"]["passed"] is True

@@ -108,3 +108,16 @@ def test_ctrl_c_removes(tmp_path: Path) -> None:
 def test_missing_image(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="missing:1 is not present"):
         box(FakeClient(), tmp_path, "missing:1").__enter__()
+
+
+@pytest.mark.parametrize(("reference", "split"), [
+    ("golang:1.24.11", ("golang", "1.24.11")),
+    ("golang", ("golang", "latest")),
+    ("mirror.local:5000/golang", ("mirror.local:5000/golang", "latest")),
+    ("mirror.local:5000/golang:1.9.3", ("mirror.local:5000/golang", "1.9.3")),
+    ("golang@sha256:" + "a" * 64, ("golang", "sha256:" + "a" * 64)),
+    ("127.0.0.1:5000/x/golang@sha256:" + "b" * 64,
+     ("127.0.0.1:5000/x/golang", "sha256:" + "b" * 64)),
+])
+def test_image_references_by_tag_and_by_digest(reference: str, split: tuple[str, str]) -> None:
+    assert container.split_reference(reference) == split

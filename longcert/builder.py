@@ -31,6 +31,9 @@ from longcert.versions import go_key, is_go_version
 BASE_REPOSITORY = "longcert/debian-base"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# debootstrap checks the mirror's signed Release file with this keyring, so a plain-http mirror
+# cannot hand us other packages. Without it debootstrap only warns; here it is required.
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 BASE_PACKAGES = ("bash", "make", "rsync", "git", "ca-certificates", "findutils", "diffutils")
 GO_ROOT = "usr/local/go"
 PATH_VALUE = (
@@ -57,20 +60,33 @@ def base_tag() -> str:
     return f"{BASE_REPOSITORY}:{DEBIAN_SUITE}"
 
 
-def _debootstrap(rootfs: Path, mirror: str, progress: ProgressFn) -> None:
-    if os.geteuid() != 0:
+def debootstrap_argv(rootfs: Path, mirror: str, keyring: Path = DEBIAN_KEYRING) -> list[str]:
+    """debootstrap's command line; ImageError when the archive keyring is missing (a Release
+    file that is unsigned or signed by another key must fail, not warn)."""
+    if not keyring.is_file():
         raise ImageError(
-            "debootstrap needs root to build the base rootfs",
-            "run `invoke builder-image` as root or with sudo",
+            f"Debian's archive keyring {keyring} is missing, so debootstrap could not check "
+            "the packages it downloads",
+            "apt-get install debian-archive-keyring",
         )
-    argv = [
+    return [
         "debootstrap",
+        f"--keyring={keyring}",
         "--variant=minbase",
         f"--include={','.join(BASE_PACKAGES)}",
         DEBIAN_SUITE,
         str(rootfs),
         mirror,
     ]
+
+
+def _debootstrap(rootfs: Path, mirror: str, progress: ProgressFn) -> None:
+    if os.geteuid() != 0:
+        raise ImageError(
+            "debootstrap needs root to build the base rootfs",
+            "run `invoke builder-image` as root or with sudo",
+        )
+    argv = debootstrap_argv(rootfs, mirror)
     progress(" ".join(argv))
     try:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)

@@ -225,6 +225,14 @@ def split_reference(reference: str) -> tuple[str, str]:
     return reference, "latest"
 
 
+def image_labels(client: docker.DockerClient, image: str) -> dict[str, str]:
+    """The image's labels ({} when it has none or cannot be read)."""
+    try:
+        return {str(k): str(v) for k, v in (client.images.get(image).labels or {}).items()}
+    except docker.errors.DockerException:
+        return {}
+
+
 def repo_digests(client: docker.DockerClient, image: str) -> list[str]:
     """``repository@sha256:...`` names the image has in registries (none for a local build)."""
     try:

@@ -313,6 +313,8 @@ class ImageChoice:
     chosen_by: str  # one line: which rule chose this image
     probe: ImageProbe
     digests: tuple[str, ...] = ()  # repository@sha256:... of the image in registries
+    # Where `invoke builder-image` took the Go from: (file or URL, its sha256); () otherwise.
+    toolchain: tuple[str, ...] = ()
 
 
 def template_pattern(template: str) -> re.Pattern[str] | None:
@@ -419,5 +421,9 @@ def choose(
     if found.go_version and found.go_version != wanted.version:
         go = GoVersion(found.go_version, f"probed in {image}")
     digests = tuple(container.repo_digests(client, image_id))
-    return ImageChoice(image, image_id, go, wanted, chosen_by, found, digests)
+    labels = container.image_labels(client, image_id)
+    toolchain = tuple(
+        labels[key] for key in ("org.longcert.go-source", "org.longcert.go-sha256") if key in labels
+    )
+    return ImageChoice(image, image_id, go, wanted, chosen_by, found, digests, toolchain)
 

@@ -216,6 +216,9 @@ def _go_record(result: BuildResult) -> dict[str, Any]:
             "source": result.choice.wanted.source,
         }
         record["chosen_by"] = result.choice.chosen_by
+        if len(result.choice.toolchain) == 2:
+            file, digest = result.choice.toolchain
+            record["toolchain"] = {"file": file, "sha256": digest}
     return record
 
 

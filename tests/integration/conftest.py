@@ -113,7 +113,10 @@ def stock(engine: docker.DockerClient, registry: local_registry.LocalRegistry) -
     finally:
         stock_image.remove(engine, remote, f"{STOCK_REPOSITORY}:{TEST_GO}")
     yield f"{registry.host}/{STOCK_REPOSITORY}:{{go_version}}"
-    stock_image.remove(engine, f"{STOCK_REPOSITORY}:{TEST_GO}")
+    # what the pulls left: the mirror's name (and digest) and the name the pipeline gave it
+    stock_image.remove(engine, f"{STOCK_REPOSITORY}:{TEST_GO}", remote)
+    for image in engine.images.list(name=f"{registry.host}/{STOCK_REPOSITORY}"):
+        stock_image.remove(engine, image.id)
 
 
 @dataclass(frozen=True)

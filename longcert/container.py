@@ -144,13 +144,29 @@ def ensure_image(
     return str(pulled.id)
 
 
-def image_platform(client: docker.DockerClient, image: str) -> str:
-    """``os/architecture`` of a local image, as its config records it (e.g. linux/amd64)."""
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the engine records of a local image, read in one inspection."""
+
+    id: str
+    platform: str  # the image config's os/architecture, e.g. linux/amd64
+    labels: Mapping[str, str]
+    digests: tuple[str, ...]  # repository@sha256:... names in registries (none if built here)
+
+
+def inspect_image(client: docker.DockerClient, image: str) -> ImageInfo:
+    """One inspection of a local image (by name, digest or id)."""
     try:
-        attrs = client.images.get(image).attrs
+        found = client.images.get(image)
     except docker.errors.DockerException as exc:
         raise ImageError(f"cannot inspect image {image}: {_reason(exc)}") from exc
-    return f"{attrs.get('Os', '?')}/{attrs.get('Architecture', '?')}"
+    attrs = found.attrs
+    return ImageInfo(
+        str(found.id),
+        f"{attrs.get('Os', '?')}/{attrs.get('Architecture', '?')}",
+        {str(k): str(v) for k, v in (found.labels or {}).items()},
+        tuple(sorted(str(d) for d in attrs.get("RepoDigests") or [])),
+    )
 
 
 def engine_platform(client: docker.DockerClient) -> str:
@@ -223,22 +239,6 @@ def split_reference(reference: str) -> tuple[str, str]:
         repository, _, tag = reference.rpartition(":")
         return repository, tag
     return reference, "latest"
-
-
-def image_labels(client: docker.DockerClient, image: str) -> dict[str, str]:
-    """The image's labels ({} when it has none or cannot be read)."""
-    try:
-        return {str(k): str(v) for k, v in (client.images.get(image).labels or {}).items()}
-    except docker.errors.DockerException:
-        return {}
-
-
-def repo_digests(client: docker.DockerClient, image: str) -> list[str]:
-    """``repository@sha256:...`` names the image has in registries (none for a local build)."""
-    try:
-        return sorted(str(d) for d in client.images.get(image).attrs.get("RepoDigests") or [])
-    except docker.errors.DockerException:
-        return []
 
 
 def _reason(exc: BaseException) -> str:

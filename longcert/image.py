@@ -256,10 +256,11 @@ def _cache_file(cache_dir: Path, image_id: str) -> Path:
 
 
 def probe(
-    client: Any, image: str, image_id: str, cache_dir: Path, engine_platform: str
+    client: Any, image: str, info: container.ImageInfo, cache_dir: Path, engine_platform: str
 ) -> ImageProbe:
-    """Probe ``image`` (its id known: it is present), once per image id. An image of another
-    platform is refused without running anything in it."""
+    """Probe ``image`` (present: ``info`` is its inspection), once per image id. An image of
+    another platform is refused without running anything in it."""
+    image_id, platform = info.id, info.platform
     cached = _cache_file(cache_dir, image_id)
     try:
         found = ImageProbe.from_dict(json.loads(cached.read_text()))
@@ -267,7 +268,6 @@ def probe(
             return found if found.image == image else _renamed(found, image)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # not probed yet, or a damaged record: probe again
-    platform = container.image_platform(client, image_id)
     if platform != engine_platform:
         raise ImageError(
             f"builder image {image} cannot build kubeadm: it is an image for {platform}, and "
@@ -372,6 +372,7 @@ def choose(
     template: str,
     registry_mirror: str,
     cache_dir: Path,
+    engine_platform: str,
     floor: str | None = None,
     progress: LineFn | None = None,
 ) -> ImageChoice:
@@ -414,16 +415,17 @@ def choose(
             f"present and cannot be pulled{where}, and no local image may stand in for it{rule}",
             hint,
         )
-    found = probe(client, image, image_id, cache_dir, container.engine_platform(client))
+    info = container.inspect_image(client, image_id)
+    found = probe(client, image, info, cache_dir, engine_platform)
     go = GoVersion(found.go_version or wanted.version, wanted.source)
     if found.go_version and found.go_version != named_go:
         chosen_by += f"; the image's Go is {found.go_version}"
     if found.go_version and found.go_version != wanted.version:
         go = GoVersion(found.go_version, f"probed in {image}")
-    digests = tuple(container.repo_digests(client, image_id))
-    labels = container.image_labels(client, image_id)
     toolchain = tuple(
-        labels[key] for key in ("org.longcert.go-source", "org.longcert.go-sha256") if key in labels
+        info.labels[key]
+        for key in ("org.longcert.go-source", "org.longcert.go-sha256")
+        if key in info.labels
     )
-    return ImageChoice(image, image_id, go, wanted, chosen_by, found, digests, toolchain)
+    return ImageChoice(image, image_id, go, wanted, chosen_by, found, info.digests, toolchain)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from longcert import build, container, image, package, patching, publish, runs, source, verify
 from longcert.errors import (
@@ -210,8 +211,9 @@ def _run(
         client = container.connect()  # no engine: say so before cloning anything
         if settings.go_version != "auto" or "{go_version}" not in settings.image:
             # The image is known up front: find, probe and assess it before cloning anything.
-            early = _choose_image(client, settings, release, None, reporter)
-            rows += _image_rows(early, image.assess(early.probe, engine_platform=_platform(client)))
+            platform = container.engine_platform(client)
+            early = _choose_image(client, platform, settings, release, None, None, reporter)
+            rows += _image_rows(early, image.assess(early.probe, engine_platform=platform))
     if release.unchecked:
         reporter.warn(
             f"{release.tag} is newer than every patch set (the newest, {release.patch_set.name}, "
@@ -262,9 +264,10 @@ def _run(
         log.write_text("")
         with _stage(reporter, "compile"):
             client = container.connect()
-            choice = _choose_image(client, settings, release, tree.path, reporter)
+            platform = container.engine_platform(client)
             floor = go_mod_floor(tree.path)
-            toolbox = image.assess(choice.probe, engine_platform=_platform(client), floor=floor)
+            choice = _choose_image(client, platform, settings, release, tree.path, floor, reporter)
+            toolbox = image.assess(choice.probe, engine_platform=platform, floor=floor)
             build_plan = build.plan(tree, release.version, settings.platforms, choice, toolbox)
             reporter.step(f"Go {build_plan.go.version}: {choice.chosen_by}")
             reporter.step(
@@ -338,18 +341,17 @@ def _limits(settings: Settings) -> container.Limits:
     return container.Limits(memory=settings.container_memory, pids=settings.container_pids)
 
 
-def _platform(client: object) -> str:
-    return container.engine_platform(client)  # type: ignore[arg-type]
-
-
 def _choose_image(
-    client: object,
+    client: Any,
+    engine_platform: str,
     settings: Settings,
     release: Release,
     tree: Path | None,
+    floor: str | None,
     reporter: Reporter,
 ) -> image.ImageChoice:
-    """The builder image for this run; ``tree`` None = before fetch (image known up front)."""
+    """The builder image for this run; ``tree`` None = before fetch (image known up front);
+    ``floor`` is the tree's go.mod ``go`` line."""
     auto = settings.go_version == "auto"
     if not auto:
         wanted = GoVersion(settings.go_version, "setting go_version")
@@ -364,7 +366,8 @@ def _choose_image(
         template=settings.image,
         registry_mirror=settings.registry_mirror,
         cache_dir=settings.cache_dir,
-        floor=go_mod_floor(tree) if tree is not None else None,
+        engine_platform=engine_platform,
+        floor=floor,
         progress=reporter.step,
     )
 

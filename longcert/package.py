@@ -89,51 +89,6 @@ def build_inputs(
     }
 
 
-def existing_build(builds_dir: Path, name: str, inputs: dict[str, Any]) -> BuildOutput | None:
-    """The build already at builds_dir/name when it is this very build, still intact (every
-    binary's sha256 re-checked against manifest.json and SHA256SUMS, verification passed);
-    None when there is none; PublishError when a different or damaged build has the name."""
-    target = builds_dir / name
-    if not target.exists():
-        return None
-    hint = "pass --force to replace it once the new build passes, or use another --builds-dir"
-    try:
-        data = json.loads((target / "manifest.json").read_text())
-        sums: dict[str, str] = {}
-        for line in (target / "SHA256SUMS").read_text().splitlines():
-            digest, _, file = line.strip().partition("  ")
-            sums[file] = digest
-        passed = json.loads((target / "verify.json").read_text()).get("passed") is True
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise PublishError(
-            f"{target} already exists and is not a complete build ({type(exc).__name__})", hint
-        ) from exc
-    recorded = data.get("inputs") if isinstance(data, dict) else None
-    if recorded != inputs:
-        differs = (
-            ", ".join(
-                f"{key} {recorded.get(key)!r} (asked {value!r})"
-                for key, value in inputs.items()
-                if recorded.get(key) != value
-            )
-            if isinstance(recorded, dict)
-            else "inputs not recorded (an older build)"
-        )
-        raise PublishError(f"{target} already exists and is a different build: {differs}", hint)
-    artifacts = data.get("artifacts") or []
-    for artifact in artifacts:
-        file = str(artifact.get("file", "")) if isinstance(artifact, dict) else ""
-        path = target / file
-        if "/" in file or not file or not path.is_file():
-            raise PublishError(f"{target}: {file or 'an artifact'} is missing", hint)
-        digest = sha256_file(path)
-        if digest != artifact.get("sha256") or sums.get(file) != digest:
-            raise PublishError(f"{target}: {file} changed since it was built and verified", hint)
-    if not passed or not artifacts or data.get("verification", {}).get("passed") is not True:
-        raise PublishError(f"{target} already exists but did not pass verification", hint)
-    return BuildOutput(target, data)
-
-
 def check_target(builds_dir: Path, name: str, force: bool) -> Path:
     """Refuse (before any work) to overwrite an existing build unless forced."""
     target = builds_dir / name

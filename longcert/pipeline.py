@@ -188,7 +188,7 @@ def _run(
         if not settings.force and not dry_run:
             # Like make: the very same build, still intact, is the answer; a different one of
             # the same name is refused.
-            existing = package.existing_build(settings.builds_dir, name, inputs)
+            existing = publish.existing_build(settings.builds_dir, name, inputs)
             if existing is not None:
                 reporter.say(
                     f"longcert: {existing.path} is this build already (same inputs, every "
@@ -196,8 +196,9 @@ def _run(
                 )
                 published = None
                 if target is not None:
-                    published = publish.push(publish.load_build(existing.path), target, reporter)
-                return PipelineResult(release, output=existing, published=published)
+                    published = publish.push(existing, target, reporter)
+                output = package.BuildOutput(existing.path, dict(existing.manifest))
+                return PipelineResult(release, output=output, published=published)
         package.check_target(settings.builds_dir, name, settings.force)
     rows = settings.rows()
     if _wants(until, "compile") and settings.go_version == "auto":

@@ -303,6 +303,36 @@ def load_build(path: Path) -> Build:
     )
 
 
+def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Build | None:
+    """The build already at builds_dir/name when it is this very build: its manifest records
+    the same ``inputs``, and it passes every check :func:`load_build` makes (each binary's
+    sha256 against manifest.json and SHA256SUMS, verification, headers). None when there is
+    none; PublishError when a different or damaged build has the name."""
+    target = builds_dir / name
+    if not target.exists():
+        return None
+    hint = "pass --force to replace it once the new build passes, or use another --builds-dir"
+    try:
+        build = load_build(target)
+    except PublishError as err:
+        raise PublishError(
+            f"a build already exists and cannot be reused: {err.message}", hint
+        ) from err
+    recorded = build.manifest.get("inputs")
+    if recorded != inputs:
+        differs = (
+            ", ".join(
+                f"{key} {recorded.get(key)!r} (asked {value!r})"
+                for key, value in inputs.items()
+                if recorded.get(key) != value
+            )
+            if isinstance(recorded, Mapping)
+            else "inputs not recorded (an older build)"
+        )
+        raise PublishError(f"{target} already exists and is a different build: {differs}", hint)
+    return build
+
+
 def _artifacts(m: _Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
     """(platform, file, sha256, size) of every binary; file names are the build's own."""
     listed = m.get(data, "artifacts")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from longcert import package, pipeline, publish, source
+from longcert import pipeline, publish, source
 from longcert.errors import ConfigError, LongcertError
 from longcert.progress import Reporter
 from longcert.settings import Settings
@@ -205,19 +205,20 @@ def _one(
         # Reused only when it is this very build (inputs match, sums re-checked); a different
         # build of the same name is this version's failure, never published in its place.
         release = resolve(version.tag, settings.patches_dir)
-        reuse = not settings.force and (
-            package.existing_build(
+        existing = (
+            None
+            if settings.force
+            else publish.existing_build(
                 settings.builds_dir, ref.build_id, pipeline.build_inputs(release, settings)
             )
-            is not None
         )
         if dry_run:
-            what = f"publish the existing {local}" if reuse else "build, verify and publish"
+            what = f"publish the existing {local}" if existing else "build, verify and publish"
             reporter.say(f"{version.tag}: would {what}")
-            return outcome("would publish" if reuse else "would build and publish")
-        if reuse:
+            return outcome("would publish" if existing else "would build and publish")
+        if existing is not None:
             reporter.say(f"{version.tag}: publishing the build already in {local}")
-            build = publish.load_build(local)
+            build = existing  # already loaded and checked: not hashed a second time
             status = "published existing build"
         else:
             # The release publishes (after its own check), so the pipeline does not.

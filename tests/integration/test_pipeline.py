@@ -283,7 +283,7 @@ def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_
         handle.write(b"\0")
     changed = cli(*args)
     assert changed.returncode == 9, changed.stderr
-    assert "kubeadm-linux-amd64 changed since it was built and verified" in changed.stderr
+    assert "kubeadm-linux-amd64 changed after verification" in changed.stderr
 
 
 def test_pinned_and_multi_platform_builds_have_their_own_ids() -> None:

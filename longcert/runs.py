@@ -71,23 +71,16 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-class LockBusy(Exception):
-    """The lock is held by another live run (raised only when not waiting)."""
-
-
 @contextlib.contextmanager
-def file_lock(
-    path: Path, what: str, *, wait: bool = True, on_wait: LineFn | None = None
-) -> Iterator[None]:
-    """Hold an exclusive OS lock on ``path`` (created if needed, never deleted)."""
+def file_lock(path: Path, what: str, *, on_wait: LineFn | None = None) -> Iterator[None]:
+    """Hold an exclusive OS lock on ``path`` (created if needed, never deleted); when another
+    run holds it, say so through ``on_wait`` and wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            if not wait:
-                raise LockBusy(what) from exc
+        except BlockingIOError:
             if on_wait is not None:
                 on_wait(f"waiting for another longcert run that holds {what}")
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -245,8 +238,8 @@ def sweep(
 ) -> list[str]:
     """Remove what runs that are no longer alive left behind, and only that; returns what.
 
-    ``remove_containers(run_id)`` removes that run's labelled containers (None: no engine
-    here, the run's record is kept for a later sweep); ``prune`` unregisters removed
+    ``remove_containers(run_id)`` removes that run's labelled containers; when it fails (no
+    engine now) the run's record is kept for a later sweep. ``prune`` unregisters removed
     worktrees from the mirrors."""
     removed: list[str] = []
     for run, fd in dead_runs(cache_dir):

@@ -414,7 +414,6 @@ def _parse_pids(value: object) -> int:
 # Transports a Kubernetes remote may use. ext:: and other remote helpers run commands, and
 # option-like values reach git as options; neither is ever a repository.
 REMOTE_SCHEMES = ("https", "ssh", "git", "file", "http")
-_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s:][^\s]*")
 
 
 def parse_repo(value: object) -> tuple[str, tuple[str, str] | None]:

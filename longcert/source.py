@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import git
@@ -95,7 +94,9 @@ class _CloneProgress(git.RemoteProgress):
         self._report(f"{stage}: {percent:.0f}%")
 
 
-def mirror_lock(mirror: Path, progress: ProgressFn | None = None) -> Any:
+def mirror_lock(
+    mirror: Path, progress: ProgressFn | None = None
+) -> contextlib.AbstractContextManager[None]:
     """The OS lock every run takes before touching ``mirror`` (fetch, worktree add/prune)."""
     return runs.file_lock(
         mirror.with_name(mirror.name + ".lock"), f"the mirror {mirror.name}", on_wait=progress
@@ -186,12 +187,17 @@ def git_environment(credentials: Credentials = None) -> Iterator[dict[str, str]]
         }
 
 
+def ls_remote(credentials: Credentials, *args: str) -> str:
+    """``git ls-remote ARGS`` in :func:`git_environment` (pass ``--`` before the URL)."""
+    command = git.cmd.Git()
+    with git_environment(credentials) as env, command.custom_environment(**env):
+        return str(command.ls_remote(*args))
+
+
 def remote_tags(remote: str, credentials: Credentials = None) -> list[str]:
     """Every tag name on ``remote`` (``git ls-remote --tags``)."""
-    command = git.cmd.Git()
     try:
-        with git_environment(credentials) as env, command.custom_environment(**env):
-            out = str(command.ls_remote("--tags", "--refs", "--", remote))
+        out = ls_remote(credentials, "--tags", "--refs", "--", remote)
     except git.GitCommandError as exc:
         raise SourceError(f"cannot list tags of {remote}: {_git_reason(exc)}") from exc
     return [line.split("refs/tags/", 1)[1] for line in out.splitlines() if "refs/tags/" in line]
@@ -250,11 +256,8 @@ def fetch_tag(
     if have is not None:
         # Tags should never move, but a mirror must not serve a stale one: ask the remote for
         # this one ref (cheap), and keep the cached copy when the remote cannot be reached.
-        command = git.cmd.Git()
         try:
-            with git_environment(credentials) as env, command.custom_environment(**env):
-                answer = str(command.ls_remote("--", url, ref))
-            remote_sha = answer.split("\t", 1)[0].strip()
+            remote_sha = ls_remote(credentials, "--", url, ref).split("\t", 1)[0].strip()
         except git.GitCommandError:
             remote_sha = have
         if remote_sha in (have, ""):

@@ -1,4 +1,5 @@
-"""Patch sets: load them, render anchored edits for the asked durations, and produce the diff.
+"""Patch sets: load them, resolve a tag to the one that covers it (:func:`resolve`), render
+anchored edits for the asked durations, and produce the diff.
 
 Planning here is pure (it reads the tree, writes nothing). ``source.apply_diff`` applies the
 diff with ``git apply --check`` first, so a tree that changed under us is never half-patched.
@@ -17,7 +18,7 @@ import yaml
 
 from longcert.errors import ConfigError, PatchError
 from longcert.settings import MAX_YEARS, PROJECT_ROOT
-from longcert.versions import KubeVersion, bound_key, in_range
+from longcert.versions import KubeVersion, bound_key, go_version_table, in_range
 
 PATCHES_DIR = PROJECT_ROOT / "patches"
 
@@ -241,6 +242,35 @@ def select_patch_set(version: KubeVersion, sets: tuple[PatchSet, ...] | None = N
             f"{version.tag} is older than any patch set", f"the oldest supported is {oldest.first}"
         )
     raise ConfigError(f"no patch set covers {version.tag}", "see `invoke versions`")
+
+
+@dataclass(frozen=True)
+class Release:
+    """A resolved release: its version and the patch set that covers it."""
+
+    version: KubeVersion
+    patch_set: PatchSet
+    go_hint: str | None  # config/go-versions.yaml's entry for the minor, if any
+    # Newer than every patch set's `last`: tried with the newest set on the day it ships.
+    unchecked: bool = False
+
+    @property
+    def tag(self) -> str:
+        return self.version.tag
+
+
+def resolve(text: str, patches_dir: Path | None = None) -> Release:
+    """Tag text -> Release, or ConfigError for a malformed tag or one no patch set covers."""
+    version = KubeVersion.parse(text)
+    sets = load_patch_sets(patches_dir) if patches_dir else load_patch_sets()
+    newest = max(sets, key=lambda s: bound_key(s.last, upper=True))
+    newest_major = bound_key(newest.last, upper=True)[0]
+    if version.key() > bound_key(newest.last, upper=True) and version.major == newest_major:
+        # A minor released after the newest patch set was checked: its anchors may well still
+        # match, and fail closed if not; verification proves the result either way.
+        return Release(version, newest, go_version_table().get(version.minor_str), True)
+    patch_set = select_patch_set(version, sets)
+    return Release(version, patch_set, go_version_table().get(version.minor_str))
 
 
 def plan(

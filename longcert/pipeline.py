@@ -20,17 +20,10 @@ from longcert.errors import (
     SourceError,
     VerifyError,
 )
+from longcert.patching import Release, resolve
 from longcert.progress import Reporter
 from longcert.settings import Settings
-from longcert.versions import (
-    GO_RULES,
-    GoVersion,
-    Release,
-    go_mod_floor,
-    go_policy,
-    go_version_for_tree,
-    resolve,
-)
+from longcert.versions import GO_RULES, GoVersion, go_mod_floor, go_policy, go_version_for_tree
 
 STAGES: tuple[str, ...] = ("fetch", "patch", "compile", "verify", "package")
 

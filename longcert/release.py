@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 
 from longcert import pipeline, publish, source
 from longcert.errors import ConfigError, LongcertError
+from longcert.patching import resolve
 from longcert.progress import Reporter
 from longcert.settings import Settings
-from longcert.versions import KubeVersion, in_range, resolve
+from longcert.versions import KubeVersion, in_range
 
 _BOUND = re.compile(r"v?\d+\.\d+(?:\.\d+)?")
 

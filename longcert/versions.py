@@ -1,4 +1,5 @@
-"""Kubernetes versions: parse release tags, pick the patch set, find the Go the tree asks for."""
+"""Kubernetes versions: parse release tags, compare them with ranges, find the Go the tree asks
+for. Which patch set covers a version is :func:`longcert.patching.resolve`'s business."""
 
 from __future__ import annotations
 
@@ -6,14 +7,10 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
 from longcert.errors import ConfigError
-
-if TYPE_CHECKING:
-    from longcert.patching import PatchSet
 from longcert.settings import PROJECT_ROOT
 
 GO_TABLE_FILE = PROJECT_ROOT / "config" / "go-versions.yaml"
@@ -241,35 +238,3 @@ def go_mod_floor(tree: Path) -> str | None:
 def has_go_mod(tree: Path) -> bool:
     """Trees before v1.15 have no go.mod and must build in GOPATH mode."""
     return (tree / "go.mod").is_file()
-
-
-@dataclass(frozen=True)
-class Release:
-    """A resolved release: its version and the patch set that covers it."""
-
-    version: KubeVersion
-    patch_set: PatchSet
-    go_hint: str | None  # config/go-versions.yaml's entry for the minor, if any
-    # Newer than every patch set's `last`: tried with the newest set on the day it ships.
-    unchecked: bool = False
-
-    @property
-    def tag(self) -> str:
-        return self.version.tag
-
-
-def resolve(text: str, patches_dir: Path | None = None) -> Release:
-    """Tag text -> Release, or ConfigError for a malformed tag or one no patch set covers."""
-    # Imported here: patching uses KubeVersion, and the patch sets are data for this lookup.
-    from longcert.patching import load_patch_sets, select_patch_set
-
-    version = KubeVersion.parse(text)
-    sets = load_patch_sets(patches_dir) if patches_dir else load_patch_sets()
-    newest = max(sets, key=lambda s: bound_key(s.last, upper=True))
-    newest_major = bound_key(newest.last, upper=True)[0]
-    if version.key() > bound_key(newest.last, upper=True) and version.major == newest_major:
-        # A minor released after the newest patch set was checked: its anchors may well still
-        # match, and fail closed if not; verification proves the result either way.
-        return Release(version, newest, go_version_table().get(version.minor_str), True)
-    patch_set = select_patch_set(version, sets)
-    return Release(version, patch_set, go_version_table().get(version.minor_str))

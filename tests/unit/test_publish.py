@@ -19,6 +19,7 @@ import pytest
 from longcert import publish, settings
 from longcert.errors import ConfigError, PublishError
 from longcert.progress import Reporter
+from longcert.publish import directory
 from tests.standin_build import executable_header, make_build
 
 
@@ -459,7 +460,7 @@ def test_directory_completes_a_partial_copy(build: publish.Build, tmp_path: Path
 def test_directory_failure_half_way_leaves_nothing(
     build: publish.Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = publish._copy_checked
+    real = directory._copy_checked
     calls = []
 
     def failing(item: publish.BuildFile, dest: Path) -> None:
@@ -468,7 +469,7 @@ def test_directory_failure_half_way_leaves_nothing(
             raise OSError(28, "No space left on device")
         real(item, dest)
 
-    monkeypatch.setattr(publish, "_copy_checked", failing)
+    monkeypatch.setattr(directory, "_copy_checked", failing)
     target = publish.DirectoryTarget(tmp_path / "share")
     with pytest.raises(PublishError, match=r"cannot write .*No space left on device"):
         target.push(build)

@@ -85,7 +85,7 @@ def test_range_is_read_from_the_remote_with_ls_remote(tmp_path: Path) -> None:
 
 
 def inputs_of(tag: str, conf: settings.Settings) -> dict[str, object]:
-    from longcert.versions import resolve
+    from longcert.patching import resolve
 
     return release.pipeline.build_inputs(resolve(tag), conf)
 

@@ -6,6 +6,7 @@ import pytest
 
 from longcert import versions
 from longcert.errors import ConfigError
+from longcert.patching import resolve
 from longcert.versions import KubeVersion
 
 
@@ -69,22 +70,22 @@ def test_every_minor_resolves_to_one_patch_set_and_a_go() -> None:
           27: "1.20.3", 28: "1.20.7", 29: "1.21.5", 30: "1.22.2", 31: "1.22.5", 32: "1.23.3",
           33: "1.24.2", 34: "1.24.6", 35: "1.25.5", 36: "1.26.2", 37: "1.26.5"}
     for minor, name in expected.items():
-        release = versions.resolve(f"v1.{minor}.0")
+        release = resolve(f"v1.{minor}.0")
         assert release.patch_set.name == name, minor
         assert release.go_hint == go[minor], minor
-    assert versions.resolve("v1.37.0-beta.0").patch_set.name == "e4-validity-period"
+    assert resolve("v1.37.0-beta.0").patch_set.name == "e4-validity-period"
 
 
 def test_too_old_and_the_newest_minor() -> None:
     with pytest.raises(ConfigError, match="older than any patch set"):
-        versions.resolve("v1.8.15")
-    assert not versions.resolve("v1.37.0").unchecked
+        resolve("v1.8.15")
+    assert not resolve("v1.37.0").unchecked
     # A minor newer than every patch set is tried with the newest one, marked unchecked.
-    newer = versions.resolve("v1.38.0-alpha.1")
+    newer = resolve("v1.38.0-alpha.1")
     assert newer.unchecked and newer.patch_set.name == "e4-validity-period"
-    assert versions.resolve("v1.39.2").unchecked
+    assert resolve("v1.39.2").unchecked
     with pytest.raises(ConfigError, match="no patch set covers"):
-        versions.resolve("v2.0.0")
+        resolve("v2.0.0")
 
 
 DEPENDENCIES = """dependencies:

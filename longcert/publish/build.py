@@ -1,0 +1,391 @@
+"""The build to publish: load ``builds/<id>/`` and check everything publish will use.
+
+:func:`load_build` checks ``manifest.json``, ``verify.json``, ``SHA256SUMS`` and every binary's
+sha256 and executable header before any target is touched, and hands on a :class:`Build` of
+checked, typed fields; :func:`existing_build` also compares the inputs a manifest records.
+:class:`BuildRef` names a build on every target before it is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from longcert import package
+from longcert.build import Artifact, sha256_file
+from longcert.errors import ConfigError, PublishError
+from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
+from longcert.verify import binary_platform
+from longcert.versions import KubeVersion
+
+# Published beside the binaries, in this order: manifest.json last, because its presence is what
+# `has` takes as "this build is completely published".
+METADATA_FILES = ("SHA256SUMS", "patch.diff", "manifest.json")
+
+
+@dataclass(frozen=True)
+class BuildRef:
+    """What names a build on every target, known before it is built."""
+
+    build_id: str  # kubeadm-v1.28.7-leaf10y-ca10y: directory name and GitHub release tag
+    tag: str
+    leaf_years: int
+    ca_years: int
+
+    @classmethod
+    def of(
+        cls,
+        tag: str,
+        leaf_years: int,
+        ca_years: int,
+        *,
+        pinned: bool = False,
+        platforms: tuple[str, ...] = package.DEFAULT_PLATFORMS,
+    ) -> BuildRef:
+        name = package.build_id(tag, leaf_years, ca_years, pinned=pinned, platforms=platforms)
+        return cls(name, tag, leaf_years, ca_years)
+
+    @property
+    def image_tag(self) -> str:
+        """OCI tag: v1.28.7-leaf10y-ca10y (the repository already says kubeadm), with the same
+        -pinned / platforms suffix as the build id."""
+        return self.build_id.removeprefix("kubeadm-")
+
+
+@dataclass(frozen=True)
+class BuildFile:
+    """One file that gets published; ``platform`` is set for binaries."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    platform: str = ""
+
+
+@dataclass(frozen=True)
+class Build(BuildRef):
+    """A verified build directory, loaded and checked by :func:`load_build`."""
+
+    path: Path
+    manifest: Mapping[str, Any] = field(compare=False, hash=False)
+    files: tuple[BuildFile, ...]  # binaries first, then METADATA_FILES in order
+
+    @property
+    def binaries(self) -> tuple[BuildFile, ...]:
+        return tuple(f for f in self.files if f.platform)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    _check_regular(path.parent, path.name)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PublishError(
+            f"{path.parent} has no {path.name}",
+            "give a directory written by `invoke build` (builds/<id>)",
+        ) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise PublishError(f"cannot read {what} {path}: {exc}", "rebuild it") from exc
+
+
+# What a build writes, and so all that publish accepts: a manifest field that is not one of these
+# is refused before any target is touched, since every one of them ends up in a file name, a URL,
+# an image or the release notes.
+BINARY_HEAD = 4096  # bytes read to tell an executable's format and platform
+VERIFIED_STATUSES = ("verified", "not-executed")  # longcert.verify.VerifyReport.status
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
+_CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+# One line of text (no control characters or line separators) that cannot break a Markdown table.
+_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029|`]{0,200}")
+_REBUILD = "it was not written by this longcert, or was changed since; rebuild it"
+
+
+class _Fields:
+    """Typed reads of one JSON document; anything else is a PublishError naming the field."""
+
+    def __init__(self, build_dir: Path, document: str) -> None:
+        self.build_dir = build_dir
+        self.document = document
+
+    def bad(self, name: str, what: str) -> PublishError:
+        where = f"{self.document} {name}" if name else self.document
+        return PublishError(f"{self.build_dir}: {where} {what}", _REBUILD)
+
+    def get(self, data: Any, name: str) -> Any:
+        key = name.rsplit(".", 1)[-1]
+        if not isinstance(data, dict) or key not in data:
+            raise self.bad(name, "is missing")
+        return data[key]
+
+    def obj(self, data: Any, name: str) -> dict[str, Any]:
+        value = self.get(data, name)
+        if not isinstance(value, dict):
+            raise self.bad(name, f"is {_shown(value)}, not an object")
+        return value
+
+    def text(self, data: Any, name: str, pattern: re.Pattern[str] = _TEXT) -> str:
+        value = self.get(data, name)
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise self.bad(name, f"is {_shown(value)}, not what longcert writes there")
+        return value
+
+    def integer(self, data: Any, name: str, low: int, high: int) -> int:
+        value = self.get(data, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.bad(name, f"is {_shown(value)}, not a whole number {low} to {high}")
+        return value
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_regular(build_dir: Path, name: str) -> None:
+    """A published file is a regular file in the build directory, never a link out of it."""
+    try:
+        mode = os.lstat(build_dir / name).st_mode
+    except FileNotFoundError:
+        return  # the caller says what is missing
+    except OSError as exc:
+        raise PublishError(f"{build_dir}: cannot read {name}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        raise PublishError(
+            f"{build_dir}: {name} is {kind}; a build holds only the files it wrote", "rebuild it"
+        )
+
+
+def load_build(path: Path) -> Build:
+    """Load ``builds/<id>/`` and refuse anything not verified or changed since it was written.
+
+    Every manifest field publish uses is checked against what `invoke build` writes (file names,
+    release tag, validities, build id, sums, text for the notes), each binary's sha256 and its
+    executable header against the platform it is listed for, and verify.json must hold a passing
+    report of this tag and validities for every platform published.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise PublishError(
+            f"{path} is not a build directory", "give builds/<id> as written by `invoke build`"
+        )
+    data = _read_json(path / "manifest.json", "manifest")
+    m = _Fields(path, "manifest.json")
+    if not isinstance(data, dict):
+        raise m.bad("", f"is {_shown(data)}, not an object")
+    kube = m.obj(data, "kubernetes")
+    tag = m.text(kube, "kubernetes.tag")
+    try:
+        release_tag = KubeVersion.parse(tag).tag
+    except ConfigError:
+        release_tag = ""
+    if tag != release_tag:
+        raise m.bad("kubernetes.tag", f"{_shown(tag)} is not a Kubernetes release tag")
+    m.text(kube, "kubernetes.commit", _COMMIT)
+    validity = m.obj(data, "validity")
+    leaf_years = m.integer(validity, "validity.leaf_years", 1, MAX_YEARS)
+    ca_years = m.integer(validity, "validity.ca_years", leaf_years, MAX_YEARS)
+    for name, years in (("leaf_hours", leaf_years), ("ca_hours", ca_years)):
+        hours = years * 365 * 24
+        m.integer(validity, f"validity.{name}", hours, hours)
+    artifacts = _artifacts(m, data)
+    # A --pin-validity build says so in config_override; the platforms are the binaries'.
+    pinned = str(data.get("config_override", "")).startswith("ignored")
+    platforms = tuple(platform for platform, _, _, _ in artifacts)
+    ref = BuildRef.of(tag, leaf_years, ca_years, pinned=pinned, platforms=platforms)
+    if path.resolve().name != ref.build_id:
+        raise PublishError(
+            f"{path}: the directory's name is not the build id {ref.build_id} its manifest.json "
+            "gives (kubernetes.tag, validity, config_override, artifacts)",
+            "publish the directory `invoke build` wrote, builds/<build id>, under its own name",
+        )
+    m.text(data, "created", _CREATED)
+    m.text(m.obj(data, "tool"), "tool.version")
+    go = m.obj(data, "go")
+    m.text(go, "go.version")
+    m.text(go, "go.source")
+    patch = m.obj(data, "patch")
+    m.text(patch, "patch.set")
+    diff_sha256 = m.text(patch, "patch.diff_sha256", _SHA256)
+    _check_verified(path, m, data, ref, [platform for platform, _, _, _ in artifacts])
+    sums = _read_sums(path)
+    if set(sums) != {name for _, name, _, _ in artifacts}:
+        raise PublishError(
+            f"{path}: SHA256SUMS and manifest.json list different files", "rebuild it"
+        )
+    files = []
+    for platform, name, want, size in artifacts:
+        binary = path / name
+        _check_regular(path, name)
+        if not binary.is_file():
+            raise PublishError(f"{path}: {name} is missing", "rebuild it")
+        have = sha256_file(binary)
+        if have != want or sums[name] != want:
+            raise PublishError(
+                f"{path}: {name} changed after verification (sha256 {have[:16]}, "
+                f"manifest.json says {want[:16]}, SHA256SUMS {sums[name][:16]})",
+                "rebuild it",
+            )
+        real_size = binary.stat().st_size
+        if real_size != size:
+            raise m.bad(f"size of {name}", f"is {size}, the file has {real_size} bytes")
+        with open(binary, "rb") as handle:
+            found, header = binary_platform(handle.read(BINARY_HEAD))
+        if found != platform:
+            raise PublishError(
+                f"{path}: {name} is not a {platform} executable ({header})",
+                "only the binary the build made for that platform is published; rebuild it",
+            )
+        files.append(BuildFile(name, binary, real_size, have, platform))
+    for name in METADATA_FILES:
+        meta = path / name
+        _check_regular(path, name)
+        if not meta.is_file():
+            raise PublishError(f"{path}: {name} is missing", "rebuild it")
+        files.append(BuildFile(name, meta, meta.stat().st_size, sha256_file(meta)))
+    diff = next(f.sha256 for f in files if f.name == "patch.diff")
+    if diff != diff_sha256:
+        raise PublishError(
+            f"{path}: patch.diff changed after the build (sha256 {diff[:16]}, "
+            f"manifest.json patch.diff_sha256 says {diff_sha256[:16]})",
+            "rebuild it",
+        )
+    return Build(
+        ref.build_id, tag, leaf_years, ca_years, path=path, manifest=data, files=tuple(files)
+    )
+
+
+def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Build | None:
+    """The build already at builds_dir/name when it is this very build: its manifest records
+    the same ``inputs``, and it passes every check :func:`load_build` makes (each binary's
+    sha256 against manifest.json and SHA256SUMS, verification, headers). None when there is
+    none; PublishError when a different or damaged build has the name."""
+    target = builds_dir / name
+    if not target.exists():
+        return None
+    hint = "pass --force to replace it once the new build passes, or use another --builds-dir"
+    try:
+        build = load_build(target)
+    except PublishError as err:
+        raise PublishError(
+            f"a build already exists and cannot be reused: {err.message}", hint
+        ) from err
+    recorded = build.manifest.get("inputs")
+    if recorded != inputs:
+        differs = (
+            ", ".join(
+                f"{key} {recorded.get(key)!r} (asked {value!r})"
+                for key, value in inputs.items()
+                if recorded.get(key) != value
+            )
+            if isinstance(recorded, Mapping)
+            else "inputs not recorded (an older build)"
+        )
+        raise PublishError(f"{target} already exists and is a different build: {differs}", hint)
+    return build
+
+
+def _artifacts(m: _Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
+    """(platform, file, sha256, size) of every binary; file names are the build's own."""
+    listed = m.get(data, "artifacts")
+    if not isinstance(listed, list) or not listed:
+        raise m.bad("artifacts", f"is {_shown(listed)}, not a list of the binaries")
+    out: list[tuple[str, str, str, int]] = []
+    for number, item in enumerate(listed):
+        field_name = f"artifacts[{number}]"
+        platform = m.text(item, f"{field_name}.platform")
+        if platform not in KNOWN_PLATFORMS:
+            raise m.bad(f"{field_name}.platform", f"{_shown(platform)} is not a known platform")
+        if any(platform == seen for seen, _, _, _ in out):
+            raise m.bad(f"{field_name}.platform", f"lists {platform} a second time")
+        name = Artifact(platform, Path(), 0, "").file_name
+        if m.get(item, f"{field_name}.file") != name:
+            raise m.bad(
+                f"{field_name}.file",
+                f"is {_shown(item['file'])}, not {name} (the name a build gives {platform})",
+            )
+        digest = m.text(item, f"{field_name}.sha256", _SHA256)
+        size = m.integer(item, f"{field_name}.size", 1, 2**40)
+        out.append((platform, name, digest, size))
+    return out
+
+
+def _check_verified(
+    path: Path, m: _Fields, data: Mapping[str, Any], ref: BuildRef, platforms: list[str]
+) -> None:
+    """manifest.json and verify.json both say every published platform passed, for this build."""
+    verification = m.obj(data, "verification")
+    checked = m.obj(verification, "verification.platforms")
+    report = _read_json(path / "verify.json", "verification report")
+    v = _Fields(path, "verify.json")
+    reports = v.get(report, "platforms")
+    if not isinstance(reports, list):
+        raise v.bad("platforms", f"is {_shown(reports)}, not a list of reports")
+    passed = verification.get("passed") is True and report.get("passed") is True
+    if not passed:
+        raise PublishError(
+            f"{path}: verification did not pass; only a verified build can be published",
+            "rebuild it with `invoke build`, which verifies before it packages",
+        )
+    for key, entry in checked.items():
+        if key not in KNOWN_PLATFORMS:
+            raise m.bad("verification.platforms", f"names {_shown(key)}, not a known platform")
+        m.text(entry, f"verification.platforms.{key}.status")
+        m.integer(entry, f"verification.platforms.{key}.certificates_checked", 0, 10**6)
+    for platform in platforms:
+        status = checked.get(platform, {}).get("status", "missing")
+        found = [r for r in reports if isinstance(r, dict) and r.get("platform") == platform]
+        if status not in VERIFIED_STATUSES or len(found) != 1:
+            raise PublishError(
+                f"{path}: {platform} was not verified (manifest.json says {status}, "
+                f"verify.json has {len(found)} report(s) for it)",
+                "only a verified build can be published; rebuild it with `invoke build`",
+            )
+        this = found[0]
+        wanted = {
+            "passed": True,
+            "tag": ref.tag,
+            "leaf_years": ref.leaf_years,
+            "ca_years": ref.ca_years,
+        }
+        wrong = [
+            k
+            for k, value in wanted.items()
+            if this.get(k) != value or type(this.get(k)) is not type(value)
+        ]
+        if wrong:
+            raise v.bad(
+                f"report for {platform}",
+                f"does not show this build passing ({', '.join(wrong)} differ); "
+                "only a verified build can be published",
+            )
+
+
+def _read_sums(build_dir: Path) -> dict[str, str]:
+    """SHA256SUMS as `sha256sum` writes it: one ``<sha256>  <name>`` line per binary."""
+    path = build_dir / "SHA256SUMS"
+    _check_regular(build_dir, path.name)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError) as exc:
+        raise PublishError(f"cannot read {path}: {exc}", "rebuild it") from exc
+    sums: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+)", line)
+        if not line.strip():
+            continue
+        if not match or match.group(2) in sums:
+            raise PublishError(
+                f"{build_dir}: SHA256SUMS line {number} is not `<sha256>  <file>` for a new file",
+                "rebuild it",
+            )
+        sums[match.group(2)] = match.group(1)
+    return sums

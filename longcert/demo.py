@@ -30,7 +30,7 @@ def run() -> pipeline.PipelineResult:
     client = container.connect()
     if container.image_id(client, f"golang:{DEMO_GO}") is None:
         reporter.say(f"building the builder image golang:{DEMO_GO} (once)")
-        builder.build_image(DEMO_GO, None, None, builder.DEBIAN_MIRROR, reporter.step)
+        builder.build_image(DEMO_GO, None, None, builder.DebianSource(), reporter.step)
     conf = settings.load(
         {
             "repo": str(repo),

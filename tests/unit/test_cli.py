@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,32 @@ def test_an_os_error_in_a_stage_is_that_stages_error(stage: str, error: str) -> 
     assert str(caught.value) == (f"{stage} failed: No space left on device: /cache/work/x (free "
                                  "disk space there and run again; nothing already built was "
                                  "replaced)")
+
+
+def test_every_task_has_sensible_flags(tmp_path: Path) -> None:
+    """No task shows Invoke's automatic short flags, which can pick `-` itself
+    (`--=STRING, --go-archive-sha256=STRING`): a short flag, if any, is one letter."""
+    import json
+
+    listing = invoke("--list", "--list-format", "json", tmp_path=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    names = [t["name"] for t in json.loads(listing.stdout)["tasks"]]
+    assert {"build", "builder-image", "publish", "verify"} <= set(names)
+    seen: dict[str, list[str]] = {}
+    for name in names:
+        helptext = invoke("--help", name, tmp_path=tmp_path)
+        assert helptext.returncode == 0, helptext.stderr
+        options = helptext.stdout.partition("Options:")[2]
+        # a flag's line is indented two spaces; deeper lines continue its help text
+        flags = [ln.strip().split("  ")[0] for ln in options.splitlines()
+                 if re.match(r"  -", ln)]
+        seen[name] = flags
+        for line in flags:
+            for flag in line.split(", "):
+                assert not re.match(r"-{1,2}[=\s]|-{1,2}$", flag), f"invoke {name}: {line}"
+                if not flag.startswith("--"):
+                    assert re.fullmatch(r"-[A-Za-z]( \S+)?", flag), f"invoke {name}: {line}"
+                else:
+                    assert re.fullmatch(r"--[a-z][a-z0-9-]*(=\S+|\[=\S+\])?", flag), (
+                        f"invoke {name}: {line}")
+    assert "--go-archive-sha256=STRING" in seen["builder-image"]  # the lines were found

@@ -5,8 +5,11 @@ URI template on another path (``/uploads/...``, as uploads.github.com is another
 ``state`` ("starter" until an upload completes), the ``digest`` field (switchable off, as on
 older GitHub Enterprise servers), asset downloads answered with a redirect to storage that
 refuses an ``Authorization`` header, ``Bad credentials`` for a wrong token, 422 for a duplicate
-asset name. ``fail_uploads`` makes the upload of the named assets break half-way once: the server
-reads half the body, records a "starter" asset and drops the connection.
+asset name. Drafts as on github.com: listed by ``GET /releases`` but never found by tag, not
+holding their tag (several drafts may share one), published by ``PATCH`` with ``draft: false``
+(422 when a published release already has the tag). ``fail_uploads`` makes the upload of the
+named assets break half-way once: the server reads half the body, records a "starter" asset and
+drops the connection; ``fail_publish`` makes the next publish of a draft answer 500 once.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Release:
     name: str
     body: str
     prerelease: bool
+    draft: bool = False
     assets: list[Asset] = field(default_factory=list)
 
 
@@ -56,6 +60,7 @@ class FakeGitHub:
         self.releases: list[Release] = []
         self.requests: list[tuple[str, str]] = []
         self.fail_uploads: set[str] = set()
+        self.fail_publish = False
         self.download_auth_headers: list[str] = []
         self.upload_origin = ""  # where upload_url points (default: this server)
         self._ids = iter(range(1000, 10**6))
@@ -77,6 +82,9 @@ class FakeGitHub:
             def do_DELETE(self) -> None:
                 fake.handle(self, "DELETE")
 
+            def do_PATCH(self) -> None:
+                fake.handle(self, "PATCH")
+
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -97,13 +105,19 @@ class FakeGitHub:
     # ------------------------------------------------------------------ state helpers
 
     def release(self, tag: str) -> Release | None:
-        return next((r for r in self.releases if r.tag_name == tag), None)
+        """The published release of ``tag``, else its oldest draft (tests see drafts too)."""
+        mine = [r for r in self.releases if r.tag_name == tag]
+        return next((r for r in mine if not r.draft), mine[0] if mine else None)
+
+    def published(self, tag: str) -> Release | None:
+        """What GitHub's lookup by tag finds: never a draft."""
+        return next((r for r in self.releases if r.tag_name == tag and not r.draft), None)
 
     def uploads(self) -> list[str]:
         return [p for m, p in self.requests if m == "POST" and "/uploads/" in p]
 
     def writes(self) -> list[tuple[str, str]]:
-        return [(m, p) for m, p in self.requests if m in ("POST", "DELETE")]
+        return [(m, p) for m, p in self.requests if m in ("POST", "DELETE", "PATCH")]
 
     def _asset_json(self, release: Release, asset: Asset) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -126,7 +140,10 @@ class FakeGitHub:
             "name": release.name,
             "body": release.body,
             "prerelease": release.prerelease,
-            "html_url": f"{self.origin}/{self.owner}/{self.repo}/releases/tag/{release.tag_name}",
+            "draft": release.draft,
+            # A draft has no tag yet: its page is an untagged one, as on github.com.
+            "html_url": f"{self.origin}/{self.owner}/{self.repo}/releases/tag/"
+            + (f"untagged-{release.id}" if release.draft else release.tag_name),
             "upload_url": f"{self.upload_origin or self.origin}/uploads/repos/{self.owner}/"
             f"{self.repo}/releases/{release.id}/assets{{?name,label}}",
             "assets": [self._asset_json(release, a) for a in release.assets],
@@ -162,19 +179,44 @@ class FakeGitHub:
         rest = path[len(self.prefix + repo) :]
         body = h.rfile.read(length) if length else b""
         if method == "GET" and (m := re.fullmatch(r"/releases/tags/(.+)", rest)):
-            release = self.release(m.group(1))
+            release = self.published(m.group(1))
             if release is None:
                 return self._send(h, 404, {"message": "Not Found"})
             return self._send(h, 200, self._release_json(release))
+        if method == "GET" and rest == "/releases":  # newest first, drafts included
+            per_page = int(query.get("per_page", ["30"])[0])
+            page = int(query.get("page", ["1"])[0])
+            items = list(reversed(self.releases))[(page - 1) * per_page : page * per_page]
+            return self._send(h, 200, [self._release_json(r) for r in items])
         if method == "POST" and rest == "/releases":
             payload = json.loads(body)
-            if self.release(payload["tag_name"]):
+            if self.published(payload["tag_name"]):
                 return self._send(h, 422, {"message": "Validation Failed",
                                            "errors": [{"code": "already_exists"}]})
             release = Release(next(self._ids), payload["tag_name"], payload.get("name", ""),
-                              payload.get("body", ""), bool(payload.get("prerelease")))
+                              payload.get("body", ""), bool(payload.get("prerelease")),
+                              bool(payload.get("draft")))
             self.releases.append(release)
             return self._send(h, 201, self._release_json(release))
+        if m := re.fullmatch(r"/releases/(\d+)", rest):
+            release = next((r for r in self.releases if r.id == int(m.group(1))), None)
+            if release is None:
+                return self._send(h, 404, {"message": "Not Found"})
+            if method == "DELETE":
+                self.releases.remove(release)
+                return self._send(h, 204, None)
+            if method == "PATCH":
+                payload = json.loads(body)
+                if payload.get("draft") is False and release.draft:
+                    if self.fail_publish:
+                        self.fail_publish = False
+                        return self._send(h, 500, {"message": "Server Error"})
+                    if self.published(release.tag_name):
+                        return self._send(h, 422, {"message": "Validation Failed",
+                                                   "errors": [{"code": "already_exists",
+                                                               "field": "tag_name"}]})
+                    release.draft = False
+            return self._send(h, 200, self._release_json(release))
         if method == "GET" and (m := re.fullmatch(r"/releases/(\d+)/assets", rest)):
             release = next((r for r in self.releases if r.id == int(m.group(1))), None)
             if release is None:

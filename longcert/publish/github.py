@@ -1,9 +1,11 @@
 """Publish to GitHub (or GitHub Enterprise) Releases: one release per build, tagged with the
 build id, with the binaries and the metadata files as assets and notes made from manifest.json.
 
-An asset already there with the same sha256 is skipped, a different one is refused, an upload
-that did not finish is replaced, and ``manifest.json`` is uploaded last: a release that has it
-holds the whole build.
+The release is made as a draft, filled with every asset, then published, so nobody sees a
+half-filled release; a re-run finds the draft (in the list of releases, since GitHub's lookup by
+tag shows no drafts) and finishes it. An asset already there with the same sha256 is skipped, a
+different one is refused, an upload that did not finish is replaced, and ``manifest.json`` is
+uploaded last.
 """
 
 from __future__ import annotations
@@ -152,11 +154,41 @@ class GitHubTarget:
     def _repo_url(self, path: str) -> str:
         return f"{self.api_url}/repos/{self.owner}/{self.repo}/{path}"
 
-    def _release(self, build: BuildRef) -> dict[str, Any] | None:
+    def _published(self, build: BuildRef) -> dict[str, Any] | None:
+        """The published release tagged with the build id; GitHub's lookup by tag never
+        answers with a draft."""
         tag = urllib.parse.quote(build.build_id, safe="")
         reply = self._call("GET", self._repo_url(f"releases/tags/{tag}"), allow=(404,))
         data = reply.json()
-        return data if reply.status == 200 and isinstance(data, dict) else None
+        if reply.status == 200 and isinstance(data, dict) and not data.get("draft"):
+            return data
+        return None
+
+    def _drafts(self, build: BuildRef) -> list[dict[str, Any]]:
+        """Draft releases for the build id, oldest first. Only the list of all releases shows
+        drafts, and a draft does not hold its tag, so two runs may each have made one."""
+        drafts: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self._call("GET", self._repo_url(f"releases?per_page=100&page={page}")).json()
+            if not isinstance(batch, list):
+                raise PublishError(f"{self.name}: unexpected answer listing releases")
+            drafts += [
+                r
+                for r in batch
+                if isinstance(r, dict) and r.get("draft") and r.get("tag_name") == build.build_id
+            ]
+            if len(batch) < 100:
+                return sorted(drafts, key=lambda r: int(r.get("id", 0)))
+            page += 1
+
+    def _release(self, build: BuildRef) -> dict[str, Any] | None:
+        """The build's published release, else the draft an interrupted publish left, else None."""
+        published = self._published(build)
+        if published is not None:
+            return published
+        drafts = self._drafts(build)
+        return drafts[0] if drafts else None
 
     def _assets(self, release: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         assets: dict[str, dict[str, Any]] = {}
@@ -173,7 +205,8 @@ class GitHubTarget:
             page += 1
 
     def has(self, build: BuildRef) -> bool:
-        release = self._release(build)
+        # A draft does not count: it is published only once every asset is there.
+        release = self._published(build)
         if release is None:
             return False
         manifest = self._assets(release).get("manifest.json")
@@ -195,7 +228,7 @@ class GitHubTarget:
         where = f"{self.name} release {build.build_id}"
         actions = []
         if release is None:
-            actions.append(Action("create", f"release {build.build_id}", self.name))
+            actions.append(Action("create", f"draft release {build.build_id}", self.name))
         assets = self._assets(release) if release is not None else {}
         for item in build.files:
             asset = assets.get(item.name)
@@ -219,6 +252,18 @@ class GitHubTarget:
                     "a published asset is never overwritten: delete it (or the release) on "
                     "GitHub to publish this build instead",
                 )
+        # Published last, once every asset is there: nobody sees a half-filled release.
+        if release is None:
+            actions.append(Action("publish", f"release {build.build_id}", self.name))
+        elif release.get("draft"):
+            actions.append(
+                Action(
+                    "finish",
+                    f"draft release {build.build_id}",
+                    self.name,
+                    reason="an earlier publish stopped before publishing it",
+                )
+            )
         return actions
 
     def plan(self, build: Build) -> list[Action]:
@@ -230,49 +275,53 @@ class GitHubTarget:
         say = progress or quiet
         release = self._release(build)
         actions = self._plan(build, release)
-        location = str(release.get("html_url", "")) if release else ""
         if dry_run or all(a.verb == "skip" for a in actions):
             for action in actions:
                 say(action.describe(dry_run))
-            return PublishResult.of(
-                self.name, location or f"{self.name} release {build.build_id}", actions, dry_run
-            )
+            return PublishResult.of(self.name, self._location(build, release), actions, dry_run)
         if release is None:
             say(actions[0].describe())
-            release = self._create_release(build)
-            location = str(release.get("html_url", ""))
+            release = self._create_draft(build)
         assets = self._assets(release)
         files = {f.name: f for f in build.files}
         for action in actions:
-            if action.verb in ("create", "skip"):
-                if action.verb == "skip":
-                    say(action.describe())
-                continue
+            if action.verb == "create":
+                continue  # said above
             say(action.describe())
-            old = assets.get(action.name)
-            if old is not None:
-                self._call(
-                    "DELETE",
-                    self._repo_url(f"releases/assets/{old['id']}"),
-                    ok=(204,),
-                    allow=(404,),
-                )
-            self._upload(release, files[action.name])
-        return PublishResult.of(self.name, location, actions, dry_run)
+            if action.verb in ("publish", "finish"):
+                release = self._publish_draft(build, release)
+            elif action.verb != "skip":
+                old = assets.get(action.name)
+                if old is not None:
+                    self._call(
+                        "DELETE",
+                        self._repo_url(f"releases/assets/{old['id']}"),
+                        ok=(204,),
+                        allow=(404,),
+                    )
+                self._upload(release, files[action.name])
+        return PublishResult.of(self.name, self._location(build, release), actions, dry_run)
 
-    def _create_release(self, build: Build) -> dict[str, Any]:
+    def _location(self, build: BuildRef, release: Mapping[str, Any] | None) -> str:
+        """The published release's page; a draft's page is not public, so name it instead."""
+        if release is None or release.get("draft") or not release.get("html_url"):
+            return f"{self.name} release {build.build_id}"
+        return str(release["html_url"])
+
+    def _create_draft(self, build: Build) -> dict[str, Any]:
+        """A draft release for the build: invisible to users until :meth:`_publish_draft`."""
         payload = {
             "tag_name": build.build_id,
             "name": release_title(build),
             "body": release_notes(build),
-            "draft": False,
+            "draft": True,
             "prerelease": "-" in build.tag,
             "make_latest": "false",
         }
         reply = self._call(
             "POST", self._repo_url("releases"), payload=payload, ok=(201,), allow=(422,)
         )
-        if reply.status == 422:  # made meanwhile by a concurrent run: use that one
+        if reply.status == 422:  # published meanwhile by a concurrent run: use that one
             existing = self._release(build)
             if existing is None:
                 raise PublishError(
@@ -284,6 +333,27 @@ class GitHubTarget:
         data = reply.json()
         if not isinstance(data, dict) or "upload_url" not in data:
             raise PublishError(f"{self.name}: creating release {build.build_id} gave no upload URL")
+        oldest = self._drafts(build)[:1]
+        if oldest and oldest[0].get("id") != data.get("id"):
+            # Another run made a draft of this build first: both runs fill that one, and this
+            # run's draft, still empty, goes.
+            self._call("DELETE", self._repo_url(f"releases/{data['id']}"), ok=(204,), allow=(404,))
+            return oldest[0]
+        return data
+
+    def _publish_draft(self, build: BuildRef, release: Mapping[str, Any]) -> dict[str, Any]:
+        """Publish the draft, now that it holds every asset: GitHub makes the tag and shows it."""
+        reply = self._call(
+            "PATCH",
+            self._repo_url(f"releases/{release['id']}"),
+            payload={"draft": False, "make_latest": "false"},
+        )
+        data = reply.json()
+        if not isinstance(data, dict) or data.get("draft") is not False:
+            raise PublishError(
+                f"{self.name}: publishing draft release {build.build_id} did not publish it",
+                "run the same command again; it finishes the draft",
+            )
         return data
 
     def _upload(self, release: Mapping[str, Any], item: BuildFile) -> None:

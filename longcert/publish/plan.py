@@ -19,7 +19,8 @@ def quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class Action:
-    """One step of publishing: ``verb`` is create, upload, replace, copy or skip."""
+    """One step of publishing: ``verb`` is create, upload, replace, copy, publish, finish or
+    skip."""
 
     verb: str
     name: str

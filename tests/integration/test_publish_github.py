@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from longcert import publish, settings
 from longcert.errors import PublishError
 from longcert.progress import Reporter
-from tests.fake_github import FakeGitHub
+from tests.fake_github import FakeGitHub, Release
 from tests.standin_build import make_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +71,10 @@ def test_release_assets_and_notes_then_rerun_uploads_nothing(
     github: FakeGitHub, build: publish.Build
 ) -> None:
     result = push(github, build)
-    assert result.changed == len(build.files) + 1  # the release, then every file
-    release = github.release(build.build_id)
-    assert release is not None
+    assert result.changed == len(build.files) + 2  # a draft, every file, then publish it
+    release = github.published(build.build_id)
+    assert release is not None and len(github.releases) == 1
+    assert result.location.endswith(f"/releases/tag/{build.build_id}")  # not the draft's page
     assert release.name == "kubeadm v1.33.7: leaf certificates 10y, CAs 10y"
     assert [a.name for a in release.assets] == [f.name for f in build.files]
     assert [a.name for a in release.assets][-1] == "manifest.json"  # the completion marker
@@ -112,19 +114,89 @@ def test_upload_broken_half_way_is_completed_by_a_rerun(
     assert release is not None
     assert {a.name: a.state for a in release.assets} == {
         "kubeadm-linux-amd64": "uploaded", "kubeadm-linux-arm64": "starter"}
-    assert not target_of(github).has(build)  # no manifest.json: not complete
+    # Still a draft: nobody sees the half-filled release, not even by its tag.
+    assert release.draft and github.published(build.build_id) is None
+    assert not target_of(github).has(build)
 
     second = invoke(*args, env=env, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "skip kubeadm-linux-amd64: already there, same sha256" in second.stdout
     assert "replace kubeadm-linux-arm64" in second.stdout
+    assert f"finish draft release {build.build_id}" in second.stdout
+    assert len(github.releases) == 1 and not release.draft  # the same release, now published
     assert TOKEN not in second.stdout + second.stderr
     assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
-    assert sum(1 for p in github.uploads() if "kubeadm-linux-amd64" in p) == 1
+    assert sum(1 for p in github.uploads() if p.endswith("?name=kubeadm-linux-amd64")) == 1
     assert target_of(github).has(build)
 
     third = invoke(*args, env=env, cwd=tmp_path)
     assert third.returncode == 0 and "nothing to publish" in third.stdout
+
+
+def test_interrupted_upload_leaves_a_draft_that_a_rerun_finishes(
+    github: FakeGitHub, build: publish.Build
+) -> None:
+    names = [f.name for f in build.files]
+    broken = names.index("SHA256SUMS")  # an upload after the binaries breaks half-way
+    github.fail_uploads = {"SHA256SUMS"}
+    with pytest.raises(PublishError, match="uploading SHA256SUMS"):
+        push(github, build)
+    draft = github.release(build.build_id)
+    assert draft is not None and draft.draft
+    assert [a.name for a in draft.assets] == names[: broken + 1]
+    # GitHub's lookup by tag does not find a draft, so neither a user nor `has` sees it.
+    by_tag = f"{github.api_url}/repos/{github.owner}/{github.repo}/releases/tags/{draft.tag_name}"
+    request = urllib.request.Request(by_tag, headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError, match="404"):
+        urllib.request.urlopen(request, timeout=10)
+    assert not target_of(github).has(build)
+
+    plan = push(github, build, dry_run=True)
+    assert [a.describe(True) for a in plan.actions][-1].startswith(
+        f"would finish draft release {build.build_id}")
+    assert {a.verb for a in plan.actions[:2]} == {"skip"}  # the binaries are already there
+
+    result = push(github, build)
+    assert [a.verb for a in result.actions] == (
+        ["skip"] * broken + ["replace"] + ["upload"] * (len(names) - broken - 1) + ["finish"])
+    assert len(github.releases) == 1 and not draft.draft  # that draft, now published
+    assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
+    assert target_of(github).has(build)
+    assert push(github, build).changed == 0
+
+
+def test_failed_publish_step_leaves_a_full_draft_that_a_rerun_publishes(
+    github: FakeGitHub, build: publish.Build
+) -> None:
+    github.fail_publish = True
+    with pytest.raises(PublishError, match=r"PATCH .* answered 500"):
+        push(github, build)
+    draft = github.release(build.build_id)
+    assert draft is not None and draft.draft
+    assert [a.name for a in draft.assets] == [f.name for f in build.files]
+    assert not target_of(github).has(build)
+    uploads = len(github.uploads())
+
+    result = push(github, build)
+    assert result.changed == 1 and result.actions[-1].verb == "finish"
+    assert len(github.uploads()) == uploads  # nothing uploaded twice
+    assert not draft.draft and target_of(github).has(build)
+
+
+def test_a_draft_made_by_a_concurrent_run_is_the_one_filled(
+    github: FakeGitHub, build: publish.Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drafts do not hold their tag, so two runs can each make one: the newer run's draft, still
+    empty, is deleted and both fill the oldest."""
+    target = target_of(github)
+    # Another run's draft appears after this run looked for one and found none.
+    monkeypatch.setattr(target, "_release", lambda ref: None)
+    github.releases.append(Release(1, build.build_id, "", "", False, draft=True))
+    result = publish.push(build, target, Reporter(quiet=True))
+    assert result.actions[0].verb == "create"
+    assert [(r.id, r.draft) for r in github.releases] == [(1, False)]
+    assert ("DELETE", f"/repos/{github.owner}/{github.repo}/releases/1000") in github.writes()
+    assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
 
 
 def test_enterprise_base_url_and_assets_without_digest(
@@ -133,7 +205,7 @@ def test_enterprise_base_url_and_assets_without_digest(
     fake = FakeGitHub(token=TOKEN, prefix="/api/v3", digests=False)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     try:
-        assert push(fake, build).changed == len(build.files) + 1
+        assert push(fake, build).changed == len(build.files) + 2
         uploads = len(fake.uploads())
         again = push(fake, build)  # checksums found by downloading each asset
         assert again.changed == 0 and len(fake.uploads()) == uploads
@@ -158,10 +230,11 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(
     github: FakeGitHub, build: publish.Build, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = publish.push(build, target_of(github), Reporter(), dry_run=True)
-    assert result.dry_run and result.changed == len(build.files) + 1
+    assert result.dry_run and result.changed == len(build.files) + 2
     out = capsys.readouterr().out
-    assert "would create release kubeadm-v1.33.7-leaf10y-ca10y" in out
+    assert "would create draft release kubeadm-v1.33.7-leaf10y-ca10y" in out
     assert "would upload kubeadm-linux-amd64" in out
+    assert "would publish release kubeadm-v1.33.7-leaf10y-ca10y" in out
     assert github.writes() == []
 
 

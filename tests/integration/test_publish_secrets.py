@@ -283,6 +283,6 @@ def test_github_on_loopback_still_gets_the_token(monkeypatch: pytest.MonkeyPatch
         target = publish.open_target("github:example/kubeadm-builds",
                                      conf(github_api_url=fake.api_url), dry_run=False,
                                      environ={"GITHUB_TOKEN": GITHUB_TOKEN})
-        assert publish.push(build, target, Reporter(quiet=True)).changed == len(build.files) + 1
+        assert publish.push(build, target, Reporter(quiet=True)).changed == len(build.files) + 2
     finally:
         fake.stop()

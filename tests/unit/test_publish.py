@@ -1,5 +1,5 @@
 """Publish targets without a network: target strings, build checks, the directory target,
-release notes, and the OCI image layout."""
+release notes, the GitHub plan, and the OCI image layout."""
 
 from __future__ import annotations
 
@@ -550,6 +550,37 @@ def test_action_descriptions() -> None:
     assert upload.describe(dry_run=True).startswith("would upload")
     skip = publish.Action("skip", "SHA256SUMS", "dir:/x", 10, "already there, same sha256")
     assert skip.describe(dry_run=True) == "skip SHA256SUMS: already there, same sha256"
+
+
+def test_github_plan_creates_a_draft_and_publishes_it_last(
+    build: publish.Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan alone, with the asset listing stubbed: a new release is a draft published after
+    its last asset; a draft left behind is finished; a published release only gets checked."""
+    target = publish.GitHubTarget("o", "r", "https://api.github.com", "token")
+    uploaded = {
+        f.name: {"id": n, "name": f.name, "state": "uploaded", "size": f.size,
+                 "digest": f"sha256:{f.sha256}"}
+        for n, f in enumerate(build.files)
+    }
+    monkeypatch.setattr(target, "_assets", lambda release: uploaded if release["id"] else {})
+    name = build.build_id
+
+    new = target._plan(build, None)
+    assert [(a.verb, a.name) for a in (new[0], new[-1])] == [
+        ("create", f"draft release {name}"), ("publish", f"release {name}")]
+    assert [a.name for a in new[1:-1]] == [f.name for f in build.files]
+
+    empty_draft = target._plan(build, {"id": 0, "draft": True})
+    assert [a.verb for a in empty_draft] == ["upload"] * len(build.files) + ["finish"]
+    full_draft = target._plan(build, {"id": 1, "draft": True})
+    assert [a.verb for a in full_draft] == ["skip"] * len(build.files) + ["finish"]
+    assert full_draft[-1].describe(dry_run=True) == (
+        f"would finish draft release {name} -> github:o/r "
+        "(an earlier publish stopped before publishing it)")
+
+    published = target._plan(build, {"id": 1, "draft": False})
+    assert {a.verb for a in published} == {"skip"}
 
 
 def test_new_settings_defaults_and_validation() -> None:

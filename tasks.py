@@ -36,6 +36,7 @@ SETTING_HELP = {
     "patches_dir": "directory of patch set YAML files (default: the bundled patches/)",
     "force": "replace an existing build directory of the same name",
     "keep_worktree": "keep the patched worktree after the run",
+    "no_cache": "compile with empty Go caches (fresh volumes, removed after the build)",
     "debug": "show a traceback on errors",
     "publish": "after a verified build, publish it to TARGET: a directory (PATH or dir:PATH), "
     "github:OWNER/REPO (token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
@@ -134,6 +135,7 @@ BUILD = (
     "pin_validity",
     "container_memory",
     "container_pids",
+    "no_cache",
 )
 
 
@@ -164,6 +166,7 @@ def build(
     pin_validity: bool = False,
     container_memory: str | None = None,
     container_pids: str | None = None,
+    no_cache: bool = False,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     force: bool = False,
@@ -248,6 +251,7 @@ def release(
     pin_validity: bool = False,
     container_memory: str | None = None,
     container_pids: str | None = None,
+    no_cache: bool = False,
     cache_dir: str | None = None,
     builds_dir: str | None = None,
     github_api_url: str | None = None,
@@ -381,6 +385,7 @@ def compile_(
     pin_validity: bool = False,
     container_memory: str | None = None,
     container_pids: str | None = None,
+    no_cache: bool = False,
     cache_dir: str | None = None,
     keep_worktree: bool = False,
     debug: bool = False,

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from longcert import container
 from longcert.errors import BuildError
@@ -52,6 +54,47 @@ class BuildPlan:
 
 
 @dataclass(frozen=True)
+class CacheVolumes:
+    """The named volumes the compile keeps Go's build and module caches in."""
+
+    build: str
+    module: str
+    fresh: bool  # made for this build and removed after it (--no-cache)
+    scope: str  # what shares them: "remote <url>", "every remote" or "this build"
+
+    def describe(self) -> str:
+        return f"Go caches {self.build}, {self.module} ({self.scope})"
+
+
+def remote_key(remote: str) -> str:
+    """Who a cache belongs to: the remote without scheme case, credentials, ``.git`` or "/"."""
+    text = remote.strip().rstrip("/").removesuffix(".git").rstrip("/")
+    scheme, sep, rest = text.partition("://")
+    return f"{scheme.lower()}://{rest}" if sep else text
+
+
+def cache_volumes(
+    build_volume: str, module_volume: str, *, remote: str, shared: bool, fresh_id: str | None
+) -> CacheVolumes:
+    """The cache volumes for a build of ``remote`` (pure). Each remote gets volumes of its own
+    (the configured names plus a hash of the remote), so a tree from an untrusted remote cannot
+    poison what builds of upstream reuse; ``shared`` (a volume name the user gave) uses the
+    names as they are; ``fresh_id`` (--no-cache) makes new volumes for this build alone."""
+    if fresh_id is not None:
+        return CacheVolumes(
+            f"longcert-fresh-{fresh_id}-build", f"longcert-fresh-{fresh_id}-mod", True,
+            "this build",
+        )
+    if shared:
+        return CacheVolumes(build_volume, module_volume, False, "every remote")
+    key = remote_key(remote)
+    suffix = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return CacheVolumes(
+        f"{build_volume}-{suffix}", f"{module_volume}-{suffix}", False, f"remote {key}"
+    )
+
+
+@dataclass(frozen=True)
 class Artifact:
     """One built binary."""
 
@@ -78,6 +121,10 @@ class BuildResult:
     log_path: Path
     choice: ImageChoice | None = None
     toolbox: Toolbox | None = None
+    argv: tuple[str, ...] = ()  # the make command, as run
+    environment: tuple[tuple[str, str], ...] = ()  # and its environment
+    modules: tuple[tuple[str, str], ...] = ()  # (platform, `go version -m` output)
+    caches: CacheVolumes | None = None
 
 
 def version_file(version: KubeVersion, commit: str) -> str:
@@ -157,8 +204,7 @@ def compile_kubeadm(
     *,
     meta_dir: Path,
     log_path: Path,
-    build_cache_volume: str,
-    module_cache_volume: str,
+    caches: CacheVolumes,
     on_line: LineFn | None = None,
     limits: container.Limits | None = None,
 ) -> BuildResult:
@@ -170,9 +216,30 @@ def compile_kubeadm(
     mounts = [
         container.BindMount(TREE_MOUNT, str(tree.path)),
         container.BindMount(META_MOUNT, str(meta_dir), read_only=True),
-        container.BindMount(BUILD_CACHE_MOUNT, build_cache_volume, volume=True),
-        container.BindMount(MODULE_CACHE_MOUNT, module_cache_volume, volume=True),
+        container.BindMount(BUILD_CACHE_MOUNT, caches.build, volume=True),
+        container.BindMount(MODULE_CACHE_MOUNT, caches.module, volume=True),
     ]
+    if caches.fresh:
+        container.create_volume(client, caches.build, "go-build-cache")
+        container.create_volume(client, caches.module, "go-module-cache")
+    try:
+        built = _compile_in(build, tree, client, mounts, log_path, on_line, limits)
+        return dataclasses.replace(built, caches=caches)
+    finally:
+        if caches.fresh:
+            container.remove_volume(client, caches.build)
+            container.remove_volume(client, caches.module)
+
+
+def _compile_in(
+    build: BuildPlan,
+    tree: SourceTree,
+    client: Any,  # a docker client; only container.py imports docker
+    mounts: list[container.BindMount],
+    log_path: Path,
+    on_line: LineFn | None,
+    limits: container.Limits | None,
+) -> BuildResult:
     labels = {"org.longcert.purpose": "build", "org.longcert.tag": tree.tag}
     with container.BuildContainer(
         client,
@@ -202,6 +269,7 @@ def compile_kubeadm(
                 f"make all WHAT=cmd/kubeadm failed for {tree.tag} with Go {build.go.version} "
                 f"(exit {code}); full log: {log_path}\n{tail}"
             )
+        modules = _recorded_modules(box, build)
     artifacts = []
     for platform in build.build_platforms:
         binary = tree.path / build.output_path(platform)
@@ -220,4 +288,24 @@ def compile_kubeadm(
         log_path=log_path,
         choice=build.choice,
         toolbox=build.toolbox,
+        argv=build.argv,
+        environment=build.environment,
+        modules=modules,
     )
+
+
+def _recorded_modules(
+    box: container.BuildContainer, build: BuildPlan
+) -> tuple[tuple[str, str], ...]:
+    """``go version -m`` of each asked binary, run by the Go that built it (for the SBOM):
+    (platform, output); the output is empty where that Go has no ``-m`` (before Go 1.13)."""
+    recorded = []
+    for platform in build.platforms:
+        code, output = box.capture(
+            ["go", "version", "-m", f"{TREE_MOUNT}/{build.output_path(platform)}"],
+            user=build.user,
+            workdir=TREE_MOUNT,
+            environment=dict(build.environment),
+        )
+        recorded.append((platform, output if code == 0 else ""))
+    return tuple(recorded)

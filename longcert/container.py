@@ -60,13 +60,31 @@ def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def remove_run_containers(client: docker.DockerClient, run_id: str) -> list[str]:
-    """Remove every container the run ``run_id`` made; their names."""
+    """Remove every container and volume the run ``run_id`` made; their names."""
     removed = []
     for box in client.containers.list(all=True, filters={"label": f"{runs.RUN_LABEL}={run_id}"}):
         with contextlib.suppress(docker.errors.NotFound):
             box.remove(force=True)
         removed.append(f"container {box.short_id} ({box.labels.get('org.longcert.purpose', '')})")
+    for volume in client.volumes.list(filters={"label": f"{runs.RUN_LABEL}={run_id}"}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
     return removed
+
+
+def create_volume(client: docker.DockerClient, name: str, purpose: str) -> None:
+    """A named volume labelled with this run, so a sweep removes it if the run dies."""
+    try:
+        client.volumes.create(name, labels=_labels({"org.longcert.purpose": purpose}))
+    except docker.errors.APIError as exc:
+        raise BuildError(f"cannot create volume {name}: {_reason(exc)}") from exc
+
+
+def remove_volume(client: docker.DockerClient, name: str) -> None:
+    """Remove a volume this run made (gone already is fine)."""
+    with contextlib.suppress(docker.errors.NotFound):
+        client.volumes.get(name).remove(force=True)
 LineFn = Callable[[str], None]
 
 

@@ -5,6 +5,8 @@ builds/<build-id>/
   SHA256SUMS            `sha256sum -c SHA256SUMS` checks them
   patch.diff            the exact diff applied to the tree
   verify.json           the verification report
+  kubeadm-<os>-<arch>.spdx.json   an SPDX SBOM of each binary, from `go version -m`
+  provenance.json       in-toto / SLSA v1 provenance binding the binaries to their inputs
   build.log             the compile and verification output
   manifest.json         what was built, from what, how, and what was proven
 """
@@ -12,6 +14,7 @@ builds/<build-id>/
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import tempfile
@@ -20,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from longcert import __version__, runs
+from longcert import __version__, provenance, runs, sbom
 from longcert.build import BuildResult, sha256_file
 from longcert.errors import PublishError
 from longcert.patching import PatchResult
@@ -135,6 +138,7 @@ def manifest(
             "files": [c.path for c in patch.changes],
         },
         "go": _go_record(result),
+        "go_caches": result.caches.scope if result.caches else None,
         "image": _image_record(result),
         "platforms": [a.platform for a in result.artifacts],
         "artifacts": [
@@ -227,6 +231,7 @@ def write(
         if result.log_path.is_file():
             shutil.copy2(result.log_path, staging / "build.log")
         data = manifest(tree, patch, result, reports, inputs)
+        data["attestations"] = write_attestations(staging, tree, patch, result, data)
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
         staging.chmod(0o755)
         _swap_into_place(staging, target)
@@ -234,6 +239,61 @@ def write(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return BuildOutput(target, data)
+
+
+def write_attestations(
+    staging: Path,
+    tree: SourceTree,
+    patch: PatchResult,
+    result: BuildResult,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """Each binary's SBOM and the build's provenance.json, written into ``staging``; what the
+    manifest records of them (file names and sha256)."""
+    recorded = dict(result.modules)
+    sboms = []
+    for artifact in result.artifacts:
+        document = sbom.spdx_document(
+            file_name=artifact.file_name,
+            sha256=artifact.sha256,
+            platform=artifact.platform,
+            tag=tree.tag,
+            commit=tree.commit,
+            remote=tree.remote,
+            info=sbom.parse_go_version_m(recorded.get(artifact.platform, "")),
+            created=tree.commit_time,
+        )
+        path = staging / (artifact.file_name + sbom.SBOM_SUFFIX)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        sboms.append(
+            {"platform": artifact.platform, "file": path.name, "sha256": sha256_file(path)}
+        )
+    verification = data["verification"]
+    statement = provenance.statement(
+        subjects=[(a.file_name, a.sha256) for a in result.artifacts],
+        external=data.get("inputs") or {},
+        remote=tree.remote,
+        tag=tree.tag,
+        commit=tree.commit,
+        patch_sha256=patch.diff_sha256,
+        image=data["image"],
+        go=data["go"],
+        make_argv=result.argv,
+        make_environment=result.environment,
+        verification={
+            "passed": verification["passed"],
+            "platforms": {p: v["status"] for p, v in verification["platforms"].items()},
+        },
+        verify_sha256=sha256_file(staging / "verify.json"),
+        invocation=runs.current_id() or "",
+        environ=os.environ,
+    )
+    path = staging / provenance.PROVENANCE_FILE
+    path.write_text(json.dumps(statement, indent=2) + "\n")
+    return {
+        "sbom": sboms,
+        "provenance": {"file": path.name, "sha256": sha256_file(path)},
+    }
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
+import os
+import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,9 +64,34 @@ def run(
 ) -> PipelineResult:
     """Run the stages from fetch up to ``until``; every input is checked before fetch starts.
 
+    Every second of the run is in a stage line (prepare, the stages, the time between them,
+    cleanup) and in ``<cache>/logs/<build id>.timings.json`` (see :func:`timings_path`).
+
     The run registers itself in the cache (so what it leaves when killed is swept later),
     sweeps what dead runs left, and holds its build id's lock from before the first check to
     the end, so two runs of one build id never interleave."""
+    reporter.start_run()
+    started = time.time()
+    result = _run_registered(version_text, settings, reporter, until, dry_run)
+    record = {"build_id": build_name(result.release, settings), "until": until,
+              "started": round(started, 3), **reporter.end_run(), "ended": round(time.time(), 3)}
+    path = timings_path(settings, str(record["build_id"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(runs.tagged(f".{path.name}.") + secrets.token_hex(3))
+    temp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temp, path)
+    return result
+
+
+def timings_path(settings: Settings, name: str) -> Path:
+    """Where a run's stage timings are kept (JSON, the last run of that build id): beside
+    its log, in the cache, so an identical rebuild that writes no build has them too."""
+    return log_path(settings, name).with_suffix(".timings.json")
+
+
+def _run_registered(
+    version_text: str, settings: Settings, reporter: Reporter, until: str, dry_run: bool
+) -> PipelineResult:
     if until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}", f"stages: {', '.join(STAGES)}")
     release = resolve(version_text, settings.patches_dir)
@@ -225,6 +254,7 @@ def _run(
                 settings.cache_dir,
                 reporter.step,
                 settings.repo_credentials,
+                reuse=not settings.keep_worktree,  # a kept-for-debugging tree is never reset
             )
             reporter.step(f"{tree.tag} = {tree.commit[:12]} from {tree.remote}")
         result = PipelineResult(release, tree)
@@ -269,14 +299,24 @@ def _run(
                 + (f"; supplied: {', '.join(toolbox.supplied)}" if toolbox.supplied else "")
             )
             reporter.step(f"platforms {' '.join(build_plan.build_platforms)}")
+            caches = build.cache_volumes(
+                settings.build_cache_volume,
+                settings.module_cache_volume,
+                remote=settings.repo,
+                shared=any(
+                    settings.sources[name] != "default"
+                    for name in ("build_cache_volume", "module_cache_volume")
+                ),
+                fresh_id=(runs.current_id() or "once") if settings.no_cache else None,
+            )
+            reporter.step(caches.describe())
             with reporter.ticking("compiling"):
                 built = build.compile_kubeadm(
                     build_plan,
                     tree,
                     meta_dir=tree.path.parent / "meta",
                     log_path=log,
-                    build_cache_volume=settings.build_cache_volume,
-                    module_cache_volume=settings.module_cache_volume,
+                    caches=caches,
                     on_line=reporter.output_line,
                     limits=_limits(settings),
                 )

@@ -31,6 +31,9 @@ class Reporter:
         self._lines_seen = 0
         self._last_line = ""
         self.timings: list[tuple[str, float]] = []
+        self._run_started = 0.0
+        self._last_end = 0.0
+        self._between = 0.0
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -54,10 +57,44 @@ class Reporter:
         self.say(f"longcert: {title}")
         self.table([(name, value, f"({source})") for name, value, source in rows])
 
+    def start_run(self) -> None:
+        """A run begins: what happens before its first stage is timed as ``prepare``, between
+        stages as ``between stages``, after the last as ``cleanup`` (see :meth:`end_run`)."""
+        self.timings = []
+        self._run_started = time.monotonic()
+        self._last_end = self._between = 0.0
+
+    def end_run(self) -> dict[str, object]:
+        """The run's timings, every second of it in one entry: prepare (settings, sweep,
+        engine, image, an existing build), each stage, the time between stages, and cleanup
+        after the last stage; printed in one line and returned for a JSON record."""
+        now = time.monotonic()
+        total = now - self._run_started if self._run_started else 0.0
+        entries = list(self.timings)
+        if not any(name == "prepare" for name, _ in entries):
+            entries.insert(0, ("prepare", total))  # no stage ran (an existing build, an error)
+        elif self._last_end:
+            entries += [("between stages", self._between), ("cleanup", now - self._last_end)]
+        self._run_started = 0.0
+        self.say(
+            f"    total {total:.1f}s: "
+            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in entries)
+        )
+        return {
+            "total": round(total, 3),
+            "stages": [{"name": name, "seconds": round(s, 3)} for name, s in entries],
+        }
+
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Announce a stage, fold it on GitHub Actions, and print its duration."""
         self._stage_started = self._last_beat = time.monotonic()
+        if self._run_started and not self.timings:
+            prepared = self._stage_started - self._run_started
+            self.timings.append(("prepare", prepared))
+            self.say(f"    prepare (settings, sweep, engine, image) took {prepared:.1f}s")
+        elif self._last_end:
+            self._between += self._stage_started - self._last_end
         self._lines_seen = 0
         self._last_line = ""
         if self.github:
@@ -68,7 +105,8 @@ class Reporter:
             yield
             ok = True
         finally:
-            elapsed = time.monotonic() - self._stage_started
+            self._last_end = time.monotonic()
+            elapsed = self._last_end - self._stage_started
             self.timings.append((name, elapsed))
             if self.github:
                 self.say("::endgroup::")

@@ -67,6 +67,7 @@ class Settings:
     pin_validity: bool
     force: bool
     keep_worktree: bool
+    no_cache: bool
     publish: str
     github_api_url: str
     oci_insecure: bool
@@ -339,6 +340,7 @@ def load(
         pin_validity=checked("pin_validity", lambda v: _parse_bool(v, "pin_validity")),
         force=checked("force", lambda v: _parse_bool(v, "force")),
         keep_worktree=checked("keep_worktree", lambda v: _parse_bool(v, "keep_worktree")),
+        no_cache=checked("no_cache", lambda v: _parse_bool(v, "no_cache")),
         publish=checked("publish", lambda v: str(v).strip()),
         github_api_url=checked(
             "github_api_url", lambda v: _parse_http_url(v, "github_api_url")

@@ -48,12 +48,35 @@ class LocalRegistry:
     def get_json(self, path: str, accept: str = "") -> Any:
         return json.loads(self.get(path, accept))
 
+    def fetch_attestations(self, repository: str, tag: str) -> dict[str, list[dict[str, Any]]]:
+        """Independently of longcert: the in-toto statements attached in the index to each
+        platform's image, by the platform of the image they reference."""
+        index = self.get_json(f"{repository}/manifests/{tag}", INDEX)
+        platforms = {e["digest"]: f"{e['platform']['os']}/{e['platform']['architecture']}"
+                     for e in index["manifests"] if not e.get("annotations")}
+        out: dict[str, list[dict[str, Any]]] = {}
+        for entry in index["manifests"]:
+            notes = entry.get("annotations") or {}
+            if notes.get("vnd.docker.reference.type") != "attestation-manifest":
+                continue
+            manifest = self.get_json(f"{repository}/manifests/{entry['digest']}", MANIFEST)
+            statements = []
+            for layer in manifest["layers"]:
+                assert layer["mediaType"] == "application/vnd.in-toto+json"
+                blob = self.get(f"{repository}/blobs/{layer['digest']}")
+                assert "sha256:" + hashlib.sha256(blob).hexdigest() == layer["digest"]
+                statements.append(json.loads(blob))
+            out[platforms[notes["vnd.docker.reference.digest"]]] = statements
+        return out
+
     def fetch_image_files(self, repository: str, tag: str) -> dict[str, dict[str, Any]]:
         """Independently of longcert: platform -> {files: {name: sha256}, config, manifest}."""
         index = self.get_json(f"{repository}/manifests/{tag}", INDEX)
         assert index["mediaType"] == INDEX
         out = {}
         for entry in index["manifests"]:
+            if (entry.get("annotations") or {}).get("vnd.docker.reference.type"):
+                continue  # an attestation manifest: fetch_attestations reads those
             raw = self.get(f"{repository}/manifests/{entry['digest']}", MANIFEST)
             assert "sha256:" + hashlib.sha256(raw).hexdigest() == entry["digest"]
             manifest = json.loads(raw)

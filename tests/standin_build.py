@@ -55,7 +55,8 @@ def make_build(
     salt: str = "",
     inputs: dict[str, object] | None = None,
 ) -> Path:
-    """Write builds_dir/<build-id>/ with binaries, SHA256SUMS, patch.diff, verify.json, manifest."""
+    """Write builds_dir/<build-id>/ with binaries, SHA256SUMS, patch.diff, verify.json, SBOMs,
+    provenance.json and manifest.json."""
     out = builds_dir / build_id(tag, years, ca_years, platforms=tuple(platforms))
     out.mkdir(parents=True)
     artifacts, sums = [], []
@@ -109,5 +110,24 @@ def make_build(
             },
         },
     }
+    manifest["attestations"] = _attestations(out, artifacts)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def _attestations(out: Path, artifacts: list[dict[str, object]]) -> dict[str, object]:
+    """A minimal SPDX document per binary and an in-toto statement naming the binaries."""
+    sboms = []
+    for artifact in artifacts:
+        name = f"{artifact['file']}.spdx.json"
+        (out / name).write_text(json.dumps({"spdxVersion": "SPDX-2.3", "name": artifact["file"]}))
+        sboms.append({"platform": artifact["platform"], "file": name,
+                      "sha256": hashlib.sha256((out / name).read_bytes()).hexdigest()})
+    statement = {"_type": "https://in-toto.io/Statement/v1",
+                 "predicateType": "https://slsa.dev/provenance/v1", "predicate": {},
+                 "subject": [{"name": a["file"], "digest": {"sha256": a["sha256"]}}
+                             for a in artifacts]}
+    (out / "provenance.json").write_text(json.dumps(statement) + "\n")
+    return {"sbom": sboms, "provenance": {
+        "file": "provenance.json",
+        "sha256": hashlib.sha256((out / "provenance.json").read_bytes()).hexdigest()}}

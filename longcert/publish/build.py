@@ -20,6 +20,8 @@ from typing import Any
 from longcert import package
 from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
+from longcert.provenance import PROVENANCE_FILE
+from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
 from longcert.verify import binary_platform
 from longcert.versions import KubeVersion
@@ -75,7 +77,7 @@ class Build(BuildRef):
 
     path: Path
     manifest: Mapping[str, Any] = field(compare=False, hash=False)
-    files: tuple[BuildFile, ...]  # binaries first, then METADATA_FILES in order
+    files: tuple[BuildFile, ...]  # binaries, their SBOMs, provenance.json, then METADATA_FILES
 
     @property
     def binaries(self) -> tuple[BuildFile, ...]:
@@ -245,6 +247,7 @@ def load_build(path: Path) -> Build:
                 "only the binary the build made for that platform is published; rebuild it",
             )
         files.append(BuildFile(name, binary, real_size, have, platform))
+    files.extend(_attestations(path, m, data, artifacts))
     for name in METADATA_FILES:
         meta = path / name
         _check_regular(path, name)
@@ -261,6 +264,60 @@ def load_build(path: Path) -> Build:
     return Build(
         ref.build_id, tag, leaf_years, ca_years, path=path, manifest=data, files=tuple(files)
     )
+
+
+def _checked_file(path: Path, name: str, want: str) -> BuildFile:
+    _check_regular(path, name)
+    item = path / name
+    if not item.is_file():
+        raise PublishError(f"{path}: {name} is missing", "rebuild it")
+    have = sha256_file(item)
+    if have != want:
+        raise PublishError(
+            f"{path}: {name} changed after the build (sha256 {have[:16]}, manifest.json says "
+            f"{want[:16]})",
+            "rebuild it",
+        )
+    return BuildFile(name, item, item.stat().st_size, have)
+
+
+def _attestations(
+    path: Path, m: _Fields, data: Mapping[str, Any], artifacts: list[tuple[str, str, str, int]]
+) -> list[BuildFile]:
+    """Each binary's SBOM, then provenance.json, checked against manifest.json; provenance.json
+    must name exactly the binaries, by sha256, as its subjects."""
+    recorded = m.obj(data, "attestations")
+    listed = m.get(recorded, "attestations.sbom")
+    if not isinstance(listed, list) or len(listed) != len(artifacts):
+        raise m.bad("attestations.sbom", "does not list one SBOM per binary")
+    files = []
+    for (platform, binary, _, _), entry in zip(artifacts, listed, strict=True):
+        name = m.text(entry, "attestations.sbom[].file")
+        if name != binary + SBOM_SUFFIX or entry.get("platform") != platform:
+            raise m.bad("attestations.sbom", f"lists {_shown(name)} for {binary}")
+        want = m.text(entry, "attestations.sbom[].sha256", _SHA256)
+        files.append(_checked_file(path, name, want))
+    statement = m.obj(recorded, "attestations.provenance")
+    if m.text(statement, "attestations.provenance.file") != PROVENANCE_FILE:
+        raise m.bad("attestations.provenance.file", f"is not {PROVENANCE_FILE}")
+    want = m.text(statement, "attestations.provenance.sha256", _SHA256)
+    files.append(_checked_file(path, PROVENANCE_FILE, want))
+    subjects = _read_json(path / PROVENANCE_FILE, "provenance")
+    named = (
+        {
+            (s.get("name"), (s.get("digest") or {}).get("sha256"))
+            for s in subjects.get("subject") or []
+            if isinstance(s, dict) and isinstance(s.get("digest"), dict)
+        }
+        if isinstance(subjects, dict)
+        else set()
+    )
+    if named != {(binary, digest) for _, binary, digest, _ in artifacts}:
+        raise PublishError(
+            f"{path}: {PROVENANCE_FILE} does not name the binaries, by sha256, as its subjects",
+            "rebuild it",
+        )
+    return files
 
 
 def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Build | None:

@@ -1,7 +1,9 @@
 """Publish to an OCI registry: ``oci://HOST[:PORT]/REPOSITORY``, through the distribution API.
 
-Each binary becomes a one-layer image (the binary, manifest.json and patch.diff), and an image
-index over them is tagged ``<tag>-leafNy-caNy``; the images are byte-for-byte reproducible, so a
+Each binary becomes a one-layer image (the binary, manifest.json and patch.diff) with an
+attestation manifest beside it (the build's SLSA provenance and the binary's SPDX SBOM, as
+in-toto statements, laid out as ``docker buildx`` does), and an image index over them is tagged
+``<tag>-leafNy-caNy``; the images are byte-for-byte reproducible, so a
 re-run uploads only what the registry lacks and the tag, written last, is never moved. Login is
 Basic or a bearer token from the registry's token service, with credentials from OCI_USERNAME /
 OCI_PASSWORD or ``docker login``.
@@ -36,6 +38,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+IN_TOTO = "application/vnd.in-toto+json"
+SPDX_PREDICATE = "https://spdx.dev/Document"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 MANIFEST_ACCEPT = ", ".join(
     (
         OCI_INDEX,
@@ -75,11 +80,26 @@ class PlatformImage:
 
 
 @dataclass(frozen=True)
+class Attestation:
+    """The attestation manifest of one platform's image, as ``docker buildx`` lays it out: its
+    layers are in-toto statements (the build's SLSA provenance, the binary's SPDX SBOM), and
+    the index lists it with platform unknown/unknown and a reference to the image's digest."""
+
+    platform: str
+    layers: tuple[Blob, ...]
+    config: Blob
+    manifest: Blob
+    subject: str  # digest of the platform image it attests
+
+
+@dataclass(frozen=True)
 class ImageSet:
-    """One image per platform and the index over them; byte-for-byte reproducible."""
+    """One image per platform, their attestations and the index over them; byte-for-byte
+    reproducible."""
 
     images: tuple[PlatformImage, ...]
     index: Blob
+    attestations: tuple[Attestation, ...] = ()
 
 
 def _canonical(data: Mapping[str, Any]) -> bytes:
@@ -165,6 +185,7 @@ def oci_images(build: Build) -> ImageSet:
             ),
         )
         images.append(PlatformImage(binary.platform, f"/{in_image}", layer, config, manifest))
+    attestations = tuple(_attestation(build, image, metadata) for image in images)
     index = Blob(
         OCI_INDEX,
         _canonical(
@@ -174,12 +195,76 @@ def oci_images(build: Build) -> ImageSet:
                 "manifests": [
                     image.manifest.descriptor(platform=_platform_of(image.platform))
                     for image in images
+                ]
+                + [
+                    item.manifest.descriptor(
+                        platform={"architecture": "unknown", "os": "unknown"},
+                        annotations={
+                            "vnd.docker.reference.digest": item.subject,
+                            "vnd.docker.reference.type": "attestation-manifest",
+                        },
+                    )
+                    for item in attestations
                 ],
                 "annotations": common,
             }
         ),
     )
-    return ImageSet(tuple(images), index)
+    return ImageSet(tuple(images), index, attestations)
+
+
+def _attestation(build: Build, image: PlatformImage, metadata: Mapping[str, Any]) -> Attestation:
+    """The provenance statement as it is, and the binary's SPDX document wrapped in an in-toto
+    statement whose subject is that binary."""
+    binary = next(b for b in build.binaries if b.platform == image.platform)
+    provenance = metadata["provenance.json"].path.read_bytes()
+    sbom_file = metadata[binary.name + ".spdx.json"].path
+    try:
+        sbom, statement = json.loads(sbom_file.read_bytes()), json.loads(provenance)
+    except ValueError as exc:
+        raise PublishError(f"{build.path}: an SBOM or provenance.json is not JSON: {exc}") from exc
+    predicate = statement.get("predicateType") if isinstance(statement, dict) else None
+    statements = (
+        (provenance, str(predicate or "")),
+        (
+            _canonical(
+                {
+                    "_type": STATEMENT_TYPE,
+                    "subject": [{"name": binary.name, "digest": {"sha256": binary.sha256}}],
+                    "predicateType": SPDX_PREDICATE,
+                    "predicate": sbom,
+                }
+            ),
+            SPDX_PREDICATE,
+        ),
+    )
+    layers = tuple(Blob(IN_TOTO, data) for data, _ in statements)
+    config = Blob(
+        OCI_CONFIG,
+        _canonical(
+            {
+                "architecture": "unknown",
+                "os": "unknown",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+            }
+        ),
+    )
+    manifest = Blob(
+        OCI_MANIFEST,
+        _canonical(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": config.descriptor(),
+                "layers": [
+                    layer.descriptor(annotations={"in-toto.io/predicate-type": predicate})
+                    for layer, (_, predicate) in zip(layers, statements, strict=True)
+                ],
+            }
+        ),
+    )
+    return Attestation(image.platform, layers, config, manifest, image.manifest.digest)
 
 
 def _platform_of(platform: str) -> dict[str, str]:
@@ -411,6 +496,18 @@ class OciTarget:
                 actions.append(Action("skip", label, self.name, reason="already there"))
             else:
                 actions.append(Action("upload", label, self.name, len(image.manifest.data)))
+        for item in images.attestations:
+            for blob in (*item.layers, item.config):
+                label = f"{item.platform} attestation blob {blob.digest[:19]}"
+                if self._has_blob(blob.digest):
+                    actions.append(Action("skip", label, self.name, reason="blob already there"))
+                else:
+                    actions.append(Action("upload", label, self.name, len(blob.data)))
+            label = f"{item.platform} attestation {item.manifest.digest[:19]}"
+            if self._has_manifest(item.manifest.digest):
+                actions.append(Action("skip", label, self.name, reason="already there"))
+            else:
+                actions.append(Action("upload", label, self.name, len(item.manifest.data)))
         actions.append(Action("upload", f"index {ref}", self.name, len(images.index.data)))
         return actions
 
@@ -428,6 +525,9 @@ class OciTarget:
         steps: list[tuple[Blob, str]] = []
         for image in images.images:
             steps += [(image.layer, "blob"), (image.config, "blob"), (image.manifest, "manifest")]
+        for item in images.attestations:
+            steps += [(blob, "blob") for blob in (*item.layers, item.config)]
+            steps.append((item.manifest, "manifest"))
         steps.append((images.index, "tag"))
         for action, (blob, kind) in zip(actions, steps, strict=True):
             say(action.describe())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -33,8 +34,9 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
     assert f"published to {published}" in real_build.build_stdout
     assert "==> publish to dir:" in real_build.build_stdout
     names = sorted(p.name for p in published.iterdir())
-    assert names == ["SHA256SUMS", "kubeadm-linux-amd64", "kubeadm-linux-arm64",
-                     "kubeadm-windows-amd64.exe", "manifest.json", "patch.diff"]
+    binaries = ["kubeadm-linux-amd64", "kubeadm-linux-arm64", "kubeadm-windows-amd64.exe"]
+    assert names == sorted(["SHA256SUMS", *binaries, *(f"{b}.spdx.json" for b in binaries),
+                            "manifest.json", "patch.diff", "provenance.json"])
     for name in names:  # fetched back: byte for byte the build's files
         assert (published / name).read_bytes() == (real_build.path / name).read_bytes()
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=published, check=True)
@@ -45,6 +47,34 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
     assert again.returncode == 0, again.stderr
     assert "nothing to publish" in again.stdout
     assert snapshot(real_build.share) == before
+
+
+def test_the_build_carries_its_provenance_and_sboms(real_build: RealBuild) -> None:
+    manifest = json.loads((real_build.path / "manifest.json").read_bytes())
+    sums = real_build.sums()
+    statement = json.loads((real_build.path / "provenance.json").read_bytes())
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert {(s["name"], s["digest"]["sha256"]) for s in statement["subject"]} == set(sums.items())
+    definition = statement["predicate"]["buildDefinition"]
+    deps = {d["name"]: d for d in definition["resolvedDependencies"]}
+    assert deps["kubernetes source"]["digest"] == {"gitCommit": manifest["kubernetes"]["commit"]}
+    assert deps["patch.diff"]["digest"] == {"sha256": manifest["patch"]["diff_sha256"]}
+    assert deps["builder image"]["annotations"]["image_id"] == manifest["image"]["id"]
+    assert definition["internalParameters"]["make"]["argv"][:3] == ["make", "all",
+                                                                    "WHAT=cmd/kubeadm"]
+    assert definition["externalParameters"] == manifest["inputs"]
+    byproduct = statement["predicate"]["runDetails"]["byproducts"][0]
+    assert byproduct["digest"]["sha256"] == hashlib.sha256(
+        (real_build.path / "verify.json").read_bytes()).hexdigest()
+    assert byproduct["annotations"]["passed"] is True
+    for entry in manifest["attestations"]["sbom"]:
+        doc = json.loads((real_build.path / entry["file"]).read_bytes())
+        packages = {p["name"]: p for p in doc["packages"]}
+        binary = entry["file"].removesuffix(".spdx.json")
+        assert packages[binary]["checksums"][0]["checksumValue"] == sums[binary]
+        # what the binary records, read by the Go that built it
+        assert packages["stdlib"]["versionInfo"] == "go" + manifest["go"]["version"]
+        assert "go version -m" in doc["creationInfo"]["comment"]
 
 
 def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registry: LocalRegistry,
@@ -59,6 +89,17 @@ def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registr
     sums = real_build.sums()
     images = registry.fetch_image_files("longcert/kubeadm", tag)
     assert sorted(images) == sorted(PLATFORMS)
+    attestations = registry.fetch_attestations("longcert/kubeadm", tag)
+    assert sorted(attestations) == sorted(PLATFORMS)
+    provenance = json.loads((real_build.path / "provenance.json").read_bytes())
+    for platform, (slsa, spdx) in attestations.items():
+        assert slsa == provenance
+        name = f"kubeadm-{platform.replace('/', '-')}" + (
+            ".exe" if platform.startswith("windows/") else "")
+        assert spdx["predicateType"] == "https://spdx.dev/Document"
+        assert spdx["subject"] == [{"name": name, "digest": {"sha256": sums[name]}}]
+        assert spdx["predicate"] == json.loads(
+            (real_build.path / f"{name}.spdx.json").read_bytes())
     for platform, image in images.items():
         exe = ".exe" if platform.startswith("windows/") else ""
         assert image["files"][f"kubeadm{exe}"] == sums[

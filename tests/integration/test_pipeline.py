@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -290,3 +292,24 @@ def test_pinned_and_multi_platform_builds_have_their_own_ids() -> None:
     assert build_id("v1.33.7", 10, 10, pinned=True) == "kubeadm-v1.33.7-leaf10y-ca10y-pinned"
     assert build_id("v1.33.7", 10, 10, platforms=("linux/arm64", "linux/amd64")) == (
         "kubeadm-v1.33.7-leaf10y-ca10y-linux-amd64.linux-arm64")
+
+
+def test_builds_from_nothing_are_reproducible(cli: Cli, standin_repo: Path, tmp_path: Path,
+                                              engine: docker.DockerClient) -> None:
+    """Two --no-cache builds (each with fresh Go cache volumes, removed afterwards) of the same
+    tag and options give byte-identical binaries, SBOMs and patch diff."""
+    args = ("build", "--version", "v1.28.7", "--years", "8", "--repo", str(standin_repo),
+            "--no-cache")
+    outputs = []
+    for run in ("first", "second"):
+        builds = tmp_path / run
+        result = cli(*args, env={"LONGCERT_BUILDS_DIR": str(builds)})
+        assert result.returncode == 0, result.stderr
+        assert re.search(r"Go caches longcert-fresh-\S+-build, \S+ \(this build\)", result.stdout)
+        out = builds / build_id("v1.28.7", 8, 10)
+        outputs.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(out.iterdir())
+                        if p.name.startswith("kubeadm-") or p.name in ("SHA256SUMS", "patch.diff")})
+    assert outputs[0] == outputs[1]
+    assert "kubeadm-linux-amd64.spdx.json" in outputs[0]
+    assert not [v.name for v in engine.volumes.list() if v.name.startswith("longcert-fresh-")]

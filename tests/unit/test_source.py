@@ -26,7 +26,8 @@ def remote(tmp_path: Path) -> Path:
 
 
 def test_checkout_is_shallow_and_exact(remote: Path, tmp_path: Path) -> None:
-    tree = source.checkout(str(remote), KubeVersion.parse("v1.9.4"), tmp_path / "cache")
+    tree = source.checkout(str(remote), KubeVersion.parse("v1.9.4"), tmp_path / "cache",
+                           reuse=False)
     assert (tree.path / "VERSION").read_text() == "v1.9.4\n"
     assert not (tree.path / "history-v1.10.0").exists()
     assert tree.remote == remote.resolve().as_uri()

@@ -1,4 +1,4 @@
-"""What the benchmarks share: a stand-in repository and a fresh, removed-after cache volume."""
+"""What the benchmarks share: a stand-in repository and fresh, removed-after cache volumes."""
 
 from __future__ import annotations
 
@@ -14,15 +14,23 @@ from tests.fixtures import standin
 
 
 @contextmanager
+def fresh_volumes(count: int) -> Iterator[list[str]]:
+    """``count`` unused volume names (a build starts with empty Go caches); removed after."""
+    names = [f"longcert-bench-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    try:
+        yield names
+    finally:
+        client = docker.from_env()
+        for name in names:
+            for found in client.volumes.list(filters={"name": name}):
+                found.remove(force=True)
+
+
+@contextmanager
 def standin_with_volume(tag: str) -> Iterator[tuple[Path, Path, str]]:
     """(scratch directory, stand-in repository holding ``tag``, an unused build-cache volume
     name); the volume is removed afterwards."""
-    volume = f"longcert-bench-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as name:
+    with tempfile.TemporaryDirectory() as name, fresh_volumes(1) as (volume,):
         tmp = Path(name)
         repo = standin.make_standin_repo(tmp / "k8s", [tag])
-        try:
-            yield tmp, repo, volume
-        finally:
-            for found in docker.from_env().volumes.list(filters={"name": volume}):
-                found.remove(force=True)
+        yield tmp, repo, volume

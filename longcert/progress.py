@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class Reporter:
@@ -64,7 +64,7 @@ class Reporter:
         self._run_started = time.monotonic()
         self._last_end = self._between = 0.0
 
-    def end_run(self) -> dict[str, object]:
+    def end_run(self) -> dict[str, Any]:
         """The run's timings, every second of it in one entry: prepare (settings, sweep,
         engine, image, an existing build), each stage, the time between stages, and cleanup
         after the last stage; printed in one line and returned for a JSON record."""

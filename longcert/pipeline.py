@@ -345,6 +345,9 @@ def _run(
                 how = report.executed_with or f"header {report.header}"
                 reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
                 reports.append(report)
+            if not all(report.passed for report in reports):
+                kept = _keep_failure_evidence(settings, name, patch.diff, reports)
+                reporter.step(f"kept {', '.join(str(path) for path in kept)} for a look")
             verify.require_pass(tuple(reports))
         result = PipelineResult(release, tree, patch, built, tuple(reports))
         if not _wants(until, "package"):
@@ -369,6 +372,23 @@ def _run(
     finally:
         if tree is not None and not settings.keep_worktree:
             source.remove_worktree(tree)
+
+
+def _keep_failure_evidence(
+    settings: Settings, name: str, diff: str, reports: list[verify.VerifyReport]
+) -> tuple[Path, Path]:
+    """A build that fails verification writes no build directory; its verify.json and
+    patch.diff are kept beside its log (where the release workflow's failure upload finds
+    them)."""
+    log = log_path(settings, name)
+    verify_json = log.with_suffix(".verify.json")
+    patch_diff = log.with_suffix(".patch.diff")
+    document = {"passed": False, "platforms": [report.to_dict() for report in reports]}
+    for path, text in ((verify_json, json.dumps(document, indent=2) + "\n"), (patch_diff, diff)):
+        temp = path.with_name(runs.tagged(f".{path.name}.") + secrets.token_hex(3))
+        temp.write_text(text)
+        os.replace(temp, path)
+    return verify_json, patch_diff
 
 
 def _limits(settings: Settings) -> container.Limits:

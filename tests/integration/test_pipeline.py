@@ -167,12 +167,19 @@ def test_patch_set_that_misses_a_site_fails_verification(cli: Cli, standin_repo:
     bundled = yaml.safe_load((ROOT / "patches/e3-certificate-validity.yaml").read_text())
     bundled["edits"] = [e for e in bundled["edits"] if e["governs"] == "ca"]  # leaf site missed
     (patches / "broken.yaml").write_text(yaml.safe_dump(bundled))
-    result = cli("build", "--version", tag, "--years", "10", "--repo", str(standin_repo),
-                 "--patches-dir", str(patches), *go_flags(standin_repo, tag))
+    result = cli("build", "--version", tag, "--years", "10", "--ca-years", "20",
+                 "--repo", str(standin_repo), "--patches-dir", str(patches),
+                 *go_flags(standin_repo, tag))
     assert result.returncode == 8, result.stderr
     assert "pki/apiserver.crt: valid 365.0 days, expected 3650" in result.stderr
     assert "admin.conf: valid 365.0 days" in result.stderr
     assert not (tmp_path / "builds").exists()
+    # what failed is kept beside the log, for a look (and the workflow's failure upload)
+    kept = re.search(r"kept (\S+\.verify\.json), (\S+\.patch\.diff) for a look", result.stdout)
+    assert kept is not None, result.stdout
+    report = json.loads(Path(kept.group(1)).read_text())
+    assert report["passed"] is False
+    assert "client-go/util/cert/cert.go" in Path(kept.group(2)).read_text()  # the CA edit
 
 
 def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,

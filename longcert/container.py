@@ -344,6 +344,14 @@ class BuildContainer:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """Remove the container now, from any thread: a command running in it ends (its
+        ``run`` raises EngineError); the with-block's exit still cleans up as usual."""
+        box = self._container
+        if box is not None:
+            with contextlib.suppress(docker.errors.DockerException):
+                box.remove(force=True, v=False)
+
     @property
     def tail(self) -> list[str]:
         """The last lines any command printed (for error messages)."""

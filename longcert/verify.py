@@ -9,11 +9,13 @@ The binary runs in the builder container with no network and a scratch directory
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -502,7 +504,10 @@ def verify_binary(
     """Check ``binary``: run it (natively or under qemu) to make the PKI, kubeconfigs and a
     renewal, and check every certificate; darwin/windows get a header check only.
 
-    ``version`` None means: use what the binary reports.
+    ``version`` None means: use what the binary reports. The scenarios (:func:`scenarios`) are
+    independent and run at once where the cores allow (:func:`scenario_workers`), each in its
+    own container and directory; the report, the log and ``on_line`` get them in order, and
+    the report (errors included) is the one running them one after the other gives.
     """
     platform, header = binary_platform(binary.read_bytes()[:4096])
     if not platform:
@@ -513,36 +518,37 @@ def verify_binary(
     prefix, extra_mounts, executed_with = _executor(platform)
     client = container.connect()
     with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-verify-")) as scratch:
-        kube_dir, config_dir, bin_dir = (Path(scratch) / d for d in ("kubernetes", "config", "bin"))
-        for directory in (kube_dir, config_dir, bin_dir):
-            directory.mkdir()
+        root = Path(scratch)
+        bin_dir = root / "bin"
+        bin_dir.mkdir()
         shutil.copyfile(binary, bin_dir / "kubeadm")
         (bin_dir / "kubeadm").chmod(0o755)
-        mounts = [
-            container.BindMount(KUBERNETES_DIR, str(kube_dir)),
-            container.BindMount(CONFIG_MOUNT, str(config_dir), read_only=True),
-            container.BindMount(BIN_MOUNT, str(bin_dir), read_only=True),
-            *extra_mounts,
-        ]
         labels = {"org.longcert.purpose": "verify", "org.longcert.platform": platform}
         user = f"{os.getuid()}:{os.getgid()}"
+
+        def open_box(index: int, log: Path | None) -> tuple[container.BuildContainer, _Dirs]:
+            """A container with scenario ``index``'s own /etc/kubernetes and config."""
+            dirs = _Dirs(root / f"kubernetes-{index}", root / f"config-{index}")
+            dirs.kube.mkdir()
+            dirs.config.mkdir()
+            mounts = [
+                container.BindMount(KUBERNETES_DIR, str(dirs.kube)),
+                container.BindMount(CONFIG_MOUNT, str(dirs.config), read_only=True),
+                container.BindMount(BIN_MOUNT, str(bin_dir), read_only=True),
+                *extra_mounts,
+            ]
+            box = container.BuildContainer(
+                client, image, mounts=mounts, labels=labels, log_path=log, limits=limits,
+                user=user,
+            )
+            return box, dirs
+
         problems: list[str] = []
-        with container.BuildContainer(
-            client, image, mounts=mounts, labels=labels, log_path=log_path, limits=limits,
-            user=user,
-        ) as box:
-
-            def run(argv: list[str], what: str) -> str | None:
-                """Output of a successful command; None (and a problem noted) on failure."""
-                code, output = box.capture([*prefix, *argv], user=user, on_line=on_line)
-                if code == 0:
-                    return output or "(no output)"
-                last = output.strip().splitlines()[-1:] or ["(no output)"]
-                problems.append(f"`kubeadm {what}` failed (exit {code}): {last[0]}")
-                return None
-
-            output = run([f"{BIN_MOUNT}/kubeadm", "version", "-o", "json"], "version") or ""
-            reported = reported_version(output)
+        main, main_dirs = open_box(0, log_path)
+        with main as box:
+            run = _Runner(box, prefix, user, on_line)
+            output = run([f"{BIN_MOUNT}/kubeadm", "version", "-o", "json"], "version", problems)
+            reported = reported_version(output or "")
             if version is None:
                 try:
                     version = KubeVersion.parse(reported)
@@ -558,6 +564,7 @@ def verify_binary(
                 printed = run(
                     [f"{BIN_MOUNT}/kubeadm", "config", "print", "init-defaults"],
                     "config print init-defaults",
+                    problems,
                 )
                 asked = api_from_defaults(printed or "")
                 if asked:
@@ -565,29 +572,22 @@ def verify_binary(
                 elif printed is not None:
                     problems.append("`kubeadm config print init-defaults` printed no "
                                     "InitConfiguration with a kubeadm.k8s.io apiVersion")
-            checks: list[CertCheck] = []
-            missing: list[str] = []
-            for scenario in scenarios(version, leaf_years, ca_years, pinned):
-                for old in kube_dir.iterdir():
-                    shutil.rmtree(old) if old.is_dir() else old.unlink()
-                (config_dir / "kubeadm.yaml").write_text(
-                    kubeadm_config(version, stored_periods=scenario.stored_periods, api=api)
+            plan = scenarios(version, leaf_years, ca_years, pinned)
+            known = version
+            workers = scenario_workers(len(plan))
+            if workers <= 1:  # one after the other, in this container, as always
+                results: list[ScenarioResult] = []
+                for scenario in plan:
+                    results.append(_run_scenario(
+                        run, main_dirs, known, api, scenario,
+                        renew_allowed=not problems and not any(r.problems() for r in results),
+                    ))
+            else:
+                results = _parallel_scenarios(
+                    plan, workers, run, main_dirs, open_box, root, log_path, on_line,
+                    known, api, renew_allowed=not problems, prefix=prefix, user=user,
                 )
-                config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
-                for argv in generate_commands(version, config_path):
-                    run(argv, " ".join(argv[1:5]))
-                made, absent = check_directory(
-                    kube_dir, version, scenario.leaf_years, scenario.ca_years
-                )
-                made = [replace(c, stage=scenario.name) for c in made]
-                missing += absent
-                checks += made
-                renew = renew_command(version, config_path)
-                if renew and not problems and not absent and run(renew, "certs renew all"):
-                    renewed = renewal_checks(
-                        kube_dir, version, scenario.leaf_years, scenario.ca_years, made, problems
-                    )
-                    checks += [replace(c, stage=f"{scenario.name}-renew") for c in renewed]
+    checks, problems, missing = merge_scenarios(problems, results)
     return VerifyReport(
         version.tag,
         platform,
@@ -601,6 +601,183 @@ def verify_binary(
         api,
         api_source,
     )
+
+
+def scenario_workers(count: int) -> int:
+    """How many scenarios run at once: one per core, at most one per scenario."""
+    return max(1, min(count, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class _Dirs:
+    """A scenario's host directories: /etc/kubernetes and the config."""
+
+    kube: Path
+    config: Path
+
+
+class _Runner:
+    """Runs kubeadm commands in one container: the output of a successful command, or None
+    and a problem noted in the list given."""
+
+    def __init__(
+        self,
+        box: container.BuildContainer,
+        prefix: list[str],
+        user: str,
+        on_line: LineFn | None,
+    ) -> None:
+        self.box, self.prefix, self.user, self.on_line = box, prefix, user, on_line
+
+    def __call__(self, argv: list[str], what: str, problems: list[str]) -> str | None:
+        code, output = self.box.capture(
+            [*self.prefix, *argv], user=self.user, on_line=self.on_line
+        )
+        if code == 0:
+            return output or "(no output)"
+        last = output.strip().splitlines()[-1:] or ["(no output)"]
+        problems.append(f"`kubeadm {what}` failed (exit {code}): {last[0]}")
+        return None
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """What one scenario found: its checks and problems before the renewal, and the renewal's
+    (``renewed`` None when it did not run)."""
+
+    name: str
+    made: tuple[CertCheck, ...]
+    absent: tuple[str, ...]
+    made_problems: tuple[str, ...]
+    renewed: tuple[CertCheck, ...] | None = None
+    renew_problems: tuple[str, ...] = ()
+
+    def problems(self) -> tuple[str, ...]:
+        return self.made_problems + self.renew_problems
+
+
+def _run_scenario(
+    run: _Runner,
+    dirs: _Dirs,
+    version: KubeVersion,
+    api: str,
+    scenario: Scenario,
+    *,
+    renew_allowed: bool,
+) -> ScenarioResult:
+    """Generate everything with the scenario's config, check it, then (when nothing failed
+    so far and ``renew_allowed``) renew all and check what was re-issued."""
+    for old in dirs.kube.iterdir():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    (dirs.config / "kubeadm.yaml").write_text(
+        kubeadm_config(version, stored_periods=scenario.stored_periods, api=api)
+    )
+    config_path = f"{CONFIG_MOUNT}/kubeadm.yaml"
+    problems: list[str] = []
+    for argv in generate_commands(version, config_path):
+        run(argv, " ".join(argv[1:5]), problems)
+    made, absent = check_directory(dirs.kube, version, scenario.leaf_years, scenario.ca_years)
+    made = [replace(c, stage=scenario.name) for c in made]
+    result = ScenarioResult(scenario.name, tuple(made), tuple(absent), tuple(problems))
+    renew = renew_command(version, config_path)
+    if not (renew and renew_allowed and not problems and not absent):
+        return result
+    renew_problems: list[str] = []
+    if not run(renew, "certs renew all", renew_problems):
+        return replace(result, renew_problems=tuple(renew_problems))
+    renewed = renewal_checks(
+        dirs.kube, version, scenario.leaf_years, scenario.ca_years, made, renew_problems
+    )
+    return replace(
+        result,
+        renewed=tuple(replace(c, stage=f"{scenario.name}-renew") for c in renewed),
+        renew_problems=tuple(renew_problems),
+    )
+
+
+def merge_scenarios(
+    problems: list[str], results: list[ScenarioResult]
+) -> tuple[list[CertCheck], list[str], list[str]]:
+    """(checks, problems, missing files) of the scenarios in order, as running them one after
+    the other gives: a scenario renews only when nothing failed before it (``problems``: what
+    the version checks found). A renewal run at the same time as an earlier scenario that
+    then failed is left out, as if it never ran."""
+    checks: list[CertCheck] = []
+    problems = list(problems)
+    missing: list[str] = []
+    for result in results:
+        problems += result.made_problems
+        checks += result.made
+        missing += result.absent
+        ran = result.renewed is not None or bool(result.renew_problems)
+        if ran and not problems:
+            problems += result.renew_problems
+            checks += result.renewed or ()
+    return checks, problems, missing
+
+
+def _parallel_scenarios(
+    plan: list[Scenario],
+    workers: int,
+    run: _Runner,
+    main_dirs: _Dirs,
+    open_box: Callable[[int, Path | None], tuple[container.BuildContainer, _Dirs]],
+    root: Path,
+    log_path: Path | None,
+    on_line: LineFn | None,
+    version: KubeVersion,
+    api: str,
+    *,
+    renew_allowed: bool,
+    prefix: list[str],
+    user: str,
+) -> list[ScenarioResult]:
+    """Scenario 0 in the open container ``run`` uses, the others each in a new one, on a pool
+    of ``workers`` threads. Their output reaches the log and ``on_line`` in scenario order;
+    the first scenario (in order) that raised raises here. Ctrl-C or SIGTERM here removes
+    every container at once (what runs in them ends) before the error goes on."""
+    boxes: list[container.BuildContainer] = [run.box]
+    lines: list[list[str]] = [[] for _ in plan]
+    logs = [None] + [root / f"verify-{i}.log" if log_path else None for i in range(1, len(plan))]
+    stopping = threading.Event()
+
+    def task(index: int) -> ScenarioResult:
+        scenario = plan[index]
+        if index == 0:
+            main = _Runner(run.box, prefix, user, lines[0].append)
+            return _run_scenario(main, main_dirs, version, api, scenario,
+                                 renew_allowed=renew_allowed)
+        box, dirs = open_box(index, logs[index])
+        with box:
+            boxes.append(box)
+            if stopping.is_set():
+                raise VerifyError("verification stopped")
+            own = _Runner(box, prefix, user, lines[index].append)
+            return _run_scenario(own, dirs, version, api, scenario, renew_allowed=renew_allowed)
+
+    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="longcert-verify")
+    futures = []
+    try:
+        futures = [pool.submit(task, index) for index in range(len(plan))]
+        results = [future.result() for future in futures]
+    except BaseException:
+        stopping.set()
+        for future in futures:
+            future.cancel()
+        for box in list(boxes):
+            box.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    for index in range(len(plan)):
+        log = logs[index]
+        if log_path is not None and log is not None and log.is_file():
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(log.read_text(encoding="utf-8"))
+        if on_line is not None:
+            for line in lines[index]:
+                on_line(line)
+    return results
 
 
 @dataclass(frozen=True)

@@ -85,8 +85,9 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str, cli: C
     assert result.returncode == 0, result.stderr
     out = tmp_path / "builds" / build_id(tag, years, ca_years)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["SHA256SUMS", "build.log", "kubeadm-linux-amd64", "manifest.json",
-                     "patch.diff", "verify.json"]
+    assert names == ["SHA256SUMS", "build.log", "kubeadm-linux-amd64",
+                     "kubeadm-linux-amd64.spdx.json", "manifest.json", "patch.diff",
+                     "provenance.json", "verify.json"]
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kubernetes"]["tag"] == tag

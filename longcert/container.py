@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+import requests.exceptions
 from docker.types import Mount
 
 from longcert import runs
@@ -106,17 +107,26 @@ class BindMount:
         )
 
 
+# One client per engine address for the process: docker.from_env asks the engine for its API
+# version each time, and a run connects in several stages (and verification threads).
+_clients: dict[tuple[str, ...], docker.DockerClient] = {}
+
+
 def connect() -> docker.DockerClient:
     """A client whose engine answered a ping, or EngineError saying how to start one."""
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    key = tuple(os.environ.get(name, "") for name in (
+        "DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONFIG"))
     try:
-        client = docker.from_env(timeout=600)
+        client = _clients.get(key) or docker.from_env(timeout=600)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        _clients.pop(key, None)
         raise EngineError(
             f"no Docker engine answers at {where}",
             "start dockerd (or Docker Desktop) or point DOCKER_HOST at a running engine",
         ) from exc
+    _clients[key] = client
     return client
 
 

@@ -119,6 +119,71 @@ def stock(engine: docker.DockerClient, registry: local_registry.LocalRegistry) -
         stock_image.remove(engine, image.id)
 
 
+class EraBuilds:
+    """``era_build(tag, years=10, ca_years=10, image="auto") -> Path``: the ``builds/<id>``
+    directory of ``invoke build --version TAG --years YEARS --ca-years CA_YEARS`` on the stand-in
+    repo, made at most once per session and shared by every test that asks for the same
+    arguments (test_build_every_era, the kit, ca and renew-check tests). ``image="stock"`` builds
+    with the stock-shaped golang image from the local registry through --registry-mirror;
+    ``"auto"`` with nothing but --go-version auto. Treat the directory as read-only: copy it
+    (``shutil.copytree``) before writing into it. ``stdout(path)`` is what the build printed."""
+
+    def __init__(self, root: Path, standin_repo: Path, shared_cache: Path) -> None:
+        self._root = root
+        self._standin_repo = standin_repo
+        self._shared_cache = shared_cache
+        self._made: dict[tuple[str, int, int, str], subprocess.CompletedProcess[str]] = {}
+        self._stdout: dict[Path, str] = {}
+        self.request: pytest.FixtureRequest | None = None  # the asking test's, for `stock`
+
+    def __call__(self, tag: str, years: int = 10, ca_years: int = 10,
+                 image: str = "auto") -> Path:
+        if image not in ("auto", "stock"):
+            raise ValueError(f"image must be 'auto' or 'stock', not {image!r}")
+        key = (tag, years, ca_years, image)
+        workdir = self._root / f"{tag}-{years}-{ca_years}-{image}"
+        out = workdir / "builds" / build_id(tag, years, ca_years)
+        if key not in self._made:
+            flags: list[str] = []
+            if image == "stock":
+                assert self.request is not None
+                mirror, template = self.request.getfixturevalue("stock").split("/", 1)
+                # the stock image carries TEST_GO; a tree asking for another Go is built with it
+                flags = ["--image", template, "--registry-mirror", mirror,
+                         *go_flags(self._standin_repo, tag)]
+            workdir.mkdir(parents=True, exist_ok=True)
+            result = run_invoke(
+                "build", "--version", tag, "--years", str(years), "--ca-years", str(ca_years),
+                "--repo", str(self._standin_repo), *flags, cwd=workdir, timeout=1800,
+                env={"LONGCERT_CACHE_DIR": str(self._shared_cache),
+                     "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
+            print(result.stdout[-4000:], result.stderr[-4000:])
+            self._made[key] = result
+            self._stdout[out] = result.stdout
+        result = self._made[key]
+        if result.returncode != 0:
+            pytest.fail(f"era_build{key} failed ({result.returncode}): {result.stderr[-2000:]}")
+        return out
+
+    def stdout(self, path: Path) -> str:
+        """What ``invoke build`` printed when it made ``path``."""
+        return self._stdout[path]
+
+
+@pytest.fixture(scope="session")
+def _era_builds(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerClient,
+                standin_repo: Path, shared_cache: Path) -> EraBuilds:
+    return EraBuilds(tmp_path_factory.mktemp("era-builds"), standin_repo, shared_cache)
+
+
+@pytest.fixture
+def era_build(_era_builds: EraBuilds, request: pytest.FixtureRequest) -> EraBuilds:
+    """The session's memoizing builder of stand-in builds (see EraBuilds): same arguments, same
+    build directory, made once."""
+    _era_builds.request = request
+    return _era_builds
+
+
 @dataclass(frozen=True)
 class RealBuild:
     path: Path  # builds/<id>

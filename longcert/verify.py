@@ -893,3 +893,39 @@ def check_file(
         Path(json_path).write_text(report.to_json())
     require_pass(report)
     return report
+
+
+def list_images(binary: Path, config: str, *, image: str = DEFAULT_VERIFY_IMAGE) -> list[str]:
+    """`kubeadm config images list --config CONFIG` run with ``binary`` (linux/amd64, v1.11+)
+    in a network-less container: the images a cluster made from ``config`` pulls, one per line.
+    ``--config`` rather than ``--image-repository``: every version with the command reads it
+    (the flag came later), and the config pins kubernetesVersion so nothing is looked up."""
+    client = container.connect()
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-images-")) as scratch:
+        root = Path(scratch)
+        (root / "bin").mkdir()
+        (root / "config").mkdir()
+        shutil.copyfile(binary, root / "bin" / "kubeadm")
+        (root / "bin" / "kubeadm").chmod(0o755)
+        (root / "config" / "kubeadm.yaml").write_text(config)
+        user = f"{os.getuid()}:{os.getgid()}"
+        mounts = [
+            container.BindMount(BIN_MOUNT, str(root / "bin"), read_only=True),
+            container.BindMount(CONFIG_MOUNT, str(root / "config"), read_only=True),
+        ]
+        labels = {"org.longcert.purpose": "images", "org.longcert.platform": NATIVE_PLATFORM}
+        with container.BuildContainer(client, image, mounts=mounts, labels=labels,
+                                      user=user) as box:
+            code, output = box.capture(
+                [f"{BIN_MOUNT}/kubeadm", "config", "images", "list",
+                 "--config", f"{CONFIG_MOUNT}/kubeadm.yaml"],
+                user=user,
+            )
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if code != 0:
+        raise VerifyError(
+            f"`kubeadm config images list` failed (exit {code}): "
+            f"{(lines or ['(no output)'])[-1]}"
+        )
+    # kubeadm may print warnings before the list; an image reference has a ':' tag or '@'.
+    return [line for line in lines if re.fullmatch(r"[a-z0-9][^\s]*[:@][^\s]+", line)]

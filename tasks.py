@@ -409,6 +409,8 @@ def compile_(
         "json": "also write the report as JSON to this path",
         "pin_validity": "v1.31+: expect a --pin-validity build (a config storing 8760h must "
         "not shorten the certificates); default: expect upstream's behaviour",
+        "ca_dir": "a CA directory of your own (`invoke ca`): kubeadm must sign every leaf and "
+        "kubeconfig with these CAs and leave them as they are",
         "debug": SETTING_HELP["debug"],
     },
 )
@@ -422,6 +424,7 @@ def verify(
     image: str | None = None,
     json: str | None = None,
     pin_validity: bool = False,
+    ca_dir: str | None = None,
     debug: bool = False,
 ) -> None:
     """Check any kubeadm binary: run it, generate every certificate, print a table, fail closed."""
@@ -429,6 +432,13 @@ def verify(
     from longcert import verify as verify_mod
 
     conf = _settings(years=years, ca_years=ca_years)
+    if ca_dir:
+        from longcert import ca as ca_mod
+
+        with runs.registered(conf.cache_dir):
+            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=image,
+                                  json_path=json, pinned=pin_validity)
+        return
     with runs.registered(conf.cache_dir):
         verify_mod.check_file(
             binary,
@@ -439,6 +449,74 @@ def verify(
             json_path=json,
             pinned=pin_validity,
         )
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "years": "validity of the CAs in 365-day years, 1-292 (e.g. 100)",
+        "out": "a new (or empty) directory to write them into, laid out as kubeadm's "
+        "certificatesDir: copy it to /etc/kubernetes/pki before `kubeadm init`",
+        "algorithm": "rsa (RSA-2048, default) or ecdsa (ECDSA P-256; kubeadm v1.31+)",
+        "version": "the Kubernetes release the CAs are for: refuses what its kubeadm cannot use",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def ca(
+    c: Context,
+    years: str | None = None,
+    out: str | None = None,
+    algorithm: str | None = None,
+    version: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Make a long-lived CA of your own: ca, front-proxy-ca, etcd/ca and sa keys, in kubeadm's
+    pki layout (keys 0600, never printed)."""
+    from longcert import ca as ca_mod
+    from longcert.progress import Reporter
+
+    made = ca_mod.make(years, out, algorithm, version)
+    Reporter().summary(
+        f"wrote {len(made)} CAs and sa.key/sa.pub to {out} (keys mode 0600)",
+        [[m.file, m.subject, m.algorithm, m.not_after, m.sha256[:16]] for m in made],
+        ["file", "subject", "key", "not after", "sha256 (DER)"],
+    )
+
+
+@task(
+    auto_shortflags=False,
+    name="renew-check",
+    help={
+        "binary": "the patched kubeadm (linux) to renew with",
+        "etc": "a copy of a control-plane node's /etc/kubernetes (only read, never written)",
+        "years": "the leaf validity the renewed certificates must have (default: the "
+        "manifest.json of the build the binary is in)",
+        "config": "the cluster's kubeadm configuration (`kubeadm config view`, or the "
+        "kubeadm-config ConfigMap's ClusterConfiguration); default: read from the certificates",
+        "image": "image to run the binary in (default longcert/debian-base:bookworm)",
+        "json": "also write the before/after report as JSON to this path",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def renew_check(
+    c: Context,
+    binary: str | None = None,
+    etc: str | None = None,
+    years: str | None = None,
+    config: str | None = None,
+    image: str | None = None,
+    json: str | None = None,
+    debug: bool = False,
+) -> None:
+    """Dry-run the version's certificate renewal on a copy of a cluster's /etc/kubernetes in a
+    network-less container; print every certificate before and after, fail on any that would
+    end up shorter than asked, unsigned by its CA, or broken."""
+    from longcert import renewcheck, runs
+
+    with runs.registered(_settings().cache_dir):
+        renewcheck.check(binary, etc, years, config=config, image=image, json_path=json)
 
 
 @task(

@@ -500,6 +500,7 @@ def verify_binary(
     log_path: Path | None = None,
     on_line: LineFn | None = None,
     limits: container.Limits | None = None,
+    seed_pki: Path | None = None,
 ) -> VerifyReport:
     """Check ``binary``: run it (natively or under qemu) to make the PKI, kubeconfigs and a
     renewal, and check every certificate; darwin/windows get a header check only.
@@ -508,6 +509,7 @@ def verify_binary(
     independent and run at once where the cores allow (:func:`scenario_workers`), each in its
     own container and directory; the report, the log and ``on_line`` get them in order, and
     the report (errors included) is the one running them one after the other gives.
+    ``seed_pki``: a certificatesDir (CAs of your own) copied into each scenario's pki/ first.
     """
     platform, header = binary_platform(binary.read_bytes()[:4096])
     if not platform:
@@ -572,7 +574,8 @@ def verify_binary(
                 elif printed is not None:
                     problems.append("`kubeadm config print init-defaults` printed no "
                                     "InitConfiguration with a kubeadm.k8s.io apiVersion")
-            plan = scenarios(version, leaf_years, ca_years, pinned)
+            plan = [replace(s, seed_pki=seed_pki)
+                    for s in scenarios(version, leaf_years, ca_years, pinned)]
             known = version
             workers = scenario_workers(len(plan))
             if workers <= 1:  # one after the other, in this container, as always
@@ -669,6 +672,9 @@ def _run_scenario(
     so far and ``renew_allowed``) renew all and check what was re-issued."""
     for old in dirs.kube.iterdir():
         shutil.rmtree(old) if old.is_dir() else old.unlink()
+    if scenario.seed_pki is not None:
+        # kubeadm reuses CAs it finds in its certificatesDir (phases/certs/certs.go).
+        shutil.copytree(scenario.seed_pki, dirs.kube / "pki", symlinks=False)
     (dirs.config / "kubeadm.yaml").write_text(
         kubeadm_config(version, stored_periods=scenario.stored_periods, api=api)
     )
@@ -788,6 +794,8 @@ class Scenario:
     stored_periods: bool
     leaf_years: int
     ca_years: int
+    # A certificatesDir (CAs of your own, `invoke ca`) copied into pki/ before kubeadm runs.
+    seed_pki: Path | None = None
 
 
 def scenarios(version: KubeVersion, leaf_years: int, ca_years: int, pinned: bool) -> list[Scenario]:

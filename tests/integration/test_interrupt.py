@@ -39,14 +39,18 @@ def test_ctrl_c_during_compile(standin_repo: Path, shared_cache: Path, tmp_path:
             if line.startswith("==> compile"):
                 break
         time.sleep(3)  # inside `make`
-        running = engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+        running = [  # this run's (its id starts with its pid): other runs may share the engine
+            c for c in engine.containers.list(filters={"label": "org.longcert.purpose=build"})
+            if c.labels.get("org.longcert.run", "").startswith(f"{proc.pid}-")]
         assert running, "the build container should be running now"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 130, stderr
         assert "longcert: interrupted" in stderr
         assert "Traceback" not in stderr
-        assert not engine.containers.list(all=True, filters={"label": "org.longcert"})
+        # this run's containers are gone
+        remaining = {c.id for c in engine.containers.list(all=True)}
+        assert not {c.id for c in running} & remaining
         assert not (tmp_path / "builds").exists() or not any((tmp_path / "builds").iterdir())
         assert (set(work.iterdir()) if work.exists() else set()) == before
     finally:

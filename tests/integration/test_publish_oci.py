@@ -41,7 +41,9 @@ def test_push_fetch_back_and_rerun_pushes_nothing(registry: LocalRegistry, tmp_p
     result = publish.push(build, oci, Reporter(quiet=True))
     oci_tag = "v1.33.7-leaf10y-ca10y-" + ".".join(p.replace("/", "-") for p in sorted(PLATFORMS))
     assert result.location == f"{registry.host}/tools/kubeadm:{oci_tag}"
-    assert result.changed == 3 * len(PLATFORMS) + 1  # layer, config, manifest each; the index
+    # per platform: layer, config, manifest, and the attestation's two statements, config and
+    # manifest; then the index
+    assert result.changed == 7 * len(PLATFORMS) + 1
 
     images = registry.fetch_image_files("tools/kubeadm", oci_tag)
     assert sorted(images) == sorted(PLATFORMS)

@@ -14,9 +14,12 @@ the planned files into ``builds/<id>/kit/`` through a temporary directory and a 
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import re
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,11 +28,14 @@ from typing import Any
 
 import yaml
 
-from longcert import verify
+from longcert import runs, verify
 from longcert.errors import ConfigError, PublishError
 from longcert.versions import KubeVersion
 
 KIT_DIR = "kit"
+# The kit as one file, beside the binaries: what publish carries (a release asset, a file in the
+# shared directory). Reproducible: sorted members, fixed times and owners.
+KIT_ARCHIVE = "kit.tar.gz"
 DEFAULT_INSTALL_PATH = "/usr/bin/kubeadm"
 HOURS_PER_YEAR = 8760  # kubeadm's 365-day year
 # A registry host[:port] with an optional path: what kubeadm's imageRepository takes.
@@ -1037,17 +1043,41 @@ def write_kit(build_dir: Path, files: list[KitFile]) -> Path:
             path.write_text(item.text)
             path.chmod(0o755 if item.executable else 0o644)
         staging.chmod(0o755)
-        if target.exists():
-            old = build_dir / f".kit-old-{os.getpid()}"
-            target.rename(old)
-            staging.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(target)
+        archive = staging / KIT_ARCHIVE  # moved out before the directory takes the kit's name
+        archive.write_bytes(kit_archive(files))
+        archive.chmod(0o644)
+        with runs.signals_deferred():
+            archive.rename(build_dir / f".{KIT_ARCHIVE}.new")
+            if target.exists():
+                old = build_dir / runs.tagged(".kit-old-")
+                target.rename(old)
+                staging.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staging.rename(target)
+            os.replace(build_dir / f".{KIT_ARCHIVE}.new", build_dir / KIT_ARCHIVE)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        (build_dir / f".{KIT_ARCHIVE}.new").unlink(missing_ok=True)
         raise
     return target
+
+
+def kit_archive(files: list[KitFile]) -> bytes:
+    """``kit/<file>`` for every file, as a gzipped tar that is the same for the same kit."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for item in sorted(files, key=lambda f: f.name):
+            data = item.text.encode()
+            info = tarfile.TarInfo(f"{KIT_DIR}/{item.name}")
+            info.size, info.mtime = len(data), 0
+            info.mode = 0o755 if item.executable else 0o644
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    packed = io.BytesIO()
+    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return packed.getvalue()
 
 
 def make_kit(

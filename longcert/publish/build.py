@@ -12,6 +12,7 @@ import json
 import os
 import re
 import stat
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from longcert import package
 from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
+from longcert.kit import KIT_ARCHIVE
 from longcert.provenance import PROVENANCE_FILE
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
@@ -77,7 +79,7 @@ class Build(BuildRef):
 
     path: Path
     manifest: Mapping[str, Any] = field(compare=False, hash=False)
-    files: tuple[BuildFile, ...]  # binaries, their SBOMs, provenance.json, then METADATA_FILES
+    files: tuple[BuildFile, ...]  # binaries, SBOMs, provenance.json, kit.tar.gz, METADATA_FILES
 
     @property
     def binaries(self) -> tuple[BuildFile, ...]:
@@ -248,6 +250,8 @@ def load_build(path: Path) -> Build:
             )
         files.append(BuildFile(name, binary, real_size, have, platform))
     files.extend(_attestations(path, m, data, artifacts))
+    if (path / KIT_ARCHIVE).exists() or (path / KIT_ARCHIVE).is_symlink():
+        files.append(_kit(path))
     for name in METADATA_FILES:
         meta = path / name
         _check_regular(path, name)
@@ -318,6 +322,33 @@ def _attestations(
             "rebuild it",
         )
     return files
+
+
+MAX_KIT_BYTES = 16 << 20
+
+
+def _kit(path: Path) -> BuildFile:
+    """The rollout kit (``invoke kit``), published when the build has one: a gzipped tar of
+    regular files directly under ``kit/``, nothing else (no links, devices, paths out)."""
+    _check_regular(path, KIT_ARCHIVE)
+    archive = path / KIT_ARCHIVE
+    bad = f"{path}: {KIT_ARCHIVE} is not a kit written by `invoke kit`"
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            total = 0
+            for member in tar:
+                name = member.name.split("/")
+                total += member.size
+                if not (
+                    member.isfile()
+                    and len(name) == 2
+                    and name[0] == "kit"
+                    and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name[1])
+                ) or total > MAX_KIT_BYTES:
+                    raise PublishError(f"{bad} ({member.name!r})", "run `invoke kit` again")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise PublishError(f"{bad}: {exc}", "run `invoke kit` again") from exc
+    return BuildFile(KIT_ARCHIVE, archive, archive.stat().st_size, sha256_file(archive))
 
 
 def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Build | None:

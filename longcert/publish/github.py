@@ -29,6 +29,7 @@ CONTENT_TYPES = {
     "manifest.json": "application/json",
     "SHA256SUMS": "text/plain",
     "patch.diff": "text/x-diff",
+    "kit.tar.gz": "application/gzip",
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -207,10 +209,37 @@ def test_write_kit_replaces_through_a_rename(tmp_path: Path) -> None:
     assert (first / "a.sh").stat().st_mode & 0o111
     second = kit.write_kit(tmp_path, [kit.KitFile("b.txt", "b\n")])
     assert sorted(p.name for p in second.iterdir()) == ["b.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kit"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kit", "kit.tar.gz"]
 
 
 def test_kit_of_a_directory_that_is_not_a_build(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no kit for"):
         kit.make_kit(str(tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_kit_is_published_with_the_build_as_one_checked_archive(tmp_path: Path) -> None:
+    from longcert import publish
+    from longcert.errors import PublishError
+    from tests.standin_build import make_build
+
+    out = make_build(tmp_path / "builds")
+    files = [kit.KitFile("README.md", "read me\n"), kit.KitFile("renew.sh", "#!/bin/sh\n", True)]
+    kit.write_kit(out, files)
+    assert sorted(p.name for p in (out / "kit").iterdir()) == ["README.md", "renew.sh"]
+    assert (out / kit.KIT_ARCHIVE).read_bytes() == kit.kit_archive(files)  # reproducible
+    build = publish.load_build(out)
+    assert [f.name for f in build.files][-4:] == [
+        kit.KIT_ARCHIVE, "SHA256SUMS", "patch.diff", "manifest.json"]
+    publish.DirectoryTarget(tmp_path / "share").push(build)
+    shared = tmp_path / "share" / out.name / kit.KIT_ARCHIVE
+    assert shared.read_bytes() == (out / kit.KIT_ARCHIVE).read_bytes()
+
+    with tarfile.open(out / kit.KIT_ARCHIVE, "w:gz") as tar:  # a member out of kit/
+        info = tarfile.TarInfo("../../etc/cron.d/x")
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(PublishError, match=r"kit.tar.gz is not a kit written by `invoke kit`"):
+        publish.load_build(out)
+    (out / kit.KIT_ARCHIVE).write_bytes(b"not gzip")
+    with pytest.raises(PublishError, match="not a kit"):
+        publish.load_build(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -36,6 +37,28 @@ def engine() -> docker.DockerClient:
     except docker.errors.ImageNotFound:
         pytest.fail(f"{TEST_IMAGE} is missing: run `invoke builder-image --go {TEST_GO}`")
     return client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_volumes() -> Iterator[None]:
+    """The Go cache volumes builds make per remote (the session's stand-in repositories live
+    in temporary paths, so each session has its own): removed when the session ends."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException:
+        yield  # no engine: no volumes (the docker tests say so themselves)
+        return
+
+    def ours() -> set[str]:
+        return {v.name for v in client.volumes.list()
+                if v.name.startswith(("longcert-go-build-", "longcert-go-mod-"))}
+
+    before = ours()
+    yield
+    for name in ours() - before:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            client.volumes.get(name).remove(force=True)
 
 
 @pytest.fixture(scope="session")

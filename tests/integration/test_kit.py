@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import docker
@@ -41,6 +42,16 @@ def _copy_of_build(era_build: EraBuilds, tag: str, where: Path) -> Path:
 def _sums(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _archived(archive: Path) -> dict[str, str]:
+    sums = {}
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            assert handle is not None, member.name
+            sums[member.name] = hashlib.sha256(handle.read()).hexdigest()
+    return sums
 
 
 def _kit(build: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,8 +102,12 @@ def test_kit_of_every_era(tag: str, era_build: EraBuilds, tmp_path: Path) -> Non
     before = _sums(build)
     result = _kit(build, "--image-repository", MIRROR)
     assert result.returncode == 0, result.stderr
-    assert {k: v for k, v in _sums(build).items() if not k.startswith("kit/")} == before
+    after = _sums(build)
+    assert {k: v for k, v in after.items()
+            if not k.startswith("kit/") and k != "kit.tar.gz"} == before
     kit_dir = build / "kit"
+    assert _archived(build / "kit.tar.gz") == {  # the kit as publish carries it
+        k: v for k, v in after.items() if k.startswith("kit/")}
     names = {p.name for p in kit_dir.iterdir()}
     assert {"README.md", "renew.sh", "install.sh", "cluster-configuration.yaml", "rbac.yaml",
             "kubespray.yml"} <= names

@@ -16,7 +16,7 @@ import pytest
 
 from longcert.package import build_id
 from tests import local_registry
-from tests.cli import ROOT, run_invoke
+from tests.cli import ROOT, invoke_environ, run_invoke
 from tests.fixtures import standin
 
 TEST_GO = os.environ.get("TEST_GO_VERSION", "1.24.11")
@@ -240,7 +240,7 @@ def real_build(tmp_path_factory: pytest.TempPathFactory, engine: docker.DockerCl
     """`invoke build --version DEMO_TAG --years 7 --platforms MULTI_PLATFORMS --publish
     dir:share`, once for the session: the build and the directory target."""
     workdir = tmp_path_factory.mktemp("published")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
+    env = invoke_environ()
     env.update({"LONGCERT_CACHE_DIR": str(shared_cache),
                 "LONGCERT_BUILDS_DIR": str(workdir / "builds")})
     out = workdir / "builds" / build_id(standin.DEMO_TAG, 7, 10, platforms=MULTI_PLATFORMS)

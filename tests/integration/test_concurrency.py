@@ -17,7 +17,7 @@ import pytest
 
 from longcert import source
 from longcert.package import build_id
-from tests.cli import ROOT
+from tests.cli import ROOT, invoke_environ
 from tests.fixtures import standin
 
 FETCH_TAGS = [t for t in standin.STANDIN_TAGS if t != standin.NEWEST_TAG]
@@ -25,9 +25,8 @@ FETCH_TAGS = [t for t in standin.STANDIN_TAGS if t != standin.NEWEST_TAG]
 
 def invoke(*args: str, cache: Path, builds: Path, cwd: Path,
            extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGCERT_")}
-    env.update({"LONGCERT_CACHE_DIR": str(cache), "LONGCERT_BUILDS_DIR": str(builds),
-                "PYTHONUNBUFFERED": "1", **(extra or {})})
+    env = invoke_environ({"LONGCERT_CACHE_DIR": str(cache), "LONGCERT_BUILDS_DIR": str(builds),
+                        "PYTHONUNBUFFERED": "1", **(extra or {})})
     return subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, cwd=cwd)

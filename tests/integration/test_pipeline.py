@@ -261,12 +261,17 @@ def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path:
     subprocess.run([*GIT, "-C", str(repo), "rm", "-q", ".go-version"], check=True)
     subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "import"], check=True)
     subprocess.run([*GIT, "-C", str(repo), "tag", "-a", "v1.33.8", "-m", "v1.33.8"], check=True)
-    result = cli("build", "--version", "v1.33.8", "--repo", str(repo))
+    # with longcert's default Go caches (the tests share one pair): this remote's own volumes
+    result = cli("build", "--version", "v1.33.8", "--repo", str(repo),
+                 env={"LONGCERT_BUILD_CACHE_VOLUME": "", "LONGCERT_MODULE_CACHE_VOLUME": ""})
     assert result.returncode == 0, result.stderr
+    assert re.search(r"Go caches longcert-go-build-[0-9a-f]{12}, longcert-go-mod-[0-9a-f]{12} "
+                     rf"\(remote {re.escape(str(repo))}\)", result.stdout), result.stdout
     manifest = json.loads(
         (tmp_path / "builds" / build_id("v1.33.8", 10, 10) / "manifest.json").read_text())
     assert manifest["go"]["wanted"] == {"version": TEST_GO,
                                         "source": "build/build-image/cross/VERSION"}
+    assert manifest["go_caches"] == f"remote {repo}"
 
 
 def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_repo: Path,

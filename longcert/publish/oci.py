@@ -486,30 +486,26 @@ class OciTarget:
         actions = []
         for image in images.images:
             for blob, what in ((image.layer, "layer"), (image.config, "config")):
-                label = f"{image.platform} {what} {blob.digest[:19]}"
-                if self._has_blob(blob.digest):
-                    actions.append(Action("skip", label, self.name, reason="blob already there"))
-                else:
-                    actions.append(Action("upload", label, self.name, len(blob.data)))
-            label = f"{image.platform} image {image.manifest.digest[:19]}"
-            if self._has_manifest(image.manifest.digest):
-                actions.append(Action("skip", label, self.name, reason="already there"))
-            else:
-                actions.append(Action("upload", label, self.name, len(image.manifest.data)))
+                actions.append(self._blob_action(f"{image.platform} {what}", blob))
+            actions.append(self._manifest_action(f"{image.platform} image", image.manifest))
         for item in images.attestations:
             for blob in (*item.layers, item.config):
-                label = f"{item.platform} attestation blob {blob.digest[:19]}"
-                if self._has_blob(blob.digest):
-                    actions.append(Action("skip", label, self.name, reason="blob already there"))
-                else:
-                    actions.append(Action("upload", label, self.name, len(blob.data)))
-            label = f"{item.platform} attestation {item.manifest.digest[:19]}"
-            if self._has_manifest(item.manifest.digest):
-                actions.append(Action("skip", label, self.name, reason="already there"))
-            else:
-                actions.append(Action("upload", label, self.name, len(item.manifest.data)))
+                actions.append(self._blob_action(f"{item.platform} attestation blob", blob))
+            actions.append(self._manifest_action(f"{item.platform} attestation", item.manifest))
         actions.append(Action("upload", f"index {ref}", self.name, len(images.index.data)))
         return actions
+
+    def _blob_action(self, what: str, blob: Blob) -> Action:
+        label = f"{what} {blob.digest[:19]}"
+        if self._has_blob(blob.digest):
+            return Action("skip", label, self.name, reason="blob already there")
+        return Action("upload", label, self.name, len(blob.data))
+
+    def _manifest_action(self, what: str, manifest: Blob) -> Action:
+        label = f"{what} {manifest.digest[:19]}"
+        if self._has_manifest(manifest.digest):
+            return Action("skip", label, self.name, reason="already there")
+        return Action("upload", label, self.name, len(manifest.data))
 
     def push(
         self, build: Build, dry_run: bool = False, progress: ProgressFn | None = None

@@ -77,17 +77,23 @@ def open_url(url: str, headers: dict[str, str] | None = None) -> Any:
         ) from exc
 
 
+def read_json(url: str, what: str, headers: dict[str, str] | None = None) -> Any:
+    """GET ``url`` (:func:`open_url`) and parse it as JSON of at most MAX_INDEX_BYTES;
+    ImageError naming ``what`` otherwise."""
+    with open_url(url, headers) as reply:
+        data = reply.read(MAX_INDEX_BYTES + 1)
+    if len(data) > MAX_INDEX_BYTES:
+        raise ImageError(f"{what} at {url} is larger than {MAX_INDEX_BYTES} bytes")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ImageError(f"{what} at {url} is not JSON") from exc
+
+
 def read_index(base_url: str) -> list[dict[str, Any]]:
     """The download site's release index (every release, every file)."""
     url = base_url + INDEX_QUERY
-    with open_url(url) as reply:
-        data = reply.read(MAX_INDEX_BYTES + 1)
-    if len(data) > MAX_INDEX_BYTES:
-        raise ImageError(f"the Go release index at {url} is larger than {MAX_INDEX_BYTES} bytes")
-    try:
-        index = json.loads(data)
-    except ValueError as exc:
-        raise ImageError(f"the Go release index at {url} is not JSON") from exc
+    index = read_json(url, "the Go release index")
     if not isinstance(index, list):
         raise ImageError(f"the Go release index at {url} is not a list of releases")
     return [entry for entry in index if isinstance(entry, dict)]

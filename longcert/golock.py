@@ -9,9 +9,7 @@ sha256 the package index publishes (PEP 691 JSON), so a changed wheel on the ind
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from longcert import godownload
+from longcert import godownload, runs
 from longcert.errors import ConfigError, ImageError
 from longcert.settings import PROJECT_ROOT
 from longcert.versions import go_key, is_go_version
@@ -154,14 +152,7 @@ def add_to_lock(go_version: str, files: Mapping[str, str], path: Path = LOCK_PAT
     entries[go_version] = {**(current or {}), **files}
     ordered = {v: dict(sorted(entries[v].items())) for v in sorted(entries, key=go_key)}
     text = HEADER + yaml.safe_dump({PACKAGE: ordered}, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=".go-wheels-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    runs.write_atomic(path, text)
     return True
 
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from longcert import container
+from longcert import container, runs
 from longcert.errors import ImageError
 from longcert.versions import (
     GO_RULES,
@@ -287,9 +286,7 @@ def probe(
         raise ImageError(f"probing builder image {image} failed (exit {code}): {tail}")
     result = parse_probe(image, image_id, platform, output)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=cached.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(json.dumps(result.to_dict(), indent=2))
-    os.replace(tmp.name, cached)
+    runs.write_atomic(cached, json.dumps(result.to_dict(), indent=2))
     return result
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,9 +75,7 @@ def run(
               "started": round(started, 3), **reporter.end_run(), "ended": round(time.time(), 3)}
     path = timings_path(settings, str(record["build_id"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(runs.tagged(f".{path.name}.") + secrets.token_hex(3))
-    temp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temp, path)
+    runs.write_atomic(path, json.dumps(record, indent=2) + "\n")
     return result
 
 
@@ -384,10 +380,8 @@ def _keep_failure_evidence(
     verify_json = log.with_suffix(".verify.json")
     patch_diff = log.with_suffix(".patch.diff")
     document = {"passed": False, "platforms": [report.to_dict() for report in reports]}
-    for path, text in ((verify_json, json.dumps(document, indent=2) + "\n"), (patch_diff, diff)):
-        temp = path.with_name(runs.tagged(f".{path.name}.") + secrets.token_hex(3))
-        temp.write_text(text)
-        os.replace(temp, path)
+    runs.write_atomic(verify_json, json.dumps(document, indent=2) + "\n")
+    runs.write_atomic(patch_diff, diff)
     return verify_json, patch_diff
 
 

@@ -171,6 +171,18 @@ def tagged(prefix: str) -> str:
     return f"{prefix}{run}-" if run else prefix
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a temporary file beside it, renamed into place: readers see the
+    old contents or the new, never part; the temporary file is removed if anything fails."""
+    temp = path.with_name(tagged(f".{path.name}.new-") + secrets.token_hex(3))
+    try:
+        temp.write_text(text)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
 # --- sweeping dead runs -------------------------------------------------------------------
 
 
@@ -219,6 +231,10 @@ def sweep_files(run: DeadRun, cache_dir: Path, removed: list[str]) -> None:
             _remove(path, removed)
     for path in Path(tempfile.gettempdir()).glob(f"longcert-*{marker}*"):
         _remove(path, removed)
+    for kept in ("logs", "probes"):  # write_atomic's temporary files
+        folder = cache_dir / kept
+        for path in folder.glob(f".*{marker}*") if folder.is_dir() else []:
+            _remove(path, removed)
     for text in run.builds_dirs:
         builds = Path(text)
         for path in builds.glob(f".*{marker}*") if builds.is_dir() else []:

@@ -10,7 +10,6 @@ with its true sha256, a wrong one, or not at all.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import json
 import tarfile
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.loopback import serving
+from tests.loopback import get_handler, serving
 
 GO_SCRIPT = """#!/bin/sh
 # stand-in go {version}: answers what longcert's image probe asks
@@ -80,25 +79,13 @@ def serve() -> Iterator[DownloadSite]:
     """A DownloadSite answering on a free loopback port until the block ends."""
     site = DownloadSite("")
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            site.requests.append(self.path)
-            path, _, query = self.path.partition("?")
-            if path == "/dl/" and query == "mode=json&include=all":
-                body = json.dumps(site.index).encode()
-            elif path.startswith("/dl/") and path[4:] in site.files:
-                body = site.files[path[4:]]
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path_and_query: str, _: object) -> bytes | None:
+        site.requests.append(path_and_query)
+        path, _, query = path_and_query.partition("?")
+        if path == "/dl/" and query == "mode=json&include=all":
+            return json.dumps(site.index).encode()
+        return site.files.get(path[4:]) if path.startswith("/dl/") else None
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
+    with serving(get_handler(answer)) as url:
         site.base_url = url + "dl/"
         yield site

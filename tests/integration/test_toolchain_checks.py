@@ -16,6 +16,7 @@ import os
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 
 import docker
@@ -25,7 +26,7 @@ from longcert import golock
 from longcert.errors import ConfigError, ImageError
 from tests import go_download_site
 from tests.integration.conftest import Cli
-from tests.loopback import serving
+from tests.loopback import get_handler, serving
 
 IMAGE_ERROR = 4
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
@@ -127,21 +128,7 @@ def foreign_mirror(tmp_path: Path) -> Iterator[str]:
     files = {"/debian/dists/bookworm/InRelease": (tmp_path / "InRelease").read_bytes(),
              "/debian/dists/bookworm/Release": release.read_bytes()}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with serving(Handler) as url:
+    with serving(get_handler(lambda path, _: files.get(path))) as url:
         yield url + "debian"
 
 
@@ -169,22 +156,13 @@ def _page(version: str, x86: str, arm: str) -> dict[str, object]:
 
 
 def _index(pages: dict[str, dict[str, object]]) -> type[http.server.BaseHTTPRequestHandler]:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            page = pages.get(self.path)
-            if page is None or "pypi.simple.v1+json" not in self.headers.get("Accept", ""):
-                self.send_error(404)
-                return
-            body = json.dumps(page).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    """A PEP 691 package index: a page only to a client that asks for its JSON form."""
+    def answer(path: str, headers: Message) -> bytes | None:
+        if path not in pages or "pypi.simple.v1+json" not in headers.get("Accept", ""):
+            return None
+        return json.dumps(pages[path]).encode()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Handler
+    return get_handler(answer)
 
 
 def test_go_lock_adds_a_version_from_the_index_and_refuses_a_changed_wheel(

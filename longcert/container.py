@@ -9,6 +9,7 @@ streams their output to a log file, and removes the container on every exit path
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import contextlib
 import io
 import os
@@ -384,11 +385,27 @@ class BuildContainer:
         on_line: LineFn | None = None,
     ) -> int:
         """Run ``argv`` (a list, never a shell string) and return its exit code."""
+        if self._log is not None:
+            self._log.write(f"$ {' '.join(argv)}\n")
+        code = self._exec(argv, lambda line: self._write(line, on_line),
+                          user=user, workdir=workdir, environment=environment)
+        if self._log is not None:
+            self._log.flush()
+        return code
+
+    def _exec(
+        self,
+        argv: Sequence[str],
+        sink: LineFn,
+        *,
+        user: str = "",
+        workdir: str = "/",
+        environment: Mapping[str, str] | None = None,
+    ) -> int:
+        """Run ``argv`` in the container; every line of its output to ``sink``."""
         if self._container is None:
             raise RuntimeError("BuildContainer used outside its with-block")
         api = self._client.api
-        if self._log is not None:
-            self._log.write(f"$ {' '.join(argv)}\n")
         try:
             exec_id = api.exec_create(
                 self._container.id,
@@ -404,15 +421,43 @@ class BuildContainer:
                 pending += chunk.decode("utf-8", errors="replace")
                 *lines, pending = pending.split("\n")
                 for line in lines:
-                    self._write(line.rstrip("\r"), on_line)
+                    sink(line.rstrip("\r"))
             if pending:
-                self._write(pending, on_line)
+                sink(pending)
             code = api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.DockerException as exc:
             raise EngineError(f"the engine failed while running {argv[0]}: {_reason(exc)}") from exc
+        return int(code if code is not None else -1)
+
+    def capture_together(
+        self,
+        commands: Sequence[Sequence[str]],
+        *,
+        on_line: LineFn | None = None,
+        user: str = "",
+    ) -> list[tuple[int, str]]:
+        """Run ``commands`` at once, each in its own exec, and return (exit code, output) of
+        each. Their output reaches the log, the tail and ``on_line`` afterwards, command by
+        command, exactly as running them one after the other gives; the first command (in
+        order) whose exec raised raises here, after all of them ended."""
+        outputs: list[list[str]] = [[] for _ in commands]
+        with concurrent.futures.ThreadPoolExecutor(
+            max(1, len(commands)), thread_name_prefix="longcert-exec"
+        ) as pool:
+            futures = [pool.submit(self._exec, argv, outputs[i].append, user=user)
+                       for i, argv in enumerate(commands)]
+            concurrent.futures.wait(futures)
+        results = []
+        for argv, lines, future in zip(commands, outputs, futures, strict=True):
+            if self._log is not None:
+                self._log.write(f"$ {' '.join(argv)}\n")
+            for line in lines:
+                self._write(line, on_line)
+            code = future.result()
+            results.append((code, "\n".join(lines)))
         if self._log is not None:
             self._log.flush()
-        return int(code if code is not None else -1)
+        return results
 
     def check(self, argv: Sequence[str], *, what: str, **kwargs: Any) -> None:
         """Run ``argv``; BuildError with the output's tail when it fails."""

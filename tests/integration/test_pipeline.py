@@ -231,8 +231,8 @@ def test_v131_config_override_both_behaviours(pin: bool, stored_leaf_days: int,
         by_stage.setdefault(check["stage"], set()).add((check["kind"], round(check["days"])))
     assert by_stage["init"] == {("leaf", 20 * 365), ("ca", 30 * 365)}
     assert by_stage["init-renew"] == {("leaf", 20 * 365)}
-    assert by_stage["config-8760h"] == {("leaf", stored_leaf_days), ("ca", stored_ca_days)}
-    assert by_stage["config-8760h-renew"] == {("leaf", stored_leaf_days)}
+    assert by_stage["config-8760h-ecdsa"] == {("leaf", stored_leaf_days), ("ca", stored_ca_days)}
+    assert by_stage["config-8760h-ecdsa-renew"] == {("leaf", stored_leaf_days)}
 
 
 def test_newest_minor_builds_with_a_warning_and_its_newest_config_api(

@@ -15,7 +15,8 @@ from tests.integration.conftest import RealBuild
 
 pytestmark = pytest.mark.docker
 
-SCENARIO = ["init phase certs all", "init phase kubeconfig all", "certs renew all"]
+SCENARIO = ["init phase certs ca", "init phase certs all", "init phase kubeconfig all",
+            "certs renew all"]
 
 
 def test_parallel_scenarios_log_and_report_in_order(real_build: RealBuild) -> None:
@@ -27,12 +28,17 @@ def test_parallel_scenarios_log_and_report_in_order(real_build: RealBuild) -> No
     # two scenarios one after the other in the log, never interleaved
     one = ["version -o json", "config print init-defaults", *SCENARIO, *SCENARIO]
     assert commands == one * 2
+    # `certs all` and `kubeconfig all` run at once, yet each one's output follows its own line
+    certs_all = log.index("init phase certs all")
+    kubeconfig_all = log.index("init phase kubeconfig all")
+    assert certs_all < log.index('Generating "apiserver" certificate') < kubeconfig_all
+    assert kubeconfig_all < log.index('Writing "admin.conf" kubeconfig file')
     report = json.loads((real_build.path / "verify.json").read_text())
     for platform in report["platforms"]:
         if platform["status"] == "not-executed":
             continue
         stages = list(dict.fromkeys(check["stage"] for check in platform["checks"]))
-        assert stages == ["init", "init-renew", "config-8760h", "config-8760h-renew"]
+        assert stages == ["init", "init-renew", "config-8760h-ecdsa", "config-8760h-ecdsa-renew"]
 
 
 def test_the_tags_worktree_is_kept_for_the_next_build(real_build: RealBuild, shared_cache: Path,

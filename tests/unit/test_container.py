@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,40 @@ def test_missing_image(tmp_path: Path) -> None:
 ])
 def test_image_references_by_tag_and_by_digest(reference: str, split: tuple[str, str]) -> None:
     assert container.split_reference(reference) == split
+
+
+class TogetherAPI(FakeAPI):
+    """Each exec prints its own lines; none ends before all have started (a barrier), and
+    the second ends first."""
+
+    def __init__(self, client: FakeClient, count: int) -> None:
+        super().__init__(client)
+        self.barrier = threading.Barrier(count, timeout=10)
+        self.second_done = threading.Event()
+
+    def exec_create(self, cid: str, cmd: list[str], **kwargs: Any) -> dict[str, str]:
+        return {"Id": cmd[0]}
+
+    def exec_start(self, eid: str, stream: bool) -> Any:
+        self.barrier.wait()  # raises BrokenBarrierError if the execs ran one after the other
+        if eid == "first":
+            assert self.second_done.wait(10)
+        yield f"{eid} says one\n{eid} says two\n".encode()
+        if eid == "second":
+            self.second_done.set()
+
+    def exec_inspect(self, eid: str) -> dict[str, int]:
+        return {"ExitCode": 3 if eid == "second" else 0}
+
+
+def test_commands_together_run_at_once_and_log_in_order(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.api = TogetherAPI(client, 2)
+    lines: list[str] = []
+    with box(client, tmp_path) as b:
+        results = b.capture_together([["first", "-x"], ["second"]], on_line=lines.append)
+    assert results == [(0, "first says one\nfirst says two"),
+                       (3, "second says one\nsecond says two")]
+    assert lines == ["first says one", "first says two", "second says one", "second says two"]
+    assert (tmp_path / "build.log").read_text() == (
+        "$ first -x\nfirst says one\nfirst says two\n$ second\nsecond says one\nsecond says two\n")

@@ -229,3 +229,37 @@ def test_a_v1_config_has_the_v1beta4_shape() -> None:
     assert docs[1]["certificateValidityPeriod"] == "8760h0m0s"
     assert verify.can_print_defaults(version)
     assert not verify.can_print_defaults(KubeVersion.parse("v1.12.10"))
+
+
+def test_the_stored_config_scenario_picks_ecdsa_from_v131() -> None:
+    v133, v130 = KubeVersion.parse("v1.33.7"), KubeVersion.parse("v1.30.0")
+    assert [(s.name, s.encryption_algorithm) for s in verify.scenarios(v133, 10, 10, False)] == [
+        ("init", ""), ("config-8760h-ecdsa", "ECDSA-P256")]
+    assert [s.name for s in verify.scenarios(v130, 10, 10, False)] == ["init"]
+    text = verify.kubeadm_config(v133, stored_periods=True, encryption_algorithm="ECDSA-P256")
+    cluster = list(yaml.safe_load_all(text))[1]
+    assert cluster["encryptionAlgorithm"] == "ECDSA-P256"
+    assert "encryptionAlgorithm" not in verify.kubeadm_config(v133)
+
+
+def test_a_file_with_another_key_type_is_a_problem(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    version = KubeVersion.parse("v1.33.7")
+    write_pki(tmp_path, version, 3650, 3650)  # every key ECDSA P-256
+    assert verify.key_type_problems(tmp_path, version, "ECDSA-P256") == []
+    ca_cert = x509.load_pem_x509_certificate((tmp_path / "pki/ca.crt").read_bytes())
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
+    leaf = (x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject)
+            .public_key(rsa_key.public_key()).serial_number(1)
+            .not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=3650))
+            .sign(rsa_key, hashes.SHA256()))
+    (tmp_path / "pki/apiserver.crt").write_bytes(pem(leaf))
+    assert verify.key_type_problems(tmp_path, version, "ECDSA-P256") == [
+        "pki/apiserver.crt: RSA-2048 key, the config asked for ECDSA-P256"]
+    # A CA of your own (--ca-dir) was not made by kubeadm: its key type is yours.
+    assert verify.key_type_problems(tmp_path, version, "RSA-2048",
+                                    skip=frozenset({"pki/ca.crt", "pki/front-proxy-ca.crt",
+                                                    "pki/etcd/ca.crt"}))[0].startswith(
+        "pki/apiserver-kubelet-client.crt: ECDSA-P256 key")

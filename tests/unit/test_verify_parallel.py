@@ -62,7 +62,7 @@ class FakeBox:
 
     def scenario(self) -> str:
         config = (self.mounts[verify.CONFIG_MOUNT] / "kubeadm.yaml").read_text()
-        return "config-8760h" if "certificateValidityPeriod" in config else "init"
+        return "config-8760h-ecdsa" if "certificateValidityPeriod" in config else "init"
 
     def capture(self, argv: list[str], *, on_line: Any = None, **_: Any) -> tuple[int, str]:
         words = " ".join(argv[1:])
@@ -83,6 +83,10 @@ class FakeBox:
                 on_line(line)
         return code, output
 
+    def capture_together(self, commands: list[list[str]], *, on_line: Any = None,
+                         **_: Any) -> list[tuple[int, str]]:
+        return [self.capture(argv, on_line=on_line) for argv in commands]
+
     def _kubeadm(self, words: str) -> tuple[int, str]:
         if words.startswith("version"):
             return 0, json.dumps({"clientVersion": {"gitVersion": TAG}})
@@ -101,7 +105,7 @@ class FakeBox:
             return 1, f"error: {command} failed in {scenario}"
         if command == "init phase certs":
             time.sleep(0.2)  # long enough for the scenarios to overlap
-            stored = scenario == "config-8760h"
+            stored = scenario == "config-8760h-ecdsa"
             write_pki(self.mounts[verify.KUBERNETES_DIR], VERSION, 365 if stored else 3650,
                       3650)
         elif command == "certs renew all":
@@ -147,11 +151,11 @@ def test_scenarios_run_at_once_and_report_as_one_after_the_other(
     assert engine.most == 2 and len(engine.boxes) == 2  # a container per scenario
     assert all(box.exited for box in engine.boxes)
     assert one.passed and both.passed
-    assert [c.stage for c in both.checks].count("config-8760h-renew") == 11
+    assert [c.stage for c in both.checks].count("config-8760h-ecdsa-renew") == 11
     assert essence(both) == essence(one)
     assert both_log == one_log  # scenario order, whatever finished first
     assert both_lines == one_lines
-    assert both_log.index("[init] init phase certs") < both_log.index("[config-8760h]")
+    assert both_log.index("[init] init phase certs") < both_log.index("[config-8760h-ecdsa]")
 
 
 def test_a_failure_gives_the_same_problems_either_way(
@@ -165,13 +169,13 @@ def test_a_failure_gives_the_same_problems_either_way(
     assert not any(c.stage.endswith("-renew") for c in both.checks)
     assert one.problems[0].startswith("`kubeadm init phase kubeconfig all` failed (exit 1)")
     # the second one fails: the first one's renewal stands
-    engine.fail = {("config-8760h", "certs renew all")}
+    engine.fail = {("config-8760h-ecdsa", "certs renew all")}
     one, _, _ = run(tmp_path, 1, monkeypatch, "one")
     both, _, _ = run(tmp_path, 2, monkeypatch, "both")
     assert essence(both) == essence(one)
     assert any(c.stage == "init-renew" for c in both.checks)
     assert one.problems == ("`kubeadm certs renew all` failed (exit 1): "
-                            "error: certs renew all failed in config-8760h",)
+                            "error: certs renew all failed in config-8760h-ecdsa",)
 
 
 def test_the_first_error_in_order_is_raised_and_every_container_removed(
@@ -179,7 +183,7 @@ def test_the_first_error_in_order_is_raised_and_every_container_removed(
     # scenario 0 is interrupted (Ctrl-C) while scenario 1 still runs: scenario 1's container
     # is removed at once (what runs in it ends with the engine's error), then Ctrl-C goes on
     engine.raise_in = {("init", "init phase certs"): KeyboardInterrupt(),
-                       ("config-8760h", "init phase certs"): EngineError("container removed")}
+                       ("config-8760h-ecdsa", "init phase certs"): EngineError("container removed")}
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, 2, monkeypatch, "both")
     # every container is gone; each one that was running something was removed (killed)

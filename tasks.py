@@ -632,17 +632,30 @@ def go_lock(c: Context, go: str, index_url: str | None = None, debug: bool = Fal
     print(golock.lock_version(go, index_url))
 
 
-@task(auto_shortflags=False, help=_help("cache_dir", "debug"))
+@task(auto_shortflags=False, help=_help(
+    "cache_dir", "debug",
+    trees="also remove the worktrees kept per tag (those not in use); the next build of a "
+          "tag checks it out again"))
 @cli
-def clean(c: Context, cache_dir: str | None = None, debug: bool = False) -> None:
+def clean(
+    c: Context, cache_dir: str | None = None, trees: bool = False, debug: bool = False
+) -> None:
     """Remove what runs that are no longer alive left behind: their worktrees, scratch and
-    staging directories and containers (a run still going is never touched)."""
-    from longcert import pipeline
+    staging directories and containers (a run still going is never touched). --trees also
+    removes the worktree kept per tag for the next build (one Kubernetes checkout each),
+    except one a build is using."""
+    from longcert import pipeline, source
 
-    removed = pipeline.sweep(_settings(cache_dir=cache_dir).cache_dir)
+    cache = _settings(cache_dir=cache_dir).cache_dir
+    removed = pipeline.sweep(cache)
     for item in removed:
         print(f"removed {item}")
     print(f"clean: {len(removed)} item(s) left by dead runs removed")
+    if trees:
+        kept = source.remove_kept_worktrees(cache)
+        for item in kept:
+            print(f"removed {item}")
+        print(f"clean: {len(kept)} kept worktree(s) removed")
 
 
 @task(auto_shortflags=False, help={"debug": SETTING_HELP["debug"]})

@@ -398,6 +398,33 @@ def _take_reusable(cache_dir: Path, mirror: Path, tag: str) -> tuple[Path, int] 
     return path, fd
 
 
+def remove_kept_worktrees(cache_dir: Path) -> list[str]:
+    """Remove every kept worktree (and the build state beside it) that no run holds now; a
+    tree in use is left alone. The next build of such a tag checks it out again. The lock
+    files stay: removing one while a run opens it would let two runs hold the same tree."""
+    trees = cache_dir / "trees"
+    removed = []
+    for kept in sorted(trees.iterdir()) if trees.is_dir() else []:
+        if not kept.is_dir() or kept.is_symlink():
+            continue
+        lock = kept.with_name(kept.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        else:
+            for item in sorted(kept.iterdir()):
+                _discard(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+            kept.rmdir()
+            removed.append(str(kept))
+        finally:
+            os.close(fd)
+    if removed:
+        prune_all(cache_dir)
+    return removed
+
+
 def reset_worktree(path: Path, mirror: Path, commit: str) -> bool:
     """Make the kept worktree at ``path`` exactly ``commit`` again: HEAD detached there,
     ``git reset --hard`` (tracked files: modified, deleted, mode or type changed) and

@@ -167,3 +167,16 @@ def test_every_task_has_sensible_flags(tmp_path: Path) -> None:
                     assert re.fullmatch(r"--[a-z][a-z0-9-]*(=\S+|\[=\S+\])?", flag), (
                         f"invoke {name}: {line}")
     assert "--go-archive-sha256=STRING" in seen["builder-image"]  # the lines were found
+
+
+def test_clean_trees_removes_kept_worktrees(tmp_path: Path) -> None:
+    kept = tmp_path / "cache" / "trees" / "kubernetes-v1.33.7"
+    (kept / "kubernetes" / "cmd").mkdir(parents=True)
+    (kept / "meta").mkdir()
+    plain = invoke("clean", tmp_path=tmp_path)
+    assert plain.returncode == 0 and kept.is_dir()  # only with --trees
+    result = invoke("clean", "--trees", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"removed {kept}" in result.stdout
+    assert "clean: 1 kept worktree(s) removed" in result.stdout
+    assert not kept.exists()

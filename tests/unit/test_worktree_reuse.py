@@ -194,3 +194,27 @@ def test_a_moved_tag_or_a_broken_worktree_is_made_again(remote: Path, tmp_path: 
     assert f"kept worktree made: {again.path}" in lines
     assert snapshot(again.path) == snapshot(fresh_clone(remote, tmp_path / "fresh"))
     source.remove_worktree(again)
+
+
+def test_clean_trees_removes_the_kept_worktrees_no_build_holds(remote: Path,
+                                                                tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    git(remote, "tag", "-a", "v1.33.8", "-m", "v1.33.8")
+    other = KubeVersion.parse("v1.33.8")
+    released = source.checkout(str(remote), other, cache)
+    dirty(released.path)  # read-only build output included
+    source.remove_worktree(released)
+    held = source.checkout(str(remote), VERSION, cache)
+
+    removed = source.remove_kept_worktrees(cache)
+
+    assert removed == [str(released.path.parent)]
+    assert not released.path.parent.exists()
+    assert released.path.parent.with_name(released.path.parent.name + ".lock").is_file()
+    assert held.path.is_dir() and source.is_clean(held)  # in use: untouched
+    registered = git(held.mirror, "worktree", "list", "--porcelain")
+    assert str(held.path) in registered and str(released.path) not in registered
+    source.remove_worktree(held)
+    again = source.checkout(str(remote), other, cache)  # made again where it was
+    assert again.path == released.path and source.is_clean(again)
+    source.remove_worktree(again)

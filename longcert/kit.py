@@ -18,6 +18,7 @@ import gzip
 import io
 import os
 import re
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -1031,10 +1032,14 @@ def plan_kit(inputs: KitInputs) -> list[KitFile]:
 
 def write_kit(build_dir: Path, files: list[KitFile]) -> Path:
     """Write ``files`` to ``build_dir/kit`` through a temporary directory renamed into place (an
-    existing kit is replaced only once the new one is complete)."""
+    existing kit is replaced only once the new one is complete). Temporary names carry the run
+    id and the build directory is noted with the run, so a sweep after a kill -9 removes them
+    (and puts the old kit back when the kill fell between its two renames)."""
     target = build_dir / KIT_DIR
+    runs.note_builds_dir(build_dir)
+    archive_temp = build_dir / (runs.tagged(f".{KIT_ARCHIVE}.new-") + secrets.token_hex(3))
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".kit-", dir=build_dir))
+        staging = Path(tempfile.mkdtemp(prefix=runs.tagged(".kit-"), dir=build_dir))
     except OSError as exc:
         raise PublishError(f"cannot write the kit into {build_dir}: {exc.strerror or exc}") from exc
     try:
@@ -1047,18 +1052,19 @@ def write_kit(build_dir: Path, files: list[KitFile]) -> Path:
         archive.write_bytes(kit_archive(files))
         archive.chmod(0o644)
         with runs.signals_deferred():
-            archive.rename(build_dir / f".{KIT_ARCHIVE}.new")
+            archive.rename(archive_temp)
             if target.exists():
-                old = build_dir / runs.tagged(".kit-old-")
+                # ".kit.old-<run id>-": what the sweep restores as "kit" if it is missing
+                old = build_dir / (runs.tagged(f".{KIT_DIR}.old-") + secrets.token_hex(3))
                 target.rename(old)
                 staging.rename(target)
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 staging.rename(target)
-            os.replace(build_dir / f".{KIT_ARCHIVE}.new", build_dir / KIT_ARCHIVE)
+            os.replace(archive_temp, build_dir / KIT_ARCHIVE)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        (build_dir / f".{KIT_ARCHIVE}.new").unlink(missing_ok=True)
+        archive_temp.unlink(missing_ok=True)
         raise
     return target
 

@@ -1,14 +1,21 @@
 """runs.write_atomic: the new contents or the old, never part, and no temporary file left; a
-dead run's temporary files in the cache are swept, a live run's are not."""
+dead run's temporary files in the cache and in a build directory are swept, a live run's are
+not."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from longcert import runs
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_write_atomic_replaces_and_leaves_nothing_on_failure(
@@ -40,3 +47,41 @@ def test_a_dead_runs_temporary_files_in_logs_and_probes_are_swept(tmp_path: Path
     assert len(removed) == 2
     for folder in ("logs", "probes"):
         assert sorted(os.listdir(tmp_path / folder)) == [f".b.json.new-{alive}-0a0b0c", "b.json"]
+
+
+KILLED_KIT_WRITE = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[3])
+    from longcert import kit, runs
+    build = Path(sys.argv[2])
+    files = [kit.KitFile("README.md", "new kit\\n")]
+    with runs.registered(Path(sys.argv[1])):
+        real_rename = Path.rename
+        def rename(self, target):
+            if Path(target).name == "kit":  # the old kit is moved aside: die before the new one
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real_rename(self, target)
+        Path.rename = rename
+        kit.write_kit(build, files)
+""")
+
+
+def test_a_kit_write_killed_between_its_renames_is_undone_by_the_sweep(tmp_path: Path) -> None:
+    cache, build = tmp_path / "cache", tmp_path / "builds" / "kubeadm-v1.33.7-leaf10y-ca10y"
+    (build / "kit").mkdir(parents=True)
+    (build / "kit" / "README.md").write_text("old kit\n")
+    (build / "kit.tar.gz").write_bytes(b"old archive")
+    child = subprocess.run([sys.executable, "-c", KILLED_KIT_WRITE, str(cache), str(build),
+                            str(ROOT)], capture_output=True, text=True, check=False)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert not (build / "kit").exists()  # killed with the old kit moved aside
+    leftovers = sorted(p.name for p in build.iterdir() if p.name.startswith("."))
+    assert len(leftovers) == 3  # staging, archive, old kit: each named with the run
+
+    removed = runs.sweep(cache)
+
+    assert len(removed) == 3
+    assert (build / "kit" / "README.md").read_text() == "old kit\n"  # put back
+    assert (build / "kit.tar.gz").read_bytes() == b"old archive"
+    assert sorted(os.listdir(build)) == ["kit", "kit.tar.gz"]

@@ -297,15 +297,17 @@ def _compile_in(
 def _recorded_modules(
     box: container.BuildContainer, build: BuildPlan
 ) -> tuple[tuple[str, str], ...]:
-    """``go version -m`` of each asked binary, run by the Go that built it (for the SBOM):
-    (platform, output); the output is empty where that Go has no ``-m`` (before Go 1.13)."""
-    recorded = []
-    for platform in build.platforms:
-        code, output = box.capture(
-            ["go", "version", "-m", f"{TREE_MOUNT}/{build.output_path(platform)}"],
-            user=build.user,
-            workdir=TREE_MOUNT,
-            environment=dict(build.environment),
-        )
-        recorded.append((platform, output if code == 0 else ""))
-    return tuple(recorded)
+    """``go version -m`` of each asked binary (all at once), run by the Go that built it (for
+    the SBOM): (platform, output); the output is empty where that Go has no ``-m`` (before Go
+    1.13)."""
+    results = box.capture_together(
+        [["go", "version", "-m", f"{TREE_MOUNT}/{build.output_path(platform)}"]
+         for platform in build.platforms],
+        user=build.user,
+        workdir=TREE_MOUNT,
+        environment=dict(build.environment),
+    )
+    return tuple(
+        (platform, output if code == 0 else "")
+        for platform, (code, output) in zip(build.platforms, results, strict=True)
+    )

@@ -435,6 +435,8 @@ class BuildContainer:
         *,
         on_line: LineFn | None = None,
         user: str = "",
+        workdir: str = "/",
+        environment: Mapping[str, str] | None = None,
     ) -> list[tuple[int, str]]:
         """Run ``commands`` at once, each in its own exec, and return (exit code, output) of
         each. Their output reaches the log, the tail and ``on_line`` afterwards, command by
@@ -444,7 +446,8 @@ class BuildContainer:
         with concurrent.futures.ThreadPoolExecutor(
             max(1, len(commands)), thread_name_prefix="longcert-exec"
         ) as pool:
-            futures = [pool.submit(self._exec, argv, outputs[i].append, user=user)
+            futures = [pool.submit(self._exec, argv, outputs[i].append, user=user,
+                                   workdir=workdir, environment=environment)
                        for i, argv in enumerate(commands)]
             concurrent.futures.wait(futures)
         results = []

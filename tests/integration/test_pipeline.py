@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import docker
@@ -35,10 +34,11 @@ ERA_TAGS = [t for t in standin.STANDIN_TAGS if t != "v1.9.3"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
 
 
-def generate_with(engine: docker.DockerClient, binary: Path, version: KubeVersion) -> Path:
-    """Independently of longcert.verify's runner: run the binary, return /etc/kubernetes."""
-    scratch = Path(tempfile.mkdtemp(prefix="it-pki-"))
-    (scratch / "bin").mkdir()
+def generate_with(engine: docker.DockerClient, binary: Path, version: KubeVersion,
+                  scratch: Path) -> Path:
+    """Independently of longcert.verify's runner: run the binary in ``scratch`` (a test's own
+    temporary directory), return /etc/kubernetes."""
+    (scratch / "bin").mkdir(parents=True)
     shutil.copy2(binary, scratch / "bin" / "kubeadm")
     (scratch / "kubeadm.yaml").write_text(verify.kubeadm_config(version))
     (scratch / "etc").mkdir()
@@ -76,7 +76,8 @@ EVERY_ERA = [(tag, 1, 10, "stock") for tag in ERA_TAGS if tag != standin.NEWEST_
 
 @pytest.mark.parametrize(("tag", "years", "ca_years", "image"), EVERY_ERA)
 def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
-                         era_build: EraBuilds, engine: docker.DockerClient) -> None:
+                         era_build: EraBuilds, engine: docker.DockerClient,
+                         tmp_path: Path) -> None:
     """Every era twice: with a stock-shaped golang image (no rsync) from the local registry
     that stands in for Docker Hub, pulled through --registry-mirror; and with nothing but
     --go-version auto, which follows the minor's Go rule to a local builder image. The builds
@@ -104,7 +105,8 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
     assert "==> verify" in stdout and "kubeadm-linux-amd64" in stdout
 
     # Read every certificate the packaged binary makes, independently of longcert.verify.
-    days = read_validities(generate_with(engine, out / "kubeadm-linux-amd64", version))
+    days = read_validities(generate_with(engine, out / "kubeadm-linux-amd64", version,
+                                         tmp_path / "pki"))
     expected_files = {f"pki/{n}.crt" for n in verify.expected_certs(version)} | set(
         verify.expected_kubeconfigs(version))
     assert expected_files <= set(days)

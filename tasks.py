@@ -635,27 +635,42 @@ def go_lock(c: Context, go: str, index_url: str | None = None, debug: bool = Fal
 @task(auto_shortflags=False, help=_help(
     "cache_dir", "debug",
     trees="also remove the worktrees kept per tag (those not in use); the next build of a "
-          "tag checks it out again"))
+          "tag checks it out again",
+    go_caches="also remove the Go build and module cache volumes of every remote (those not "
+              "in use); the next build of each compiles cold"))
 @cli
 def clean(
-    c: Context, cache_dir: str | None = None, trees: bool = False, debug: bool = False
+    c: Context,
+    cache_dir: str | None = None,
+    trees: bool = False,
+    go_caches: bool = False,
+    debug: bool = False,
 ) -> None:
     """Remove what runs that are no longer alive left behind: their worktrees, scratch and
     staging directories and containers (a run still going is never touched). --trees also
-    removes the worktree kept per tag for the next build (one Kubernetes checkout each),
-    except one a build is using."""
-    from longcert import pipeline, source
+    removes the worktree kept per tag for the next build (one Kubernetes checkout each), and
+    --go-caches the Go cache volumes of every remote, except what a running build uses."""
+    from longcert import container, pipeline, source
 
-    cache = _settings(cache_dir=cache_dir).cache_dir
-    removed = pipeline.sweep(cache)
+    conf = _settings(cache_dir=cache_dir)
+    removed = pipeline.sweep(conf.cache_dir)
     for item in removed:
         print(f"removed {item}")
     print(f"clean: {len(removed)} item(s) left by dead runs removed")
     if trees:
-        kept = source.remove_kept_worktrees(cache)
+        kept = source.remove_kept_worktrees(conf.cache_dir)
         for item in kept:
             print(f"removed {item}")
         print(f"clean: {len(kept)} kept worktree(s) removed")
+    if go_caches:
+        volumes, in_use = container.remove_cache_volumes(
+            container.connect(), [conf.build_cache_volume, conf.module_cache_volume]
+        )
+        for name in volumes:
+            print(f"removed volume {name}")
+        for name in in_use:
+            print(f"kept volume {name}: a running build uses it")
+        print(f"clean: {len(volumes)} Go cache volume(s) removed")
 
 
 @task(auto_shortflags=False, help={"debug": SETTING_HELP["debug"]})

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextlib
 import io
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,42 @@ def remove_run_containers(client: docker.DockerClient, run_id: str) -> list[str]
             volume.remove(force=True)
             removed.append(f"volume {volume.name}")
     return removed
+
+
+def is_cache_volume(name: str, base_names: Sequence[str]) -> bool:
+    """Whether ``name`` is one of longcert's Go cache volumes: a configured name as is (a
+    volume the user named) or with the 12-hex-digit suffix of a remote (build.cache_volumes)."""
+    return any(
+        name == base or re.fullmatch(re.escape(base) + r"-[0-9a-f]{12}", name) is not None
+        for base in base_names
+    )
+
+
+def remove_cache_volumes(
+    client: docker.DockerClient, base_names: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Remove the Go cache volumes of every remote (:func:`is_cache_volume`); one a container
+    uses (a build running now) is left. Returns (removed, in use)."""
+    removed: list[str] = []
+    in_use: list[str] = []
+    try:
+        volumes = client.volumes.list()
+    except docker.errors.DockerException as exc:
+        raise EngineError(f"cannot list volumes: {_reason(exc)}") from exc
+    for volume in sorted(volumes, key=lambda v: str(v.name)):
+        if not is_cache_volume(str(volume.name), base_names):
+            continue
+        try:
+            volume.remove()
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise EngineError(f"cannot remove volume {volume.name}: {_reason(exc)}") from exc
+            in_use.append(str(volume.name))
+            continue
+        removed.append(str(volume.name))
+    return removed, in_use
 
 
 def create_volume(client: docker.DockerClient, name: str, purpose: str) -> None:

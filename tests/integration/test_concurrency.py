@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -19,6 +20,7 @@ from longcert import source
 from longcert.package import build_id
 from tests.cli import ROOT, invoke_environ
 from tests.fixtures import standin
+from tests.integration.conftest import TEST_IMAGE
 
 FETCH_TAGS = [t for t in standin.STANDIN_TAGS if t != standin.NEWEST_TAG]
 
@@ -227,6 +229,35 @@ def test_clean_removes_what_a_killed_build_left_and_only_that(
         assert live.path.exists()
     finally:
         live.stop()
+
+
+@pytest.mark.docker
+def test_clean_go_caches_removes_every_remotes_volumes_but_one_in_use(
+    tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    base = f"lc-clean-{uuid.uuid4().hex[:8]}"
+    build, module = f"{base}-build", f"{base}-mod"
+    names = [f"{build}-0123456789ab", f"{module}-0123456789ab", build, f"{module}-ba9876543210",
+             f"{base}-unrelated"]
+    for name in names:
+        engine.volumes.create(name)
+    busy = engine.containers.run(TEST_IMAGE, ["sleep", "600"], detach=True, network_mode="none",
+                                 volumes={f"{module}-ba9876543210": {"bind": "/c", "mode": "rw"}})
+    try:
+        done = finish([invoke("clean", "--go-caches", cache=tmp_path / "cache",
+                              builds=tmp_path / "builds", cwd=tmp_path,
+                              extra={"LONGCERT_BUILD_CACHE_VOLUME": build,
+                                     "LONGCERT_MODULE_CACHE_VOLUME": module})])[0]
+        assert done[0] == 0, done[2]
+        assert f"kept volume {module}-ba9876543210: a running build uses it" in done[1]
+        assert "clean: 3 Go cache volume(s) removed" in done[1]
+        left = {v.name for v in engine.volumes.list() if v.name.startswith(base)}
+        assert left == {f"{module}-ba9876543210", f"{base}-unrelated"}
+    finally:
+        busy.remove(force=True)
+        for name in names:
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.volumes.get(name).remove(force=True)
 
 
 def _mount_tmpfs(path: Path, size: str) -> None:

@@ -159,3 +159,37 @@ def test_commands_together_run_at_once_and_log_in_order(tmp_path: Path) -> None:
     assert lines == ["first says one", "first says two", "second says one", "second says two"]
     assert (tmp_path / "build.log").read_text() == (
         "$ first -x\nfirst says one\nfirst says two\n$ second\nsecond says one\nsecond says two\n")
+
+
+def test_cache_volumes_are_the_configured_names_and_their_remote_suffixes() -> None:
+    bases = ["longcert-go-build", "longcert-go-mod"]
+    assert container.is_cache_volume("longcert-go-build", bases)
+    assert container.is_cache_volume("longcert-go-mod-0123456789ab", bases)
+    for other in ("longcert-go-build-0123456789", "longcert-go-build-0123456789abX",
+                  "longcert-go-build-0123456789AB", "my-longcert-go-build", "pgdata",
+                  "longcert-fresh-1-2-build"):
+        assert not container.is_cache_volume(other, bases), other
+
+
+class FakeVolume:
+    def __init__(self, name: str, error: Exception | None, gone: list[str]) -> None:
+        self.name, self.error, self.gone = name, error, gone
+
+    def remove(self) -> None:
+        if self.error is not None:
+            raise self.error
+        self.gone.append(self.name)
+
+
+def test_remove_cache_volumes_skips_volumes_in_use_and_others() -> None:
+    gone: list[str] = []
+    in_use = docker.errors.APIError("volume is in use", response=type(
+        "R", (), {"status_code": 409, "reason": "Conflict"})())
+    volumes = [FakeVolume("longcert-go-build-aaaaaaaaaaaa", None, gone),
+               FakeVolume("longcert-go-mod-aaaaaaaaaaaa", in_use, gone),
+               FakeVolume("longcert-go-build-bbbbbbbbbbbb", docker.errors.NotFound("x"), gone),
+               FakeVolume("postgres-data", None, gone)]
+    client = type("C", (), {"volumes": type("V", (), {"list": lambda self: volumes})()})()
+    removed, busy = container.remove_cache_volumes(client, ["longcert-go-build", "longcert-go-mod"])
+    assert removed == gone == ["longcert-go-build-aaaaaaaaaaaa"]
+    assert busy == ["longcert-go-mod-aaaaaaaaaaaa"]

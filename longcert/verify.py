@@ -241,8 +241,9 @@ def generate_commands(version: KubeVersion, config_path: str) -> list[list[str]]
 def generate_steps(version: KubeVersion, config_path: str) -> list[list[list[str]]]:
     """:func:`generate_commands` as steps whose commands run at once: the cluster CA first
     (`certs ca`, a subphase in every era), then `certs all` (which uses that CA, as init's
-    own phases do) together with `kubeconfig all` (which needs only that CA). Every key
-    kubeadm makes costs about 150 ms (RSA-2048), so two cores halve the wait."""
+    own phases do) together with `kubeconfig all` (which needs only that CA; `alpha phase
+    certs ca` in v1.9-v1.12). Every RSA-2048 key kubeadm makes costs about 150 ms, so on two
+    cores the kubeconfigs' keys are made while the certificates' are."""
     ca = [f"{BIN_MOUNT}/kubeadm", *_phase(version), "certs", "ca", "--config", config_path]
     return [[ca], generate_commands(version, config_path)]
 

@@ -480,13 +480,21 @@ class BuildContainer:
         command, exactly as running them one after the other gives; the first command (in
         order) whose exec raised raises here, after all of them ended."""
         outputs: list[list[str]] = [[] for _ in commands]
-        with concurrent.futures.ThreadPoolExecutor(
+        pool = concurrent.futures.ThreadPoolExecutor(
             max(1, len(commands)), thread_name_prefix="longcert-exec"
-        ) as pool:
+        )
+        try:
             futures = [pool.submit(self._exec, argv, outputs[i].append, user=user,
                                    workdir=workdir, environment=environment)
                        for i, argv in enumerate(commands)]
             concurrent.futures.wait(futures)
+        except BaseException:
+            # Ctrl-C or SIGTERM while they run: the commands end with the container, so the
+            # stop is not held up until they finish on their own.
+            self.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True)
         results = []
         for argv, lines, future in zip(commands, outputs, futures, strict=True):
             if self._log is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import threading
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,36 @@ def test_remove_cache_volumes_skips_volumes_in_use_and_others() -> None:
     removed, busy = container.remove_cache_volumes(client, ["longcert-go-build", "longcert-go-mod"])
     assert removed == gone == ["longcert-go-build-aaaaaaaaaaaa"]
     assert busy == ["longcert-go-mod-aaaaaaaaaaaa"]
+
+
+class StoppableAPI(TogetherAPI):
+    """Execs that only end when the container is removed."""
+
+    def exec_start(self, eid: str, stream: bool) -> Any:
+        self.barrier.wait()
+        if not self.client.removed.wait(10):
+            raise AssertionError("the container was never removed")
+        raise docker.errors.APIError("container removed")
+
+
+def test_ctrl_c_while_commands_run_together_removes_the_container(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.removed = threading.Event()  # type: ignore[attr-defined]
+    api = StoppableAPI(client, 3)
+    client.api = api
+
+    class Removable(FakeContainer):
+        def remove(self, force: bool = False, v: bool = False) -> None:
+            super().remove(force, v)
+            client.removed.set()  # type: ignore[attr-defined]
+
+    client.containers.create = lambda image, **kw: Removable(client, False)  # type: ignore[method-assign]
+
+    def interrupt() -> None:
+        api.barrier.wait()  # both commands are running
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt), box(client, tmp_path) as b:
+        b.capture_together([["first"], ["second"]])
+    assert "remove force=True" in client.events

@@ -106,6 +106,22 @@ def _canonical(data: Mapping[str, Any]) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _image_manifest(
+    config: Blob, layers: list[dict[str, Any]], annotations: Mapping[str, str] | None = None
+) -> Blob:
+    """An OCI image manifest of ``config`` and the ``layers`` descriptors (a platform image's,
+    with its labels as annotations, or an attestation's, without)."""
+    document: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": layers,
+    }
+    if annotations is not None:
+        document["annotations"] = annotations
+    return Blob(OCI_MANIFEST, _canonical(document))
+
+
 def _layer(files: list[tuple[str, Path, int]]) -> tuple[bytes, str]:
     """A gzipped tar of ``files`` (name, source, mode), with fixed owners and times."""
     raw = io.BytesIO()
@@ -170,19 +186,10 @@ def oci_images(build: Build) -> ImageSet:
                 }
             ),
         )
-        manifest = Blob(
-            OCI_MANIFEST,
-            _canonical(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": OCI_MANIFEST,
-                    "config": config.descriptor(),
-                    "layers": [
-                        layer.descriptor(annotations={"org.opencontainers.image.title": in_image})
-                    ],
-                    "annotations": labels,
-                }
-            ),
+        manifest = _image_manifest(
+            config,
+            [layer.descriptor(annotations={"org.opencontainers.image.title": in_image})],
+            annotations=labels,
         )
         images.append(PlatformImage(binary.platform, f"/{in_image}", layer, config, manifest))
     attestations = tuple(_attestation(build, image, metadata) for image in images)
@@ -250,19 +257,12 @@ def _attestation(build: Build, image: PlatformImage, metadata: Mapping[str, Any]
             }
         ),
     )
-    manifest = Blob(
-        OCI_MANIFEST,
-        _canonical(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": config.descriptor(),
-                "layers": [
-                    layer.descriptor(annotations={"in-toto.io/predicate-type": predicate})
-                    for layer, (_, predicate) in zip(layers, statements, strict=True)
-                ],
-            }
-        ),
+    manifest = _image_manifest(
+        config,
+        [
+            layer.descriptor(annotations={"in-toto.io/predicate-type": predicate})
+            for layer, (_, predicate) in zip(layers, statements, strict=True)
+        ],
     )
     return Attestation(image.platform, layers, config, manifest, image.manifest.digest)
 

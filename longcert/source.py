@@ -384,7 +384,14 @@ def _take_reusable(cache_dir: Path, mirror: Path, tag: str) -> tuple[Path, int] 
     The lock is an OS lock: a killed run's is dropped by the kernel, and whatever that run
     left in the tree is undone by :func:`reset_worktree` before anyone builds in it."""
     path = reusable_path(cache_dir, mirror, tag)
-    lock = path.parent.with_name(path.parent.name + ".lock")
+    fd = _lock_kept(path.parent)
+    return None if fd is None else (path, fd)
+
+
+def _lock_kept(kept: Path) -> int | None:
+    """The fd holding the flock of a kept worktree's directory (``<dir>.lock``), or None when
+    another run holds it."""
+    lock = kept.with_name(kept.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -395,7 +402,7 @@ def _take_reusable(cache_dir: Path, mirror: Path, tag: str) -> tuple[Path, int] 
     except BaseException:
         os.close(fd)
         raise
-    return path, fd
+    return fd
 
 
 def remove_kept_worktrees(cache_dir: Path) -> list[str]:
@@ -407,13 +414,10 @@ def remove_kept_worktrees(cache_dir: Path) -> list[str]:
     for kept in sorted(trees.iterdir()) if trees.is_dir() else []:
         if not kept.is_dir() or kept.is_symlink():
             continue
-        lock = kept.with_name(kept.name + ".lock")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = _lock_kept(kept)
+        if fd is None:
             continue
-        else:
+        try:
             for item in sorted(kept.iterdir()):
                 _discard(item) if item.is_dir() and not item.is_symlink() else item.unlink()
             kept.rmdir()

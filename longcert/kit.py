@@ -18,7 +18,6 @@ import gzip
 import io
 import os
 import re
-import secrets
 import shutil
 import tarfile
 import tempfile
@@ -1037,7 +1036,7 @@ def write_kit(build_dir: Path, files: list[KitFile]) -> Path:
     (and puts the old kit back when the kill fell between its two renames)."""
     target = build_dir / KIT_DIR
     runs.note_builds_dir(build_dir)
-    archive_temp = build_dir / (runs.tagged(f".{KIT_ARCHIVE}.new-") + secrets.token_hex(3))
+    archive_temp = runs.temp_path(build_dir / KIT_ARCHIVE)
     try:
         staging = Path(tempfile.mkdtemp(prefix=runs.tagged(".kit-"), dir=build_dir))
     except OSError as exc:
@@ -1054,8 +1053,7 @@ def write_kit(build_dir: Path, files: list[KitFile]) -> Path:
         with runs.signals_deferred():
             archive.rename(archive_temp)
             if target.exists():
-                # ".kit.old-<run id>-": what the sweep restores as "kit" if it is missing
-                old = build_dir / (runs.tagged(f".{KIT_DIR}.old-") + secrets.token_hex(3))
+                old = runs.aside_path(target)  # the sweep restores it if "kit" is missing
                 target.rename(old)
                 staging.rename(target)
                 shutil.rmtree(old, ignore_errors=True)

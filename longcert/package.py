@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -305,7 +304,7 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     old = None
     with runs.signals_deferred():
         if target.exists():
-            old = target.with_name(runs.tagged(f".{target.name}.old-") + secrets.token_hex(3))
+            old = runs.aside_path(target)
             target.rename(old)
         try:
             staging.rename(target)

@@ -171,10 +171,22 @@ def tagged(prefix: str) -> str:
     return f"{prefix}{run}-" if run else prefix
 
 
+def temp_path(path: Path) -> Path:
+    """A temporary name beside ``path`` (``.<name>.new-<run id>-<hex>``): a sweep after this
+    run's death knows it for a leftover."""
+    return path.with_name(tagged(f".{path.name}.new-") + secrets.token_hex(3))
+
+
+def aside_path(path: Path) -> Path:
+    """Where ``path`` waits while its replacement is renamed in (``.<name>.old-<run id>-<hex>``):
+    a sweep after this run's death puts it back if ``path`` is then missing (sweep_files)."""
+    return path.with_name(tagged(f".{path.name}.old-") + secrets.token_hex(3))
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``path`` through a temporary file beside it, renamed into place: readers see the
     old contents or the new, never part; the temporary file is removed if anything fails."""
-    temp = path.with_name(tagged(f".{path.name}.new-") + secrets.token_hex(3))
+    temp = temp_path(path)
     try:
         temp.write_text(text)
         os.replace(temp, path)

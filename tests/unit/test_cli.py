@@ -180,3 +180,10 @@ def test_clean_trees_removes_kept_worktrees(tmp_path: Path) -> None:
     assert f"removed {kept}" in result.stdout
     assert "clean: 1 kept worktree(s) removed" in result.stdout
     assert not kept.exists()
+
+
+def test_clean_go_caches_without_an_engine_is_one_line(tmp_path: Path) -> None:
+    result = invoke("clean", "--go-caches", tmp_path=tmp_path)
+    assert result.returncode == 3
+    assert result.stderr.strip().startswith("longcert: EngineError: no Docker engine answers")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -30,6 +30,11 @@ from longcert.source import SourceTree
 from longcert.verify import VerifyReport, has_validity_config
 from longcert.versions import KubeVersion
 
+# The rollout kit as one file beside the binaries (written by longcert.kit, carried by publish: a
+# release asset, a file in the shared directory). Reproducible: sorted members, fixed times and
+# owners.
+KIT_ARCHIVE = "kit.tar.gz"
+
 
 @dataclass(frozen=True)
 class BuildOutput:

@@ -529,6 +529,9 @@ def renew_check(
         "install_path": "where install.sh puts kubeadm (default /usr/bin/kubeadm)",
         "image": "image to run `kubeadm config images list` in (default "
         "longcert/debian-base:bookworm)",
+        "serving_rotation": "also make kubelets take serving certificates from the cluster CA "
+        "(serverTLSBootstrap); each kubelet restart then leaves a CSR to approve before kubectl "
+        "logs/exec work on that node",
         "debug": SETTING_HELP["debug"],
     },
 )
@@ -539,6 +542,7 @@ def kit(
     image_repository: str | None = None,
     install_path: str | None = None,
     image: str | None = None,
+    serving_rotation: bool = False,
     debug: bool = False,
 ) -> None:
     """Write builds/<id>/kit/: renew.sh, install.sh, kubelet, controller-manager, RBAC and
@@ -548,7 +552,8 @@ def kit(
 
     conf = _settings()
     with runs.registered(conf.cache_dir):
-        kit_mod.make_kit(build, image_repository, install_path, image=image)
+        kit_mod.make_kit(build, image_repository, install_path, image=image,
+                         serving_rotation=serving_rotation)
 
 
 @task(

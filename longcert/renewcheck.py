@@ -4,17 +4,21 @@
 checksums are compared afterwards), runs the renewal of K's version on the copy in a container
 with no network, and compares every certificate and kubeconfig before and after.
 
-The renewal is the one an operator runs on that version (the kit's ``renew.sh`` does the same):
+The renewal is the one the kit's ``renew.sh`` runs, decided by one function for both
+(:func:`longcert.kit.renew_plan`):
 
 * v1.20 and later: ``kubeadm certs renew all``; v1.15 - v1.19: ``kubeadm alpha certs renew
   all``. Both renew every leaf and the kubeconfigs but kubelet.conf, whose client certificate
-  the kubelet rotates itself (renewal/manager.go).
+  the kubelet rotates itself (renewal/manager.go). A kubelet.conf that still embeds its
+  certificate (nodes initialised before v1.17) and ends before the asked validity fails the
+  check: nothing renews it (renew.sh points it at the kubelet's rotated certificate).
 * v1.13, v1.14: ``kubeadm alpha certs renew all`` renews the PKI leaves only
-  (cmd/alpha/certs.go at v1.14.8), so the kubeconfigs are moved aside and written again by
-  ``kubeadm init phase kubeconfig all``.
-* v1.9 - v1.12: no renew-all that covers everything (v1.12's ``alpha phase certs renew`` has no
-  kubeconfigs), so the leaves and kubeconfigs are moved aside and written again by ``kubeadm
-  alpha phase certs all`` and ``kubeadm alpha phase kubeconfig all``, which keep the CAs.
+  (cmd/alpha/certs.go at v1.14.8); v1.12: ``kubeadm alpha phase certs renew all``. The
+  kubeconfigs (kubelet.conf only while it embeds its certificate) are moved aside and written
+  again by the kubeconfig phase.
+* v1.9 - v1.11: no renew command, so the leaves and kubeconfigs are moved aside and written
+  again by ``kubeadm alpha phase certs all`` and ``kubeadm alpha phase kubeconfig all``, which
+  keep the CAs.
 
 Those phases need the node's settings (node name, advertise address, SANs). They come from
 ``--config`` (the cluster's own, e.g. ``kubeadm config view``) or are read back from the
@@ -48,7 +52,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from longcert import container, runs, verify
+from longcert import container, kit, runs, verify
 from longcert.ca import checksums
 from longcert.errors import ConfigError, VerifyError
 from longcert.settings import parse_years
@@ -58,6 +62,7 @@ CA_FILES = tuple(f"pki/{name}.crt" for name in verify.CA_CERTS)
 TOLERANCE_DAYS = verify.TOLERANCE_DAYS
 DAYS_PER_YEAR = verify.DAYS_PER_YEAR
 CONFIG_FILE = f"{verify.CONFIG_MOUNT}/kubeadm.yaml"
+KUBELET_CURRENT = "/var/lib/kubelet/pki/kubelet-client-current.pem"
 ASIDE = "renew-check-aside"  # scratch directory (outside the copy) for files moved aside
 
 
@@ -235,31 +240,24 @@ def pki_version(root: Path, config_text: str | None) -> tuple[KubeVersion, str]:
     )
 
 
-def renewed_files(version: KubeVersion) -> tuple[str, ...]:
-    """Files the dry run's renewal re-issues for this version (see the module docstring)."""
-    leaves = tuple(f"pki/{n}.crt" for n in verify.expected_certs(version)
-                   if n not in verify.CA_CERTS)
-    confs = verify.expected_kubeconfigs(version)
-    if (version.major, version.minor) >= (1, 15):
-        return leaves + tuple(c for c in confs if c != "kubelet.conf")
-    return leaves + confs
+def kubelet_conf_embeds(seen: dict[str, Seen]) -> bool:
+    """Whether kubelet.conf carries its client certificate inside (nodes initialised before
+    v1.17; :func:`inventory` reads only embedded kubeconfig certificates)."""
+    return "kubelet.conf" in seen
 
 
-def renew_steps(version: KubeVersion) -> list[tuple[str, list[str]]]:
-    """(what to move aside first: "", "kubeconfigs" or "leaves", kubeadm argv) per step."""
-    kubeadm = f"{verify.BIN_MOUNT}/kubeadm"
-    minor = (version.major, version.minor)
-    if minor >= (1, 20):
-        return [("", [kubeadm, "certs", "renew", "all", "--config", CONFIG_FILE])]
-    if minor >= (1, 13):
-        renew = [("", [kubeadm, "alpha", "certs", "renew", "all", "--config", CONFIG_FILE])]
-        if minor >= (1, 15):
-            return renew
-        return [*renew, ("kubeconfigs", [kubeadm, "init", "phase", "kubeconfig", "all",
-                                         "--config", CONFIG_FILE])]
-    phase = [kubeadm, "alpha", "phase"]
-    return [("leaves", [*phase, "certs", "all", "--config", CONFIG_FILE]),
-            ("kubeconfigs", [*phase, "kubeconfig", "all", "--config", CONFIG_FILE])]
+def plan_for(version: KubeVersion, before: dict[str, Seen]) -> kit.RenewPlan:
+    """The renewal renew.sh runs on this node (:func:`longcert.kit.renew_plan`, one decision
+    for both): kubelet.conf is written again when it embeds its certificate and the version's
+    kubeconfig phase can (up to v1.14); renew.sh would first point it at the kubelet's rotated
+    certificate if the node had one, which a copy of /etc/kubernetes does not show."""
+    regenerate = kubelet_conf_embeds(before) and kit.regenerates_kubelet_conf(version)
+    return kit.renew_plan(version, regenerate_kubelet_conf=regenerate)
+
+
+def renew_argv(step: kit.RenewStep) -> list[str]:
+    """The kubeadm command line of one renewal step, in the dry run's container."""
+    return [f"{verify.BIN_MOUNT}/kubeadm", *step.words, "--config", CONFIG_FILE]
 
 
 # --- the node's settings, read back from its certificates (pure) ---------------------------
@@ -489,6 +487,13 @@ def judge(
             if ca is not None and new.not_after > ca.not_after + slack:
                 notes.append(f"outlives its CA, which ends {verify._iso(ca.not_after)}: "
                              "usable until then")
+        elif file == "kubelet.conf" and old.days_left(now) < asked_days - TOLERANCE_DAYS:
+            # Only an embedded certificate is in the inventory: a node initialised before v1.17
+            # keeps it, and nothing renews it (kubernetes/kubeadm#1753).
+            problems.append(
+                f"embeds its client certificate, which ends in {old.days_left(now):.0f} days and "
+                f"which nothing renews: point it at {KUBELET_CURRENT} (renew.sh does when the "
+                "kubelet rotates its certificate, kubeadm-certs.md)")
         else:
             notes.append("not renewed by kubeadm"
                          + (" (the kubelet rotates its own client certificate)"
@@ -546,17 +551,12 @@ def asked_years(years: str | None, binary: Path) -> int:
                           "the leaf validity the renewed certificates must have") from None
 
 
-def _move_aside(kube: Path, aside: Path, which: str, version: KubeVersion) -> None:
+def _move_aside(kube: Path, aside: Path, names: Iterable[str]) -> None:
     """Move the files a phase would otherwise keep ("Using existing ...") out of the copy."""
-    if which == "kubeconfigs":
-        names = list(verify.expected_kubeconfigs(version))
-    else:
-        names = [f"pki/{n}.{ext}" for n in verify.expected_certs(version)
-                 if n not in verify.CA_CERTS for ext in ("crt", "key")]
     for name in names:
         source = kube / name
         if source.exists():
-            target = aside / which / name
+            target = aside / name
             target.parent.mkdir(parents=True, exist_ok=True)
             source.rename(target)
 
@@ -686,10 +686,12 @@ def _run(
                     text = with_init_document(config_text, binary_version,
                                               derived_settings(before, root))
             (config_dir / "kubeadm.yaml").write_text(text)
-            for which, argv in renew_steps(binary_version):
-                if which:
-                    _move_aside(kube, aside, which, binary_version)
-                    commands.append(f"(move the {which} aside)")
+            plan = plan_for(binary_version, before)
+            for step in plan.steps:
+                if step.aside:
+                    _move_aside(kube, aside, step.aside)
+                    commands.append(f"(move {' '.join(step.aside)} aside)")
+                argv = renew_argv(step)
                 commands.append(" ".join(["kubeadm", *argv[1:]]))
                 code, output = box.capture([*prefix, *argv], user=user)
                 if code != 0:
@@ -698,7 +700,7 @@ def _run(
                                       f"(exit {code}): {last}")
         after, after_notes = inventory(kube)
     moment = now or datetime.now(UTC)
-    rows = judge(before, after, renewed_files(binary_version), leaf_years, moment)
+    rows = judge(before, after, plan.renewed, leaf_years, moment)
     return RenewReport(str(root), binary_version.tag, version.tag, version_from, leaf_years,
                        tuple(commands), tuple(rows), (),
                        tuple(notes + [n for n in after_notes if n not in notes]))

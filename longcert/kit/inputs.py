@@ -34,6 +34,9 @@ class KitInputs:
     image_repository: str = ""
     install_path: str = DEFAULT_INSTALL_PATH
     images: tuple[str, ...] = field(default=())  # `kubeadm config images list` output lines
+    # Kubelets also request serving certificates from the cluster CA (serverTLSBootstrap), each
+    # a CSR someone or an approver must approve; off: they keep their self-signed ones.
+    serving_rotation: bool = False
 
     @property
     def version(self) -> KubeVersion:
@@ -65,7 +68,8 @@ def check_install_path(value: str | None) -> str:
 
 
 def inputs_from_build(
-    build: Any, image_repository: str = "", install_path: str = DEFAULT_INSTALL_PATH
+    build: Any, image_repository: str = "", install_path: str = DEFAULT_INSTALL_PATH,
+    serving_rotation: bool = False,
 ) -> KitInputs:
     """KitInputs of a loaded :class:`longcert.publish.Build` (already checked by load_build)."""
     manifest = build.manifest
@@ -91,4 +95,5 @@ def inputs_from_build(
         config_api=api if verify.CONFIG_API.fullmatch(api) else "",
         image_repository=image_repository,
         install_path=install_path,
+        serving_rotation=serving_rotation,
     )

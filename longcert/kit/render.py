@@ -20,6 +20,7 @@ from longcert.kit.facts import (
 from longcert.kit.inputs import KitInputs
 
 _PLACEHOLDER = re.compile(r"@@([A-Z0-9_]+)@@")
+KCM_SERVING_GATE = "RotateKubeletServerCertificate=true"
 
 
 def render_template(name: str, values: dict[str, str]) -> str:
@@ -48,6 +49,10 @@ def cluster_configuration(inputs: KitInputs, facts: KitFacts) -> dict[str, Any]:
         doc["imageRepository"] = inputs.image_repository
     if facts.extra_args == "controllerManagerExtraArgs":
         doc["controllerManagerExtraArgs"] = {flag: value}
+        if facts.selfnodeserver and inputs.serving_rotation:
+            # v1.9/v1.10: the controller-manager approves a node's own serving CSR only with
+            # this gate on (kubernetes/kubernetes#46884), which rbac.yaml's binding relies on.
+            doc["controllerManagerExtraArgs"]["feature-gates"] = KCM_SERVING_GATE
     elif facts.extra_args == "map":
         doc["controllerManager"] = {"extraArgs": {flag: value}}
     else:
@@ -58,32 +63,53 @@ def cluster_configuration(inputs: KitInputs, facts: KitFacts) -> dict[str, Any]:
     return doc
 
 
-def kubelet_settings(facts: KitFacts) -> tuple[str, str]:
-    """(file name, text) of the kubelet rotation settings for the version."""
+def kubelet_settings(facts: KitFacts, serving: bool) -> tuple[str, str] | None:
+    """(file name, text) of the kubelet rotation settings for the version; None where there is
+    nothing to add (v1.9/v1.10 without serving rotation: kubeadm's own 10-kubeadm.conf passes
+    --rotate-certificates=true already)."""
     if facts.kubelet == "dropin":
+        if not serving:
+            return None
+        # kubeadm 1.9/1.10's own 10-kubeadm.conf (build/debs/10-kubeadm.conf of those releases)
+        # already passes --rotate-certificates=true (KUBELET_CERTIFICATE_ARGS) and expands the
+        # operator's $KUBELET_EXTRA_ARGS, so the gate goes into a variable of its own, added
+        # to that ExecStart instead of replacing what the operator set.
         text = (
             "# systemd drop-in: /etc/systemd/system/kubelet.service.d/20-longcert-rotation.conf\n"
-            f"# kubelet {facts.version.minor_str}: client and serving certificate rotation by\n"
-            "# flag (kubeadm of this version configures the kubelet by flags in 10-kubeadm.conf).\n"
-            "# Serving rotation is alpha here: the feature gate must be on, on the kubelet and\n"
-            "# (for auto-approval) on the controller-manager.\n"
+            f"# kubelet {facts.version.minor_str}: serving certificate rotation is alpha here and\n"
+            "# needs the RotateKubeletServerCertificate gate on the kubelet (and on the\n"
+            "# controller-manager, which approves serving CSRs on this version). Client rotation\n"
+            "# (--rotate-certificates=true) is in kubeadm's own 10-kubeadm.conf already.\n"
+            "# The ExecStart below is kubeadm's own plus $LONGCERT_KUBELET_ARGS; your\n"
+            "# $KUBELET_EXTRA_ARGS (--node-ip, --cloud-provider, ...) stays as it is. If\n"
+            "# `systemctl cat kubelet` shows another ExecStart, add $LONGCERT_KUBELET_ARGS to\n"
+            "# yours instead of using the two ExecStart lines here.\n"
             "[Service]\n"
-            'Environment="KUBELET_EXTRA_ARGS=--rotate-certificates=true '
-            '--feature-gates=RotateKubeletServerCertificate=true"\n'
+            'Environment="LONGCERT_KUBELET_ARGS=--feature-gates=RotateKubeletServerCertificate=true"\n'
+            "ExecStart=\n"
+            "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_SYSTEM_PODS_ARGS "
+            "$KUBELET_NETWORK_ARGS $KUBELET_DNS_ARGS $KUBELET_AUTHZ_ARGS $KUBELET_CADVISOR_ARGS "
+            "$KUBELET_CERTIFICATE_ARGS $KUBELET_EXTRA_ARGS $LONGCERT_KUBELET_ARGS\n"
         )
         return "kubelet-rotation.conf", text
     doc: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "rotateCertificates": True,
-        "serverTLSBootstrap": True,
     }
-    if facts.kubelet == "config-gate":
-        doc["featureGates"] = {"RotateKubeletServerCertificate": True}
+    if serving:
+        doc["serverTLSBootstrap"] = True
+        if facts.kubelet == "config-gate":
+            doc["featureGates"] = {"RotateKubeletServerCertificate": True}
     header = (
         "# Merge these fields into /var/lib/kubelet/config.yaml on every node (then\n"
         "# `systemctl restart kubelet`), and into the kube-system ConfigMap\n"
         f"# {facts.kubelet_configmap} so that joins and upgrades keep them.\n"
+        + ("# serverTLSBootstrap: after every restart the kubelet waits for its kubelet-serving\n"
+           "# CSR to be approved; until then kubectl logs/exec/port-forward and metrics-server\n"
+           "# fail on that node (README.md, CSR approval).\n" if serving else
+           "# Serving certificates stay the kubelet's self-signed ones (`invoke kit\n"
+           "# --serving-rotation` adds serverTLSBootstrap, with CSRs to approve).\n")
     )
     return "kubelet-rotation.yaml", header + yaml.safe_dump(doc, sort_keys=False)
 
@@ -99,8 +125,9 @@ SERVING_SECURITY_NOTE = (
 )
 
 
-def rbac_manifest(facts: KitFacts) -> str:
-    """ClusterRoleBindings letting nodes' client (and, v1.9/v1.10, serving) CSRs be approved."""
+def rbac_manifest(facts: KitFacts, serving: bool) -> str:
+    """ClusterRoleBindings letting nodes' client (and, v1.9/v1.10 with serving rotation,
+    serving) CSRs be approved."""
     docs: list[dict[str, Any]] = []
     # The bindings kubeadm itself makes at init (cmd/kubeadm/app/phases/bootstraptoken/node/
     # tlsbootstrap.go: kubeadm:node-autoapprove-bootstrap, kubeadm:node-autoapprove-certificate-
@@ -122,7 +149,7 @@ def rbac_manifest(facts: KitFacts) -> str:
         ),
     ):
         docs.append(_binding(name, role, kind, subject))
-    if facts.selfnodeserver:
+    if facts.selfnodeserver and serving:
         # v1.9/v1.10: sarapprove.go approves a node's own serving CSR when the node may create
         # certificatesigningrequests/selfnodeserver (kubernetes/kubernetes#46884; removed in
         # v1.11 by kubernetes/kubernetes#62471). No bootstrap role grants it: this one does.
@@ -139,16 +166,20 @@ def rbac_manifest(facts: KitFacts) -> str:
         })
         docs.append(_binding("longcert:node-autoapprove-serving", role, "Group", "system:nodes"))
     note = "\n".join(f"# {line}" for line in _wrap(SERVING_SECURITY_NOTE, 96))
-    serving = (
-        "# Serving CSRs: the controller-manager of this version approves them itself once the\n"
-        "# RotateKubeletServerCertificate gate is on there (binding below).\n"
-        if facts.selfnodeserver
-        else "# Serving CSRs: since v1.11 no controller-manager approves them\n"
-        "# (kubernetes/kubernetes#62471); approve them by hand or run an approver.\n"
-    )
+    if not serving:
+        serving_words = ("# Serving CSRs: none (the kit was made without --serving-rotation).\n")
+    elif facts.selfnodeserver:
+        serving_words = (
+            "# Serving CSRs: the controller-manager of this version approves them itself once\n"
+            "# the RotateKubeletServerCertificate gate is on there (renew.sh sets it; binding\n"
+            "# below).\n")
+    else:
+        serving_words = (
+            "# Serving CSRs: since v1.11 no controller-manager approves them\n"
+            "# (kubernetes/kubernetes#62471); approve them by hand or run an approver.\n")
     return (
         "# Node CSR approval for kubelet certificate rotation. Apply: kubectl apply -f rbac.yaml\n"
-        + serving
+        + serving_words
         + note
         + "\n"
         + yaml.safe_dump_all(docs, sort_keys=False)
@@ -198,16 +229,28 @@ def _uname_arch(arch: str) -> str:
     return {"amd64": "x86_64", "arm64": "aarch64", "arm": "armv7l", "386": "i686"}.get(arch, arch)
 
 
-def kubespray_snippet(inputs: KitInputs) -> str:
-    """group_vars lines: where kubespray downloads kubeadm, and the checksum it must accept."""
+def kubespray_snippet(inputs: KitInputs, facts: KitFacts) -> str:
+    """group_vars lines: where kubespray downloads kubeadm and the checksum it must accept, the
+    controller-manager signing duration and kubelet rotation it renders into kubeadm's config,
+    and (v1.31+) the validity periods it stores."""
     arches = {_arch(p): s for p, s in sorted(inputs.binaries.items())}
     checksums = "\n".join(
         f"  {arch}:\n    {inputs.tag}: {s}" for arch, s in arches.items()
     )
+    leaf = duration(inputs.leaf_years)
+    validity = (
+        "# v1.31+: what kubespray stores as certificateValidityPeriod / caCertificateValidity-\n"
+        "# Period in kubeadm-config (kubernetes-sigs/kubespray#12272); without them a stock\n"
+        "# renewal goes back to one year.\n"
+        f"kube_cert_validity_period: {leaf.removesuffix('0m0s')}\n"
+        f"kube_ca_cert_validity_period: {duration(inputs.ca_years).removesuffix('0m0s')}\n"
+        if facts.validity_fields else ""
+    )
     return f"""# kubespray group_vars, e.g. inventory/<cluster>/group_vars/k8s_cluster/longcert.yml.
 # kubespray checks every download against kubeadm_checksums[image_arch][kube_version]
 # (roles/kubespray_defaults/defaults/main/download.yml) and refuses a binary that is not the
-# official one: point kubeadm_download_url at this build and add its checksum.
+# official one: point kubeadm_download_url at this build and add its checksum. Setting
+# kubeadm_checksums here replaces kubespray's whole table: keep only the versions you deploy.
 # Set longcert_download_base to where the build's files are served; newer kubespray spells
 # kube_version without the "v" (then use {inputs.tag.removeprefix("v")} as the key).
 kube_version: {inputs.tag}
@@ -215,31 +258,73 @@ longcert_download_base: "https://CHANGE-ME.example/{inputs.build_id}"
 kubeadm_download_url: "{{{{ longcert_download_base }}}}/kubeadm-linux-{{{{ image_arch }}}}"
 kubeadm_checksums:
 {checksums}
+# The controller-manager signs kubelet certificates for as long (kubespray renders these into
+# kubeadm's ClusterConfiguration, so upgrades keep the flag).
+kube_kubeadm_controller_extra_args:
+  {facts.signing_flag.removeprefix("--")}: {leaf}
+# Kubelet client rotation; serving rotation only with an approver for its CSRs (kubespray's
+# kubelet_csr_approver_enabled follows kubelet_rotate_server_certificates): read rbac.yaml's note.
+kubelet_rotate_certificates: true
+kubelet_rotate_server_certificates: {"true" if inputs.serving_rotation else "false"}
+{validity}# kubespray's auto_renew_certificates timer runs `kubeadm certs renew all` monthly on the
+# control plane: it renews with this binary once kubespray installed it.
 """
 
 
 def upgrade_note(facts: KitFacts, inputs: KitInputs) -> str:
-    """What a stock kubeadm run later does to the certificates, and both ways out."""
+    """What a stock kubeadm, a package manager or kubespray does later, and the ways out."""
     minor = facts.version.minor_str
-    flag = (
-        "`kubeadm upgrade apply vNEW --certificate-renewal=false` (and the same flag on "
-        "`kubeadm upgrade node`) keeps the long certificates through an upgrade with a stock "
-        "binary (the flag exists from v1.15, kubernetes/kubernetes#76862)"
-        if facts.upgrade_renewal_flag
-        else f"kubeadm {minor} has no `--certificate-renewal` flag (it came with v1.15): a stock "
-        "`kubeadm upgrade apply` re-issues the API server certificate when it expires within "
-        "180 days and the etcd certificates when it upgrades etcd, so the only way out here is "
-        "the patched binary"
-    )
+    if facts.upgrade_renewal_flag:
+        flag = (
+            "`kubeadm upgrade apply vNEW --certificate-renewal=false` (and the same flag on "
+            "`kubeadm upgrade node`) keeps the long certificates through an upgrade with a stock "
+            "binary (the flag exists from v1.15, kubernetes/kubernetes#76862)"
+        )
+    else:
+        flag = (
+            f"kubeadm {minor} has no `--certificate-renewal` flag (it came with v1.15), and a "
+            "stock `kubeadm upgrade apply` replaces the API server certificate once it is "
+            "*older* than 180 days (`BackupAPIServerCertIfNeeded` in phases/upgrade/"
+            "postupgrade.go compares now with its NotBefore, not its end): every long "
+            "certificate older than that becomes a one-year one, so the only way out here is "
+            "the patched binary"
+        )
     renew = f"`kubeadm {facts.renew_all}`" if facts.renew_all else "`kubeadm alpha phase certs`"
+    if facts.validity_fields:
+        stock = (
+            f"From v1.31 a stock kubeadm renews and upgrades with the periods stored in "
+            "kubeadm-config (kubernetes/kubernetes#124652): once `kubeadm-config.sh` has stored "
+            f"`certificateValidityPeriod: {duration(inputs.leaf_years)}`, a stock `{renew[1:-1]}` "
+            "and `kubeadm upgrade apply` keep the long leaves, and the patched binary matters "
+            "only for what has no stored period (the CA default of a new cluster, `kubeadm "
+            "kubeconfig user`)."
+        )
+    else:
+        stock = (
+            f"A stock kubeadm run later ({renew}, `kubeadm upgrade apply`) re-issues "
+            "certificates for one year."
+        )
     return (
         "## Upgrades: a stock kubeadm undoes this\n\n"
-        f"A stock kubeadm run later ({renew}, `kubeadm upgrade apply`) re-issues certificates "
-        "for one year. Two ways out:\n\n"
+        f"{stock} Ways out:\n\n"
         "1. Upgrade with the patched kubeadm of the new version: build it (`invoke build "
         f"--version vNEW --years {inputs.leaf_years}`), write its kit, install it with its "
         "`install.sh`, then `kubeadm upgrade apply vNEW`.\n"
         f"2. {flag[0].upper()}{flag[1:]}.\n"
+        "3. Keep the package manager from putting a stock kubeadm back: `apt-mark hold kubeadm` "
+        "(Debian, Ubuntu), `dnf versionlock add kubeadm` or `yum versionlock kubeadm` (RHEL "
+        "family); release the hold only to install the next patched build.\n\n"
+        "`kubeadm upgrade` re-renders the static pod manifests from the stored "
+        "ClusterConfiguration (kubeadm-reconfigure.md), so the controller-manager flag renew.sh "
+        "sets in the manifest is lost unless kubeadm-config carries it too: keep "
+        f"`cluster-configuration.yaml`'s controller-manager `extraArgs` ({facts.signing_flag}) "
+        "in ConfigMap kube-system/kubeadm-config (`kubectl -n kube-system edit configmap "
+        "kubeadm-config`).\n\n"
+        "**kubespray** downloads kubeadm itself: `kubespray.yml` points it at this build, and "
+        "sets the controller-manager flag and kubelet rotation variables kubespray renders "
+        "into its own kubeadm config; kubespray's `auto_renew_certificates` timer runs "
+        "`kubeadm certs renew all` monthly, which renews with this binary once it is the one "
+        "installed.\n"
     )
 
 
@@ -256,7 +341,7 @@ def readme(inputs: KitInputs, facts: KitFacts, files: list[str]) -> str:
     """The kit's README.md: order of steps, what each does, checking, rolling back."""
     tag, minor = inputs.tag, facts.version.minor_str
     kubeadm = inputs.install_path
-    kubelet_file, _ = kubelet_settings(facts)
+    kubelet = kubelet_settings(facts, inputs.serving_rotation)
     steps = [
         f"1. **Install the binary** on every control-plane node: `sudo ./install.sh`. It checks "
         f"the sha256 (`sha256sum -c`), that `kubeadm version` says {tag}, keeps the old binary "
@@ -284,27 +369,32 @@ def readme(inputs: KitInputs, facts: KitFacts, files: list[str]) -> str:
         )
     steps += [
         f"{len(steps) + 1}. **Renew** on every control-plane node, one at a time: "
-        "`sudo ./renew.sh --dry-run`, then `sudo ./renew.sh`. It checks the node (root, a "
-        f"control plane of {minor}, the longcert kubeadm installed), backs up /etc/kubernetes "
-        f"to `/etc/kubernetes.longcert-backup-<time>`, runs {_renew_words(facts)}, sets "
+        "`sudo ./renew.sh --dry-run`, then `sudo ./renew.sh`. It refuses, changing nothing, "
+        f"unless it runs as root on a control plane of {minor} with the longcert kubeadm "
+        "installed and openssl"
+        + (", and the cluster's stored `certificateValidityPeriod` gives this build's validity"
+           if facts.validity_fields and not inputs.pinned else "")
+        + ". It renews what has less than the asked validity left (`--margin-days`, default 30; "
+        "`--force` for all), backs up /etc/kubernetes to "
+        f"`/etc/kubernetes.longcert-backup-<time>`, runs {_renew_words(facts)}, points a "
+        "kubelet.conf that embeds its certificate at the kubelet's rotated one, sets "
         f"`{facts.signing_flag}={duration(inputs.leaf_years)}` in the kube-controller-manager "
-        "manifest, prints each file's new expiry and says which static pods to restart. "
-        "A second run finds every certificate long already and changes nothing but the backup.",
+        "manifest, then reads every file back: each renewed certificate must have the asked "
+        "days left and keep its subject, SANs, key usage, issuer and CA, or every file is put "
+        "back from the backup and it exits 1. It prints each file's new expiry, each CA's end "
+        "and which static pods to restart. A second run finds nothing to do and changes "
+        "nothing.",
         f"{len(steps) + 2}. **Restart** the control-plane static pods as renew.sh prints "
         "(kube-apiserver, kube-controller-manager, kube-scheduler, etcd): move each manifest "
         "out of /etc/kubernetes/manifests, wait until the pod is gone (`crictl ps`), move it "
         "back. Copy the new admin.conf to `~/.kube/config`.",
-        f"{len(steps) + 3}. **Kubelet rotation** on every node: `{kubelet_file}` "
-        + (
-            "is a systemd drop-in; put it in /etc/systemd/system/kubelet.service.d/, "
-            "`systemctl daemon-reload && systemctl restart kubelet`."
-            if facts.kubelet == "dropin"
-            else f"holds the KubeletConfiguration fields; merge them into "
-            f"/var/lib/kubelet/config.yaml and ConfigMap kube-system/{facts.kubelet_configmap}, "
-            "then `systemctl restart kubelet`."
-        ),
-        f"{len(steps) + 4}. **CSR approval**: `kubectl apply -f rbac.yaml`. Read its note on "
-        "serving certificates first.",
+        f"{len(steps) + 3}. **CSR approval, before any kubelet restart**: `kubectl apply -f "
+        "rbac.yaml` (the bindings that let kubelets' client CSRs be approved"
+        + (", and on this version their serving CSRs" if facts.selfnodeserver
+           and inputs.serving_rotation else "")
+        + ").",
+        f"{len(steps) + 4}. **Kubelet rotation**, one node at a time: "
+        + _kubelet_step(facts, inputs, kubelet),
         f"{len(steps) + 5}. **New clusters and upgrades** use `cluster-configuration.yaml` "
         f"({facts.cluster_kind}, {facts.config_api}): `kubeadm init --config` it (with your "
         "own InitConfiguration), or keep its fields in kubeadm-config.",
@@ -366,6 +456,61 @@ then restart the static pods and the kubelet as above. install.sh kept the old k
 `{kubeadm}.pre-longcert-<time>`: move it back to `{kubeadm}`.
 
 {upgrade_note(facts, inputs)}"""
+
+
+SERVING_APPROVERS = (
+    "An approver can take the by-hand step over: kubespray's `kubelet_csr_approver_enabled` "
+    "deploys postfinance/kubelet-csr-approver, which approves a kubelet-serving CSR only when "
+    "its names match a pattern and its IPs fall in ranges you configure; set both tightly. "
+    "Approvers that approve every kubelet-serving CSR (rubber stamps) give any node that holds "
+    "a node client certificate a serving certificate for any name it asks for."
+)
+
+
+def _kubelet_step(facts: KitFacts, inputs: KitInputs,
+                  kubelet: tuple[str, str] | None) -> str:
+    """The kit README's kubelet step: where the settings go, and with serving rotation the CSR
+    each restart leaves, approved node by node."""
+    if kubelet is None:
+        where = (
+            f"nothing to change: kubeadm {facts.version.minor_str}'s own 10-kubeadm.conf passes "
+            "`--rotate-certificates=true`, and the controller-manager signs the rotated client "
+            "certificates for as long as renew.sh set."
+        )
+    elif facts.kubelet == "dropin":
+        where = (
+            f"`{kubelet[0]}` is a systemd drop-in (read its comment: it adds "
+            "`$LONGCERT_KUBELET_ARGS`, it does not replace your `KUBELET_EXTRA_ARGS`); put it in "
+            "/etc/systemd/system/kubelet.service.d/20-longcert-rotation.conf, then `systemctl "
+            "daemon-reload && systemctl restart kubelet`."
+        )
+    else:
+        where = (
+            f"`{kubelet[0]}` holds the KubeletConfiguration fields; merge them into "
+            f"/var/lib/kubelet/config.yaml and ConfigMap kube-system/{facts.kubelet_configmap}, "
+            "then `systemctl restart kubelet`."
+        )
+    if not inputs.serving_rotation:
+        return where + (
+            " Serving certificates stay the kubelets' self-signed ones: this kit was made "
+            "without `--serving-rotation`, so no kubelet-serving CSR appears and `kubectl "
+            "logs/exec` keep working through every restart."
+        )
+    if facts.selfnodeserver:
+        return where + (
+            " With serving rotation, the controller-manager of this version approves each "
+            "node's own serving CSR (the RotateKubeletServerCertificate gate renew.sh sets on "
+            "it); check with `kubectl get csr` that none stays Pending."
+        )
+    return where + (
+        " **Serving rotation**: every kubelet restart now leaves a kubelet-serving CSR that "
+        "nothing approves, and until it is approved `kubectl logs/exec/port-forward` and "
+        "metrics-server fail on that node. Right after restarting a node's kubelet: `kubectl "
+        "get csr` (the newest one requested by `system:node:<node>`), check that its names "
+        "and IPs are that node's (`kubectl get csr NAME -o jsonpath='{.spec.request}' | "
+        "base64 -d | openssl req -noout -text`), then `kubectl certificate approve NAME`; then "
+        "the next node. " + SERVING_APPROVERS
+    )
 
 
 def _renew_words(facts: KitFacts) -> str:
@@ -456,4 +601,6 @@ def renew_script(inputs: KitInputs, facts: KitFacts) -> str:
         "INSTALL_PATH": inputs.install_path,
         "RENEW_STEPS": renew_steps_shell(facts),
         "ETCD": " and etcd" if facts.etcd_certs else "",
+        "KCM_GATE_ARG": f"--feature-gates={KCM_SERVING_GATE}"
+        if facts.selfnodeserver and inputs.serving_rotation else "",
     })

@@ -52,7 +52,7 @@ class KitFile:
 def plan_kit(inputs: KitInputs) -> list[KitFile]:
     """Every file of the kit, in the order the README lists them."""
     facts = facts_for(inputs.version, inputs.config_api or None)
-    kubelet_name, kubelet_text = kubelet_settings(facts)
+    kubelet = kubelet_settings(facts, inputs.serving_rotation)
     files = [
         KitFile("install.sh", install_script(inputs), executable=True),
         KitFile("renew.sh", renew_script(inputs, facts), executable=True),
@@ -61,9 +61,9 @@ def plan_kit(inputs: KitInputs) -> list[KitFile]:
             "# kubeadm config for this version: kubeadm init --config / upgrades\n"
             + yaml.safe_dump(cluster_configuration(inputs, facts), sort_keys=False),
         ),
-        KitFile(kubelet_name, kubelet_text),
-        KitFile("rbac.yaml", rbac_manifest(facts)),
-        KitFile("kubespray.yml", kubespray_snippet(inputs)),
+        *([KitFile(*kubelet)] if kubelet else []),
+        KitFile("rbac.yaml", rbac_manifest(facts, inputs.serving_rotation)),
+        KitFile("kubespray.yml", kubespray_snippet(inputs, facts)),
     ]
     if facts.validity_fields:
         files += [
@@ -137,6 +137,7 @@ def make_kit(
     install_path: str | None = None,
     *,
     image: str | None = None,
+    serving_rotation: bool = False,
 ) -> Path:
     """`invoke kit`: load and check the build, list its images if asked, write its kit."""
     from longcert import publish
@@ -152,7 +153,7 @@ def make_kit(
             f"no kit for {build_path}: {err.message}",
             "a kit is written only for a verified build directory made by `invoke build`",
         ) from None
-    inputs = inputs_from_build(build, registry, target)
+    inputs = inputs_from_build(build, registry, target, serving_rotation)
     facts = facts_for(inputs.version, inputs.config_api or None)
     if registry and facts.images_list and verify.NATIVE_PLATFORM in inputs.binaries:
         config = yaml.safe_dump(cluster_configuration(inputs, facts), sort_keys=False)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from longcert import package
-from longcert.package import KIT_ARCHIVE
 from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
+from longcert.package import KIT_ARCHIVE
 from longcert.provenance import PROVENANCE_FILE
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS

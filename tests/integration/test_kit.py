@@ -185,58 +185,6 @@ def _run_as(engine: docker.DockerClient, user: str, script: str, volumes: dict[s
         box.remove(force=True)
 
 
-@pytest.mark.parametrize("tag", ERAS)
-def test_renew_sh_renews_the_builds_pki_once(tag: str, era_build: EraBuilds, tmp_path: Path,
-                                            engine: docker.DockerClient) -> None:
-    """As root in a container on a PKI the build made: --force renews every leaf (new serials,
-    the asked validity), prints expiries and sets the signing flag; a second run finds nothing
-    to renew and changes nothing."""
-    build = _copy_of_build(era_build, tag, tmp_path)
-    assert _kit(build).returncode == 0
-    version = KubeVersion.parse(tag)
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "kubeadm.yaml").write_text(verify.kubeadm_config(version))
-    volumes = {
-        str(etc): {"bind": "/etc/kubernetes", "mode": "rw"},
-        str(build / "kubeadm-linux-amd64"): {"bind": "/usr/bin/kubeadm", "mode": "ro"},
-        str(build / "kit"): {"bind": "/kit", "mode": "ro"},
-        str(tmp_path / "cfg"): {"bind": "/cfg", "mode": "ro"},
-    }
-    make = " && ".join(
-        " ".join(["/usr/bin/kubeadm", *argv[1:]])
-        for argv in verify.generate_commands(version, "/cfg/kubeadm.yaml"))
-    code, log = _run_as(engine, "0", make, volumes)
-    assert code == 0, log
-    _fake_node(etc, tag)
-    serial_before = verify.serial_number(
-        verify.load_certificate((etc / "pki" / "apiserver.crt").read_bytes()))
-
-    code, first = _run_as(engine, "0", "bash /kit/renew.sh --force --config /cfg/kubeadm.yaml",
-                          volumes)
-    print(first)
-    assert code == 0, first
-    renewed = verify.load_certificate((etc / "pki" / "apiserver.crt").read_bytes())
-    assert verify.serial_number(renewed) != serial_before
-    checks, problems = verify.check_directory(etc, version, *_years(tag))
-    assert not problems and all(c.ok for c in checks), [c for c in checks if not c.ok]
-    assert "pki/apiserver.crt expires" in first and "admin.conf expires" in first
-    assert "backup: /etc/kubernetes.longcert-backup-" in first
-    assert "Restart the static pods" in first
-    facts = kit.facts_for(version)
-    leaf = f"{_years(tag)[0] * 8760}h0m0s"
-    kcm = (etc / "manifests" / "kube-controller-manager.yaml").read_text()
-    assert f"    - {facts.signing_flag}={leaf}\n" in kcm
-
-    after_first = _sums(etc)
-    code, second = _run_as(engine, "0", "bash /kit/renew.sh --config /cfg/kubeadm.yaml", volumes)
-    print(second)
-    assert code == 0, second
-    assert "nothing to renew" in second and "already has" in second
-    assert _sums(etc) == after_first
-
-
 def test_renew_sh_refuses_another_minor_and_a_user(era_build: EraBuilds, tmp_path: Path,
                                                   engine: docker.DockerClient) -> None:
     tag = standin.DEMO_TAG

@@ -133,22 +133,71 @@ def test_no_image_repository_means_no_field_and_no_list() -> None:
 
 
 def test_kubelet_settings_per_era() -> None:
-    dropin = _files("v1.9.4")["kubelet-rotation.conf"].text
-    assert "--rotate-certificates=true" in dropin
-    assert "RotateKubeletServerCertificate=true" in dropin
-    gated = yaml.safe_load(_files("v1.11.10")["kubelet-rotation.yaml"].text)
+    """Client rotation always; serving rotation (serverTLSBootstrap, CSRs to approve) only with
+    --serving-rotation. v1.9/v1.10 add the gate in a variable of their own: the operator's
+    KUBELET_EXTRA_ARGS is kept (was: replaced by the drop-in)."""
+    assert "kubelet-rotation.conf" not in _files("v1.9.4")  # 10-kubeadm.conf rotates already
+    dropin = _files("v1.9.4", serving_rotation=True)["kubelet-rotation.conf"].text
+    gate = "--feature-gates=RotateKubeletServerCertificate=true"
+    assert f'Environment="LONGCERT_KUBELET_ARGS={gate}"' in dropin
+    assert "KUBELET_EXTRA_ARGS=" not in dropin
+    assert dropin.splitlines()[-1].endswith("$KUBELET_EXTRA_ARGS $LONGCERT_KUBELET_ARGS")
+    gated = yaml.safe_load(_files("v1.11.10", serving_rotation=True)["kubelet-rotation.yaml"].text)
     assert gated == {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
                      "rotateCertificates": True, "serverTLSBootstrap": True,
                      "featureGates": {"RotateKubeletServerCertificate": True}}
     plain = yaml.safe_load(_files("v1.28.7")["kubelet-rotation.yaml"].text)
-    assert "featureGates" not in plain and plain["serverTLSBootstrap"] is True
+    assert plain == {"apiVersion": "kubelet.config.k8s.io/v1beta1",
+                     "kind": "KubeletConfiguration", "rotateCertificates": True}
+    serving = yaml.safe_load(_files("v1.28.7", serving_rotation=True)[
+        "kubelet-rotation.yaml"].text)
+    assert "featureGates" not in serving and serving["serverTLSBootstrap"] is True
     assert "kubelet-config-1.14" in _files("v1.14.8")["kubelet-rotation.yaml"].text
     assert "ConfigMap kube-system/kubelet-config," in _files("v1.28.7")["README.md"].text
 
 
+def test_serving_rotation_is_a_choice_with_its_consequence_and_approval_per_node() -> None:
+    readme = _files("v1.28.7", serving_rotation=True)["README.md"].text
+    csr = readme.index("CSR approval, before any kubelet restart")
+    assert csr < readme.index("**Kubelet rotation**, one node at a time")
+    assert "kubectl certificate approve NAME`; then the next node" in readme
+    assert "kubelet-csr-approver" in readme and "rubber stamps" in readme
+    assert "kubelet_rotate_server_certificates: true" in _files(
+        "v1.28.7", serving_rotation=True)["kubespray.yml"].text
+    off = _files("v1.28.7")["README.md"].text
+    assert "no kubelet-serving CSR appears" in off
+    assert "kubelet_rotate_server_certificates: false" in _files("v1.28.7")["kubespray.yml"].text
+    # v1.9/v1.10: the controller-manager gate the serving binding relies on, in both places.
+    files = _files("v1.9.4", serving_rotation=True)
+    config = yaml.safe_load(files["cluster-configuration.yaml"].text)
+    assert config["controllerManagerExtraArgs"]["feature-gates"] == (
+        "RotateKubeletServerCertificate=true")
+    assert 'KCM_GATE_ARG="--feature-gates=RotateKubeletServerCertificate=true"' in files[
+        "renew.sh"].text
+    assert 'KCM_GATE_ARG=""' in _files("v1.9.4")["renew.sh"].text
+    assert "feature-gates" not in _files("v1.9.4")["cluster-configuration.yaml"].text
+
+
+def test_upgrade_notes_are_true_per_version() -> None:
+    old = _files("v1.14.8")["README.md"].text
+    assert "*older* than 180 days" in old and "expires within" not in old
+    new = _files("v1.33.7")["README.md"].text
+    assert "From v1.31 a stock kubeadm renews and upgrades with the periods stored" in new
+    for text in (old, new):
+        assert "apt-mark hold kubeadm" in text and "versionlock" in text
+        assert "re-renders the static pod manifests" in text
+    spray = yaml.safe_load(_files("v1.33.7")["kubespray.yml"].text)
+    assert spray["kube_kubeadm_controller_extra_args"] == {
+        "cluster-signing-duration": "87600h0m0s"}
+    assert spray["kube_cert_validity_period"] == "87600h"
+    assert spray["kube_ca_cert_validity_period"] == "175200h"
+    older = yaml.safe_load(_files("v1.28.7")["kubespray.yml"].text)
+    assert "kube_cert_validity_period" not in older
+
+
 def test_rbac_bindings_and_security_note() -> None:
     for tag, serving in (("v1.9.4", True), ("v1.28.7", False)):
-        text = _files(tag)["rbac.yaml"].text
+        text = _files(tag, serving_rotation=True)["rbac.yaml"].text
         docs = list(yaml.safe_load_all(text))
         roles = {d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"}
         assert "system:certificates.k8s.io:certificatesigningrequests:nodeclient" in roles
@@ -243,3 +292,94 @@ def test_the_kit_is_published_with_the_build_as_one_checked_archive(tmp_path: Pa
     (out / kit.KIT_ARCHIVE).write_bytes(b"not gzip")
     with pytest.raises(PublishError, match="not a kit"):
         publish.load_build(out)
+
+
+# Every minor the kit serves, v1.9 to the newest stand-in: what it renders must be shell that
+# shellcheck passes (Debian's shellcheck, installed by .ci/run).
+EVERY_MINOR = [f"v1.{minor}.0" for minor in range(9, 39)]
+
+
+def test_every_generated_script_of_every_minor_passes_shellcheck(tmp_path: Path) -> None:
+    scripts: dict[str, str] = {}
+    for tag in EVERY_MINOR:
+        for pinned, serving in ((False, False), (True, True)):
+            for item in _files(tag, pinned=pinned, serving_rotation=serving).values():
+                if item.name.endswith(".sh"):
+                    scripts.setdefault(item.text, f"{tag}{'-pinned' if pinned else ''}/"
+                                       f"{item.name}")
+    paths = []
+    for text, name in scripts.items():
+        path = tmp_path / name.replace("/", "-")
+        path.write_text(text)
+        paths.append(str(path))
+    checked = subprocess.run(["shellcheck", "--shell=bash", "--severity=style", *paths],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout[-6000:]
+
+
+def _steps_in(script: str) -> list[str]:
+    return [line.strip() for line in script.splitlines()
+            if line.startswith(("  move_aside ", '  run "$KUBEADM" '))]
+
+
+@pytest.mark.parametrize("tag", EVERY_MINOR)
+def test_renew_sh_runs_the_one_renewal_plan(tag: str) -> None:
+    """renew.sh's steps are kit.renew_plan's (renew-check runs the same plan): kubelet.conf is
+    among the files taken aside where the kubeconfig phase can write it (renew.sh's move_aside
+    keeps it unless the node needs it written again)."""
+    version = KubeVersion.parse(tag)
+    plan = kit.renew_plan(version, kit.regenerates_kubelet_conf(version))
+    wanted = []
+    for step in plan.steps:
+        if step.aside:
+            wanted.append("move_aside " + " ".join(step.aside))
+        wanted.append(f'run "$KUBEADM" {" ".join(step.words)} ${{CONFIG:+--config "$CONFIG"}}')
+    script = _files(tag)["renew.sh"].text
+    assert _steps_in(script) == wanted
+    renewed = next(line for line in script.splitlines() if line.startswith("RENEWED="))
+    assert renewed == f'RENEWED="{" ".join(kit.renew_plan(version).renewed)}"'
+    assert ("move_aside" in script.split("if [ \"$RENEW\" = 1 ]; then\n")[1].split("fi\n")[0]) \
+        is (version.minor < 15)
+
+
+def test_renew_sh_checks_the_stored_validity_from_v131_unless_pinned() -> None:
+    assert "CHECK_STORED_PERIODS=1" in _files("v1.31.0")["renew.sh"].text
+    assert "CHECK_STORED_PERIODS=0" in _files("v1.31.0", pinned=True)["renew.sh"].text
+    assert "CHECK_STORED_PERIODS=0" in _files("v1.30.0")["renew.sh"].text
+    script = _files("v1.33.7")["renew.sh"].text
+    assert "LEAF_SECONDS=315360000\n" in script and "LEAF_DURATION=87600h0m0s\n" in script
+
+
+def test_a_template_and_its_values_must_agree() -> None:
+    with pytest.raises(ValueError, match="placeholders"):
+        kit.render_template("install.sh", {"TAG": "v1.28.7"})
+
+
+def _shell(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", script, "renew.sh", *args], capture_output=True,
+                          text=True, check=False, env={"PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--margin-days", "x"], "--margin-days x is not a whole number of days"),
+    (["--margin-days", "3650"], "--margin-days 3650 must be below the asked validity of 3650 days"),
+    (["--config", "/nonexistent"], "--config /nonexistent is not a file"),
+    (["--bogus"], "unknown argument --bogus (see --help)"),
+])
+def test_renew_sh_bad_arguments_are_one_line(args: list[str], message: str) -> None:
+    result = _shell(_files("v1.28.7")["renew.sh"].text, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"renew.sh: {message}"
+    assert result.stdout == ""
+
+
+def test_renew_sh_converts_go_durations() -> None:
+    """The stored certificateValidityPeriod is compared in seconds, whatever Go spelling."""
+    script = _files("v1.33.7")["renew.sh"].text
+    function = script[script.index("seconds_of() {"):script.index("\n}\n",
+                                                                  script.index("seconds_of"))]
+    for duration, seconds in (("87600h0m0s", 315360000), ("87600h", 315360000),
+                              ("8760h0m0s", 31536000), ("90m", 5400), ("1h30m15s", 5415),
+                              ("", ""), ("forever", "")):
+        got = _shell(function + "\n}\nseconds_of \"$1\"", duration)
+        assert got.stdout.strip() == str(seconds), (duration, got.stderr)

@@ -13,7 +13,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from longcert import ca, renewcheck
+from longcert import ca, kit, renewcheck
 from longcert.errors import ConfigError
 from longcert.versions import KubeVersion
 from tests.cli import invoke_without_engine
@@ -140,22 +140,34 @@ def test_an_endpoint_other_than_the_advertise_address_is_kept(etc: Path) -> None
     assert node.cert_sans == ("203.0.113.7",)
 
 
-@pytest.mark.parametrize(("tag", "steps"), [
-    ("v1.9.4", [("leaves", "alpha phase certs all"),
-                ("kubeconfigs", "alpha phase kubeconfig all")]),
-    ("v1.13.5", [("", "alpha certs renew all"), ("kubeconfigs", "init phase kubeconfig all")]),
-    ("v1.14.8", [("", "alpha certs renew all"), ("kubeconfigs", "init phase kubeconfig all")]),
-    ("v1.15.12", [("", "alpha certs renew all")]),
-    ("v1.28.7", [("", "certs renew all")]),
-    ("v1.38.0", [("", "certs renew all")]),
+@pytest.mark.parametrize(("tag", "embedded", "steps"), [
+    ("v1.9.4", True, [(True, "alpha phase certs all"), (True, "alpha phase kubeconfig all")]),
+    ("v1.12.10", True, [(False, "alpha phase certs renew all"),
+                        (True, "alpha phase kubeconfig all")]),
+    ("v1.13.5", True, [(False, "alpha certs renew all"), (True, "init phase kubeconfig all")]),
+    ("v1.14.8", False, [(False, "alpha certs renew all"), (True, "init phase kubeconfig all")]),
+    ("v1.15.12", True, [(False, "alpha certs renew all")]),
+    ("v1.28.7", True, [(False, "certs renew all")]),
+    ("v1.38.0", False, [(False, "certs renew all")]),
 ])
-def test_the_renewal_of_each_era(tag: str, steps: list[tuple[str, str]]) -> None:
-    got = [(which, " ".join(argv[1:-2]))
-           for which, argv in renewcheck.renew_steps(KubeVersion.parse(tag))]
+def test_the_renewal_of_each_era(tag: str, embedded: bool, steps: list[tuple[bool, str]],
+                                 etc: Path) -> None:
+    """renew-check takes its steps from the kit's one plan (kit.renew_plan), kubelet.conf
+    written again only while it embeds its certificate and the kubeconfig phase can."""
+    version = KubeVersion.parse(tag)
+    before, _ = renewcheck.inventory(etc)
+    if not embedded:
+        del before["kubelet.conf"]
+    plan = renewcheck.plan_for(version, before)
+    got = [(bool(step.aside), " ".join(renewcheck.renew_argv(step)[1:-2]))
+           for step in plan.steps]
     assert got == steps
-    files = renewcheck.renewed_files(KubeVersion.parse(tag))
-    assert ("kubelet.conf" in files) is (KubeVersion.parse(tag).minor < 15)
-    assert "pki/ca.crt" not in files and "admin.conf" in files
+    assert plan == kit.renew_plan(version, embedded and version.minor < 15)
+    assert ("kubelet.conf" in plan.renewed) is (embedded and version.minor < 15)
+    assert "pki/ca.crt" not in plan.renewed and "admin.conf" in plan.renewed
+    kubeconfig_steps = [s for s in plan.steps if "kubeconfig" in s.words]
+    for step in kubeconfig_steps:
+        assert ("kubelet.conf" in step.aside) is embedded
 
 
 def test_the_version_comes_from_the_manifest_or_the_config(etc: Path) -> None:
@@ -194,9 +206,24 @@ def _judge(etc: Path, after: Path, years: int = 10) -> list[renewcheck.Row]:
 
 def test_every_leaf_moving_to_the_asked_validity_passes(etc: Path, tmp_path: Path) -> None:
     rows = {r.file: r for r in _judge(etc, _renewed(etc, tmp_path, 3650))}
-    assert all(r.ok for r in rows.values()), [r.problems for r in rows.values()]
-    assert rows["kubelet.conf"].notes == (
+    assert not rows["kubelet.conf"].ok  # embedded and one year: nothing renews it
+    assert all(r.ok for f, r in rows.items() if f != "kubelet.conf"), [
+        r.problems for r in rows.values()]
+    long_kubelet = make_etc(tmp_path / "long", days=3650)
+    rows = {r.file: r for r in _judge(long_kubelet, _renewed(long_kubelet, tmp_path / "l", 3650))}
+    assert rows["kubelet.conf"].ok and rows["kubelet.conf"].notes == (
         "not renewed by kubeadm (the kubelet rotates its own client certificate)",)
+
+
+def test_an_embedded_kubelet_conf_that_ends_before_the_asked_validity_fails(
+        etc: Path, tmp_path: Path) -> None:
+    """Nodes initialised before v1.17 keep kubelet.conf's certificate inside, and nothing renews
+    it (was: reported ok, rc 0)."""
+    rows = {r.file: r for r in _judge(etc, _renewed(etc, tmp_path, 3650))}
+    assert rows["kubelet.conf"].problems == (
+        "embeds its client certificate, which ends in 365 days and which nothing renews: point "
+        "it at /var/lib/kubelet/pki/kubelet-client-current.pem (renew.sh does when the kubelet "
+        "rotates its certificate, kubeadm-certs.md)",)
     assert rows["pki/apiserver.crt"].notes == ()  # ends with its 10y CA, within a day
 
 

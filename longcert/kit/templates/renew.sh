@@ -31,6 +31,9 @@ CA_FILES="@@CA_FILES@@"
 SIGNING_FLAG=@@SIGNING_FLAG@@
 OLD_SIGNING_FLAG="@@OLD_SIGNING_FLAG@@"
 SIGNING_ARG="$SIGNING_FLAG=$LEAF_DURATION"
+# v1.9/v1.10 with serving rotation: the controller-manager approves serving CSRs only with this
+# gate (kubernetes/kubernetes#46884).
+KCM_GATE_ARG="@@KCM_GATE_ARG@@"
 CHECK_STORED_PERIODS=@@CHECK_STORED_PERIODS@@
 REGENERATES_KUBELET_CONF=@@REGENERATES_KUBELET_CONF@@
 NEEDS_CONFIG=@@NEEDS_CONFIG@@
@@ -332,9 +335,13 @@ else
 fi
 KCM="$KUBE_DIR/manifests/kube-controller-manager.yaml"
 KCM_EDIT=1
-if [ -f "$KCM" ] && grep -q -- "- $SIGNING_ARG\$" "$KCM"; then
+kcm_has() {  # $1 flag=value: the manifest passes it (a line "- flag=value")
+  [ -f "$KCM" ] && grep -q -- "^[[:space:]]*- $1\$" "$KCM"
+}
+if [ -f "$KCM" ] && kcm_has "$SIGNING_ARG" && { [ -z "$KCM_GATE_ARG" ] || kcm_has "$KCM_GATE_ARG"; }
+then
   KCM_EDIT=0
-  note "kube-controller-manager already has $SIGNING_ARG"
+  note "kube-controller-manager already has $SIGNING_ARG${KCM_GATE_ARG:+ $KCM_GATE_ARG}"
 elif [ ! -f "$KCM" ] && [ "$DRY_RUN" != 1 ]; then
   die "$KCM is missing: this node's controller-manager cannot be given $SIGNING_ARG"
 fi
@@ -508,6 +515,9 @@ if [ "$KCM_EDIT" = 1 ]; then
   fi
   run sed -i -e "/- $SIGNING_FLAG=/d" "$KCM"
   run sed -i -E -e "s|^([[:space:]]*)- kube-controller-manager\$|&\\n\\1- $SIGNING_ARG|" "$KCM"
+  if [ -n "$KCM_GATE_ARG" ] && ! kcm_has "$KCM_GATE_ARG"; then
+    run sed -i -E -e "s|^([[:space:]]*)- kube-controller-manager\$|&\\n\\1- $KCM_GATE_ARG|" "$KCM"
+  fi
 fi
 
 # --- proof: what the renewal gave, or everything put back -----------------------------------
@@ -519,14 +529,19 @@ snapshot "$WORK/after"
 problems=""
 problem() { problems="$problems
   $*"; }
-if [ "$KCM_EDIT" = 1 ] && ! grep -q -- "- $SIGNING_ARG\$" "$KCM"; then
-  problem "manifests/kube-controller-manager.yaml: no '- $SIGNING_ARG' after the edit (no line" \
-  "'- kube-controller-manager' to put it after)"
-fi
+for arg in $SIGNING_ARG $KCM_GATE_ARG; do
+  if [ "$KCM_EDIT" = 1 ] && ! kcm_has "$arg"; then
+    problem "manifests/kube-controller-manager.yaml: no '- $arg' after the edit (no line" \
+    "'- kube-controller-manager' to put it after)"
+  fi
+done
+block_of() {  # $1 snapshot, $2 file: the file's lines in the snapshot
+  awk -v want="== $2" '$0 == want { on = 1; next } /^== / { on = 0 } on' "$1"
+}
 compare_identity() {  # $1 file: its block in the before and after snapshots
   local before after
-  before="$(sed -n "/^== $1\$/,/^== /p" "$WORK/before" | sed '/^== /d')"
-  after="$(sed -n "/^== $1\$/,/^== /p" "$WORK/after" | sed '/^== /d')"
+  before="$(block_of "$WORK/before" "$1")"
+  after="$(block_of "$WORK/after" "$1")"
   if [ "$1" = kubelet.conf ] && [ "$KUBELET_PLAN" = repoint ]; then
     # The kubelet's rotated certificate: same subject, issuer and CA; its own key and usages.
     before="$(printf '%s\n' "$before" | grep -E '^(subject|issuer|signed by|server|cluster CA)')"
@@ -534,13 +549,13 @@ compare_identity() {  # $1 file: its block in the before and after snapshots
   fi
   [ "$before" = "$after" ] && return
   problem "$1: changed: $(diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") \
-    | sed -n 's/^[<>] //p' | paste -s -d '|' -)"
+    | sed -n -e 's/^< /was /p' -e 's/^> /now /p' | paste -s -d ';' -)"
 }
 for name in $SNAPSHOT_FILES; do
-  grep -q "^== $name\$" "$WORK/before" || continue
-  if ! grep -q "^== $name\$" "$WORK/after"; then problem "$name: gone after the renewal"; continue; fi
+  grep -qxF "== $name" "$WORK/before" || continue
+  if ! grep -qxF "== $name" "$WORK/after"; then problem "$name: gone after the renewal"; continue; fi
   compare_identity "$name"
-  if grep -A20 "^== $name\$" "$WORK/after" | sed '1d;/^== /,$d' | grep -q 'DOES NOT MATCH'; then
+  if block_of "$WORK/after" "$name" | grep -q 'DOES NOT MATCH'; then
     problem "$name: its key does not match its certificate"
   fi
 done
@@ -578,10 +593,10 @@ for name in $SNAPSHOT_FILES; do
 done
 for name in $CA_FILES; do
   [ -f "$KUBE_DIR/$name" ] || continue
-  echo "$name (CA) expires $(expiry < "$KUBE_DIR/$name") ($(days_left < "$KUBE_DIR/$name") days" \
-  "left): kubeadm never renews a CA, so nothing it signed (leaves, kubelet certificates, which" \
-  "the controller-manager cuts to the CA's end) works past this date"
+  echo "$name (CA) expires $(expiry < "$KUBE_DIR/$name") ($(days_left < "$KUBE_DIR/$name") days left)"
 done
+echo "kubeadm never renews a CA: nothing a CA signed (leaves; kubelet certificates, which the" \
+  "controller-manager cuts to its CA's end) works past that CA's end, whatever its own validity."
 echo "backup: $BACKUP"
 cat <<'EOF'
 admin.conf (and super-admin.conf from v1.29) now hold long-lived cluster-admin credentials that

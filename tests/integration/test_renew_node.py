@@ -1,0 +1,262 @@
+"""The kit's renew.sh run as root in network-less containers on a node's files (the node harness,
+tests/node_harness.py): each era's /etc/kubernetes made by its own build, its leaves re-signed
+to a stock-like mid-life. renew.sh must refuse with nothing changed, or renew to the asked
+validity with every identity kept and prove it, or put every file back byte for byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+from cryptography import x509
+
+from longcert import kit, verify
+from longcert.versions import KubeVersion
+from tests import node_harness as nh
+from tests.fixtures import standin
+from tests.integration.conftest import EraBuilds
+from tests.integration.test_ca_renew import _invoke
+from tests.integration.test_kit import ERAS, _copy_of_build, _kit, _years
+
+pytestmark = pytest.mark.docker
+
+OTHER_HOST = "another-host"  # the container's hostname: never the node's name in its files
+
+
+def _built(era_build: EraBuilds, tag: str, tmp_path: Path) -> Path:
+    build = _copy_of_build(era_build, tag, tmp_path)
+    assert _kit(build).returncode == 0
+    return build
+
+
+def _identity(etc: Path) -> dict[str, tuple[str, str, tuple[str, ...], str]]:
+    """subject, issuer, SANs and server of every certificate and embedded kubeconfig cert."""
+    found = {}
+    for crt in sorted((etc / "pki").rglob("*.crt")):
+        cert = verify.load_certificate(crt.read_bytes())
+        found[crt.relative_to(etc).as_posix()] = _names(cert, "")
+    for conf in sorted(etc.glob("*.conf")):
+        data = yaml.safe_load(conf.read_text())
+        if "client-certificate-data" in data["users"][0]["user"]:
+            cert = verify.load_certificate(nh.kubeconfig_cert(conf))
+            found[conf.name] = _names(cert, data["clusters"][0]["cluster"]["server"])
+    return found
+
+
+def _names(cert: x509.Certificate, server: str) -> tuple[str, str, tuple[str, ...], str]:
+    try:
+        sans = tuple(sorted(str(n.value) for n in cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value))
+    except x509.ExtensionNotFound:
+        sans = ()
+    return cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sans, server
+
+
+def _config(root: Path, text: str) -> dict[str, Path]:
+    path = root / "cluster.yaml"
+    path.write_text(text)
+    return {"/cfg/cluster.yaml": path}
+
+
+def _cluster_config(tag: str) -> str:
+    """What the operator passes as --config: for v1.9-v1.14 the config of *another* control
+    plane (the init node's, as `kubeadm config view` prints it), so the node's own identity
+    must come from its files; from v1.15 the era's config."""
+    version = KubeVersion.parse(tag)
+    if version.minor < 13:
+        return ("apiVersion: kubeadm.k8s.io/v1alpha1\nkind: MasterConfiguration\n"
+                f"kubernetesVersion: {tag}\napi:\n  advertiseAddress: 192.0.2.99\n"
+                "nodeName: master-0\n")
+    if version.minor < 15:
+        return ("apiVersion: kubeadm.k8s.io/v1beta1\nkind: ClusterConfiguration\n"
+                f"kubernetesVersion: {tag}\n")
+    return verify.kubeadm_config(version)
+
+
+@pytest.mark.parametrize("tag", ERAS)
+def test_mid_life_certificates_are_renewed_with_every_identity_kept(
+        tag: str, era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    """Leaves spanning 3650 days that end in 180 (was: "valid for 3650 days already: nothing to
+    renew"); a config naming another node or none (was: the identity of `uname -n`)."""
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node", left_days=180, span_days=3650)
+    version = KubeVersion.parse(tag)
+    identity = _identity(node.etc)
+    cas = {n: (node.etc / f"pki/{n}.crt").read_bytes() for n in verify.CA_CERTS
+           if (node.etc / f"pki/{n}.crt").exists()}
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       hostname=OTHER_HOST, files=_config(tmp_path, _cluster_config(tag)))
+    print(out)
+    assert code == 0, out
+    leaf_days = _years(tag)[0] * 365
+    plan = kit.renew_plan(version)
+    for name in plan.renewed:
+        pem = (nh.kubeconfig_cert(node.etc / name) if name.endswith(".conf")
+               else (node.etc / name).read_bytes())
+        assert nh.days_left(pem) > leaf_days - 1, name
+    after = _identity(node.etc)
+    assert {k: v for k, v in after.items() if k != "kubelet.conf"} == {
+        k: v for k, v in identity.items() if k != "kubelet.conf"}
+    assert cas == {n: (node.etc / f"pki/{n}.crt").read_bytes() for n in cas}
+    # kubelet.conf: an init node before v1.17 embeds its certificate; with a rotated one on
+    # the node it is pointed at it (upstream's fix), which keeps the node's name.
+    kubelet = yaml.safe_load((node.etc / "kubelet.conf").read_text())["users"][0]["user"]
+    assert kubelet["client-certificate"] == "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    if version.minor < 17:
+        assert "kubelet.conf changed: systemctl restart kubelet" in out
+    facts = kit.facts_for(version)
+    kcm = (node.etc / "manifests" / "kube-controller-manager.yaml").read_text()
+    assert f"    - {facts.signing_flag}={_years(tag)[0] * 8760}h0m0s\n" in kcm
+    assert "pki/ca.crt (CA) expires" in out and "backup: /etc/kubernetes.longcert-backup-" in out
+
+    renewed = nh.sums(node.etc)
+    code, again = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                         hostname=OTHER_HOST, files=_config(tmp_path, _cluster_config(tag)))
+    assert code == 0, again
+    assert "nothing to renew" in again and "already has" in again and "nothing to do" in again
+    assert "+ cp -a" not in again  # no backup when nothing changes
+    assert nh.sums(node.etc) == renewed
+
+
+def test_a_stored_one_year_validity_is_refused_with_nothing_changed(
+        era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    """v1.31+: kubeadm renews with the stored certificateValidityPeriod (was: every leaf renewed
+    to 365 days, rc 0, with --force too); read from --config or the ConfigMap through kubectl."""
+    tag = standin.DEMO_TAG
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    before = nh.sums(node.etc)
+    stored = verify.kubeadm_config(KubeVersion.parse(tag), stored_periods=True)
+    files = _config(tmp_path, stored)
+    for args in ("--config /cfg/cluster.yaml", "--config /cfg/cluster.yaml --force"):
+        code, out = nh.run(engine, node, build, f"bash /kit/renew.sh {args}", files=files)
+        assert code == 1, out
+        assert out.strip().splitlines()[-1] == (
+            "renew.sh: --config /cfg/cluster.yaml stores certificateValidityPeriod: 8760h0m0s, "
+            "so kubeadm would renew for that, not 876000h0m0s: run ./kubeadm-config.sh first "
+            "(or pass --config with certificateValidityPeriod: 876000h0m0s); nothing was "
+            "changed")
+        assert nh.sums(node.etc) == before
+
+    # Without --config it asks the cluster (a stand-in kubectl answering as the API would).
+    cluster = stored.split("---\n")[1]
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text("#!/bin/sh\ncase \"$*\" in\n"
+                       "  *'get configmap kubeadm-config'*) cat /cfg/cluster.yaml ;;\n"
+                       "  *) exit 1 ;;\nesac\n")
+    kubectl.chmod(0o755)
+    files = {**_config(tmp_path, cluster), "/usr/local/bin/kubectl": kubectl}
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh", files=files)
+    assert code == 1, out
+    assert "ConfigMap kube-system/kubeadm-config stores certificateValidityPeriod: 8760h0m0s" \
+        in out
+    assert nh.sums(node.etc) == before
+
+    # With the period kubeadm-config.sh stores, the renewal goes ahead. (--config: the
+    # stand-in kubeadm cannot read a ConfigMap; kubeadm renews with --config's period then.)
+    edited = stored.replace("certificateValidityPeriod: 8760h0m0s",
+                            "certificateValidityPeriod: 876000h0m0s")
+    assert edited != stored
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=_config(tmp_path, edited))
+    assert code == 0, out
+    assert nh.days_left((node.etc / "pki" / "apiserver.crt").read_bytes()) > 36499
+
+
+@pytest.mark.parametrize("tag", ["v1.9.4", standin.DEMO_TAG])
+def test_a_failure_after_the_renewal_puts_every_file_back(
+        tag: str, era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    """The certificates are renewed, then the controller-manager manifest has no line to put the
+    flag after (was: silently left without it): every file is put back, byte for byte."""
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    nh.write_manifests(node.etc, tag, kcm_flow_style=True)
+    before = nh.sums(node.etc)
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=_config(tmp_path, verify.kubeadm_config(KubeVersion.parse(tag))))
+    print(out)
+    assert code == 1
+    assert "+ /usr/bin/kubeadm" in out  # it did renew before failing
+    assert "manifests/kube-controller-manager.yaml: no '- " in out
+    assert "is as it was before (byte for byte)" in out
+    assert nh.sums(node.etc) == before
+
+
+def test_an_identity_change_puts_every_file_back(era_build: EraBuilds, tmp_path: Path,
+                                                 engine: docker.DockerClient) -> None:
+    """v1.9: the phases make the apiserver certificate from the config; one whose SANs differ
+    from the node's certificate is a failure, and the files come back (was: rc 0)."""
+    tag = "v1.9.4"
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    before = nh.sums(node.etc)
+    config = ("apiVersion: kubeadm.k8s.io/v1alpha1\nkind: MasterConfiguration\n"
+              f"kubernetesVersion: {tag}\napiServerCertSANs:\n- extra.example.com\n")
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=_config(tmp_path, config))
+    print(out)
+    assert code == 1
+    assert "pki/apiserver.crt: changed: was Subject Alternative Name:" in out
+    assert "now Subject Alternative Name: DNS:extra.example.com," in out
+    assert nh.sums(node.etc) == before
+
+
+def test_an_embedded_kubelet_conf_is_pointed_at_the_rotated_certificate_or_refused(
+        era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    """v1.15+: nothing renews a certificate embedded in kubelet.conf (was: its expiry printed,
+    rc 0)."""
+    tag = "v1.28.7"
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node", embedded_kubelet=True)
+    files = _config(tmp_path, verify.kubeadm_config(KubeVersion.parse(tag)))
+    (node.kubelet_pki / nh.KUBELET_PEM).unlink()
+    before = nh.sums(node.etc)
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=files)
+    assert code == 1, out
+    assert "kubelet.conf embeds its client certificate (system:node:longcert-verify" in out
+    assert "nothing renews it" in out and out.rstrip().endswith("nothing was changed")
+    assert nh.sums(node.etc) == before
+
+    nh.write_kubelet_pem(node)
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=files)
+    assert code == 0, out
+    user = yaml.safe_load((node.etc / "kubelet.conf").read_text())["users"][0]["user"]
+    assert user == {"client-certificate": "/var/lib/kubelet/pki/kubelet-client-current.pem",
+                    "client-key": "/var/lib/kubelet/pki/kubelet-client-current.pem"}
+
+
+def test_renew_sh_and_renew_check_run_the_same_steps(
+        era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    """v1.14 with an embedded kubelet.conf and no rotated certificate: both write kubelet.conf
+    again with the kubeconfig phase, after the same renewal (they differed before)."""
+    tag = "v1.14.8"
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    (node.kubelet_pki / nh.KUBELET_PEM).unlink()
+    copy = tmp_path / "copy"
+    shutil.copytree(node.etc, copy)
+    years = _years(tag)[0]
+    code, _, err = _invoke("renew-check", "--binary", str(build / "kubeadm-linux-amd64"),
+                           "--etc", str(copy), "--years", str(years), "--json",
+                           str(tmp_path / "r.json"), cwd=tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    checked = [c.split(" --config")[0] for c in report["commands"] if c.startswith("kubeadm")]
+    renewed_by_check = {f["file"] for f in report["files"] if f["renewed"]}
+
+    code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                       files=_config(tmp_path, _cluster_config(tag)))
+    assert code == 0, out
+    ran = [line.removeprefix("+ /usr/bin/").split(" --config")[0] for line in out.splitlines()
+           if line.startswith("+ /usr/bin/kubeadm ")]
+    assert ran == checked == ["kubeadm alpha certs renew all",
+                              "kubeadm init phase kubeconfig all"]
+    assert "+ rm -f /etc/kubernetes/kubelet.conf" in out
+    assert "kubelet.conf" in renewed_by_check
+    assert nh.days_left(nh.kubeconfig_cert(node.etc / "kubelet.conf")) > years * 365 - 1

@@ -347,26 +347,36 @@ def readme(inputs: KitInputs, facts: KitFacts, files: list[str]) -> str:
         f"the sha256 (`sha256sum -c`), that `kubeadm version` says {tag}, keeps the old binary "
         f"as `{kubeadm}.pre-longcert-<time>` and puts the new one at `{kubeadm}`.",
     ]
+    keeps = (
+        f"`{facts.signing_flag}={duration(inputs.leaf_years)}` in the controller-manager's "
+        "extraArgs, so that `kubeadm upgrade`, which re-renders the static pod manifests from "
+        "there, keeps what renew.sh sets in the manifest"
+    )
     if facts.validity_fields:
         if inputs.pinned:
             stored = (
-                "This build is `--pin-validity`: it ignores the stored periods, so this step "
-                "is optional; it still makes a stock kubeadm of this version issue long "
-                "certificates."
+                "The validity periods: this build is `--pin-validity` and ignores them, so they "
+                "matter only to a stock kubeadm of this version, which then issues long "
+                "certificates too."
             )
         else:
             stored = (
-                "**Required for this build** (not `--pin-validity`): every existing cluster "
-                "stores `certificateValidityPeriod: 8760h0m0s`, which wins over the patched "
-                "defaults, so without this edit the renewal still gives one year."
+                "The validity periods are **required for this build** (not `--pin-validity`): "
+                "every existing cluster stores `certificateValidityPeriod: 8760h0m0s`, which "
+                "wins over the patched defaults, and renew.sh refuses until it is changed."
             )
-        steps.append(
-            "2. **Store the validity in the cluster's configuration** (once per cluster): "
-            "`./kubeadm-config.sh` (or `--dry-run` first) sets `certificateValidityPeriod: "
-            f"{duration(inputs.leaf_years)}` and `caCertificateValidityPeriod: "
-            f"{duration(inputs.ca_years)}` in ConfigMap kube-system/kubeadm-config "
-            f"(`kubeadm-config-patch.yaml` holds the fields). {stored}"
+        keeps += (
+            f", and `certificateValidityPeriod: {duration(inputs.leaf_years)}` / "
+            f"`caCertificateValidityPeriod: {duration(inputs.ca_years)}` "
+            f"(`kubeadm-config-patch.yaml` holds the two fields). {stored}"
         )
+    else:
+        keeps += "."
+    steps.append(
+        "2. **Store the settings in the cluster's configuration** (once per cluster): "
+        "`./kubeadm-config.sh --dry-run`, then `./kubeadm-config.sh`, writes into ConfigMap "
+        f"kube-system/kubeadm-config {keeps}"
+    )
     steps += [
         f"{len(steps) + 1}. **Renew** on every control-plane node, one at a time: "
         "`sudo ./renew.sh --dry-run`, then `sudo ./renew.sh`. It refuses, changing nothing, "
@@ -417,6 +427,7 @@ def readme(inputs: KitInputs, facts: KitFacts, files: list[str]) -> str:
                 f"(`-amd64` names) at {tag}, and the etcd, pause and kube-dns images this "
                 "release's constants name.\n"
             )
+        images += _registry_move(facts, inputs.image_repository)
     check = _check_command(facts, kubeadm)
     years = f"leaf certificates {inputs.leaf_years}y, CAs {inputs.ca_years}y"
     return f"""# Rollout kit: kubeadm {tag}, {years}
@@ -513,6 +524,39 @@ def _kubelet_step(facts: KitFacts, inputs: KitInputs,
     )
 
 
+def _registry_move(facts: KitFacts, registry: str) -> str:
+    """The rest of a custom registry: the sandbox (pause) image, which is the container
+    runtime's or the kubelet's setting, not kubeadm's, and moving an existing cluster."""
+    # The kubelet's --pod-infra-container-image chose the sandbox image for dockershim, which
+    # v1.24 removed (kubernetes/kubernetes#97252); with CRI runtimes it is the runtime's
+    # setting, and kubeadm warns when it differs from its own (kubernetes/kubernetes#115610).
+    kubelet_flag = (
+        f"; with Docker (dockershim, up to v1.23) it is the kubelet's "
+        f"`--pod-infra-container-image={registry}/pause:<tag>` (in KUBELET_EXTRA_ARGS or "
+        "/var/lib/kubelet/kubeadm-flags.env)"
+        if facts.version.minor < 24 else ""
+    )
+    return (
+        "\n### The sandbox (pause) image\n\n"
+        "kubeadm's `imageRepository` does not move the pod sandbox image: with containerd set "
+        f"`sandbox_image = \"{registry}/pause:<tag>\"` (the tag kubeadm lists) under "
+        "`[plugins.\"io.containerd.grpc.v1.cri\"]` in /etc/containerd/config.toml (containerd 2: "
+        "`sandbox` under `[plugins.\"io.containerd.cri.v1.images\".pinned_images]`), with CRI-O "
+        f"`pause_image` in /etc/crio/crio.conf{kubelet_flag}; restart the runtime, then the "
+        "kubelet, on every node.\n\n"
+        "### Moving an existing cluster to the registry\n\n"
+        "1. Mirror every image above (and the pause image) into the registry.\n"
+        f"2. Set `imageRepository: {registry}` in ConfigMap kube-system/kubeadm-config "
+        "(`kubectl -n kube-system edit configmap kubeadm-config`), so upgrades and joins use it.\n"
+        "3. On each control-plane node, one at a time, change the `image:` of each static pod "
+        "manifest in /etc/kubernetes/manifests to the registry (the kubelet restarts the pod).\n"
+        "4. `kubectl -n kube-system set image daemonset/kube-proxy` and `deployment/coredns` (or "
+        "kube-dns) to the registry's images, or let the next `kubeadm upgrade apply` re-render "
+        "them from kubeadm-config.\n"
+        "5. Move the sandbox image as above.\n"
+    )
+
+
 def _renew_words(facts: KitFacts) -> str:
     if facts.renewal == "phases":
         return (
@@ -526,12 +570,34 @@ def _renew_words(facts: KitFacts) -> str:
     return words
 
 
-def kubeadm_config_script(inputs: KitInputs) -> str:
-    """v1.31+: a ready script that sets the two fields in the kubeadm-config ConfigMap."""
+# The config APIs of each extra-args layout (KitFacts.extra_args), as kubeadm-config stores them.
+_LAYOUT_APIS = {
+    "controllerManagerExtraArgs": ("top", "v1alpha1 v1alpha2 v1alpha3"),
+    "map": ("map", "v1beta1 v1beta2 v1beta3"),
+    "list": ("list", "v1beta4 v1"),
+}
+
+
+def kubeadm_config_script(inputs: KitInputs, facts: KitFacts) -> str:
+    """kubeadm-config.sh: the controller-manager's signing flag (every version) and, v1.31+,
+    the validity periods, stored in the kubeadm-config ConfigMap so upgrades keep them."""
+    layout, apis = _LAYOUT_APIS[facts.extra_args]
+    old = facts.old_signing_flag.removeprefix("--")
+    # kubeadm-config keeps a MasterConfiguration up to v1.11 and a ClusterConfiguration from
+    # v1.12 (v1alpha3, cmd/kubeadm/app/constants ClusterConfigurationConfigMapKey).
+    data_key = "MasterConfiguration" if facts.cluster_kind == "MasterConfiguration" else (
+        "ClusterConfiguration")
     return render_template("kubeadm-config.sh", {
-        "TAG": inputs.tag,
+        "DATA_KEY": data_key,
+        "LAYOUT": layout,
+        "APIS": " ".join(f"kubeadm.k8s.io/{a}" for a in apis.split()),
+        "FLAG": facts.signing_flag.removeprefix("--"),
+        "SIGNING_FLAG": facts.signing_flag,
+        "OLD_FLAG": old,
+        "OLD_FLAG_WORDS": facts.old_signing_flag or "older spelling",
         "LEAF_DURATION": duration(inputs.leaf_years),
         "CA_DURATION": duration(inputs.ca_years),
+        "VALIDITY_FIELDS": "1" if facts.validity_fields else "0",
     })
 
 
@@ -561,6 +627,22 @@ def renew_steps_shell(facts: KitFacts) -> str:
             lines.append("  move_aside " + " ".join(step.aside))
         lines.append(f'  run "$KUBEADM" {" ".join(step.words)} ${{CONFIG:+--config "$CONFIG"}}')
     return "\n".join(lines) + "\n"
+
+
+def _static_pods(facts: KitFacts) -> list[str]:
+    """renew.sh --restart's static pods in kubeadm upgrade's order, as name:port:certificate.
+    etcd serves pki/etcd/server.crt on 2379 from v1.10 (kubeadm's etcd TLS; v1.9's local etcd
+    has none), kube-apiserver pki/apiserver.crt (port from its manifest). The controller-manager
+    (10257, from v1.12: kubernetes/kubernetes#67069) and the scheduler (10259, from v1.13:
+    kubernetes/kubernetes#69663) serve certificates they make themselves, so from v1.13 only
+    their TLS answer is checked; before, only that they run again."""
+    secure = (facts.version.major, facts.version.minor) >= (1, 13)
+    return [
+        "etcd:2379:pki/etcd/server.crt" if facts.etcd_certs else "etcd::",
+        "kube-apiserver:6443:pki/apiserver.crt",
+        "kube-controller-manager:10257:" if secure else "kube-controller-manager::",
+        "kube-scheduler:10259:" if secure else "kube-scheduler::",
+    ]
 
 
 def _node_config_style(facts: KitFacts) -> str:
@@ -601,6 +683,7 @@ def renew_script(inputs: KitInputs, facts: KitFacts) -> str:
         "INSTALL_PATH": inputs.install_path,
         "RENEW_STEPS": renew_steps_shell(facts),
         "ETCD": " and etcd" if facts.etcd_certs else "",
+        "STATIC_PODS": " ".join(_static_pods(facts)),
         "KCM_GATE_ARG": f"--feature-gates={KCM_SERVING_GATE}"
         if facts.selfnodeserver and inputs.serving_rotation else "",
     })

@@ -65,11 +65,10 @@ def plan_kit(inputs: KitInputs) -> list[KitFile]:
         KitFile("rbac.yaml", rbac_manifest(facts, inputs.serving_rotation)),
         KitFile("kubespray.yml", kubespray_snippet(inputs, facts)),
     ]
+    files.append(KitFile("kubeadm-config.sh", kubeadm_config_script(inputs, facts),
+                         executable=True))
     if facts.validity_fields:
-        files += [
-            KitFile("kubeadm-config-patch.yaml", kubeadm_config_patch(inputs)),
-            KitFile("kubeadm-config.sh", kubeadm_config_script(inputs), executable=True),
-        ]
+        files.append(KitFile("kubeadm-config-patch.yaml", kubeadm_config_patch(inputs)))
     if inputs.image_repository and inputs.images:
         files.append(KitFile("images.txt", "\n".join(inputs.images) + "\n"))
     names = ["README.md", *(f.name for f in files)]

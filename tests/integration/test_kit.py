@@ -111,7 +111,8 @@ def test_kit_of_every_era(tag: str, era_build: EraBuilds, tmp_path: Path) -> Non
     names = {p.name for p in kit_dir.iterdir()}
     assert {"README.md", "renew.sh", "install.sh", "cluster-configuration.yaml", "rbac.yaml",
             "kubespray.yml"} <= names
-    assert ("kubeadm-config.sh" in names) is (version.minor >= 31)
+    assert "kubeadm-config.sh" in names
+    assert ("kubeadm-config-patch.yaml" in names) is (version.minor >= 31)
 
     # The cluster configuration in the API the binary itself printed (manifest.json), with that
     # API's field names (KitFacts' table, sources in longcert/kit.py).

@@ -260,3 +260,103 @@ def test_renew_sh_and_renew_check_run_the_same_steps(
     assert "+ rm -f /etc/kubernetes/kubelet.conf" in out
     assert "kubelet.conf" in renewed_by_check
     assert nh.days_left(nh.kubeconfig_cert(node.etc / "kubelet.conf")) > years * 365 - 1
+
+
+# --- renew.sh --restart: a stand-in kubelet serving what each static pod would ---------------
+
+# Runs each static pod whose manifest is in /etc/kubernetes/manifests as an `openssl s_server`
+# on its port with the certificate it serves (the controller-manager and scheduler one they
+# make themselves), stops it when the manifest goes and starts it again, re-reading the files,
+# when it comes back, as the kubelet does. STALE=<pod> keeps serving that pod's certificate of
+# before the renewal (a pod that did not pick the new one up).
+_FAKE_KUBELET = r"""#!/bin/bash
+declare -A pods=([etcd]="2379 /etc/kubernetes/pki/etcd/server"
+                 [kube-apiserver]="6443 /etc/kubernetes/pki/apiserver"
+                 [kube-controller-manager]="10257 self" [kube-scheduler]="10259 self")
+mkdir -p /run/fake
+openssl req -x509 -newkey rsa:2048 -nodes -keyout /run/fake/self.key -out /run/fake/self.crt \
+  -subj /CN=self -days 1 2>/dev/null
+cp /etc/kubernetes/pki/apiserver.crt /run/fake/stale.crt
+cp /etc/kubernetes/pki/apiserver.key /run/fake/stale.key
+while true; do
+  for name in "${!pods[@]}"; do
+    read -r port base <<< "${pods[$name]}"
+    pidfile="/run/fake/$name.pid"
+    if [ -f "/etc/kubernetes/manifests/$name.yaml" ]; then
+      if [ ! -f "$pidfile" ]; then
+        cert="$base.crt"; key="$base.key"
+        if [ "$base" = self ]; then cert=/run/fake/self.crt; key=/run/fake/self.key; fi
+        if [ "${STALE:-}" = "$name" ]; then cert=/run/fake/stale.crt; key=/run/fake/stale.key; fi
+        openssl s_server -quiet -www -accept "127.0.0.1:$port" -cert "$cert" -key "$key" \
+          >/dev/null 2>&1 &
+        echo $! > "$pidfile"
+      fi
+    elif [ -f "$pidfile" ]; then
+      kill "$(cat "$pidfile")"; rm -f "$pidfile"
+    fi
+  done
+  sleep 0.2
+done
+"""
+
+# `crictl ps --name ^<pod>$ --state running -q`, answered from the stand-in kubelet's pids.
+_FAKE_CRICTL = r"""#!/bin/bash
+name="$(printf '%s\n' "$*" | sed -n 's/.*--name \^\([^$]*\)\$.*/\1/p')"
+pidfile="/run/fake/$name.pid"
+if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then cat "$pidfile"; fi
+"""
+
+
+def _restart_node(engine: docker.DockerClient, era_build: EraBuilds, tmp_path: Path,
+                  stale: str = "") -> tuple[nh.Node, int, str]:
+    tag = standin.DEMO_TAG
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    for name in ("etcd", "kube-scheduler"):
+        (node.etc / "manifests" / f"{name}.yaml").write_text(
+            f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n")
+    fake = tmp_path / "fake"
+    (fake / "bin").mkdir(parents=True)
+    (fake / "kubelet").write_text(_FAKE_KUBELET)
+    (fake / "bin" / "crictl").write_text(_FAKE_CRICTL)
+    (fake / "bin" / "crictl").chmod(0o755)
+    files = {**_config(tmp_path, verify.kubeadm_config(KubeVersion.parse(tag))), "/fake": fake}
+    script = (
+        f"STALE={stale} bash /fake/kubelet & "
+        "for _ in $(seq 100); do openssl s_client -connect 127.0.0.1:6443 </dev/null "
+        ">/dev/null 2>&1 && break; sleep 0.2; done; "
+        "PATH=/fake/bin:$PATH LONGCERT_RESTART_TIMEOUT=10 "
+        "bash /kit/renew.sh --config /cfg/cluster.yaml --restart; rc=$?; kill %1; exit $rc")
+    code, out = nh.run(engine, node, build, script, files=files)
+    print(out)
+    return node, code, out
+
+
+def test_restart_checks_what_every_endpoint_serves(era_build: EraBuilds, tmp_path: Path,
+                                                   engine: docker.DockerClient) -> None:
+    node, code, out = _restart_node(engine, era_build, tmp_path)
+    assert code == 0, out
+    lines = out.splitlines()
+    order = [line for line in lines if line.startswith("+ restart ")]
+    assert [line.split()[2].rstrip(":") for line in order] == [
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    for wanted in ("renew.sh: etcd serves pki/etcd/server.crt on :2379",
+                   "renew.sh: kube-apiserver serves pki/apiserver.crt on :6443",
+                   "renew.sh: kube-controller-manager answers TLS on :10257",
+                   "renew.sh: kube-scheduler answers TLS on :10259",
+                   "every static pod restarted and serving what it should"):
+        assert wanted in lines, wanted
+    assert sorted(p.name for p in (node.etc / "manifests").iterdir()) == [
+        "etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
+        "kube-scheduler.yaml"]
+
+
+def test_restart_stops_at_the_first_mismatch_with_the_way_back(
+        era_build: EraBuilds, tmp_path: Path, engine: docker.DockerClient) -> None:
+    node, code, out = _restart_node(engine, era_build, tmp_path, stale="kube-apiserver")
+    assert code == 1, out
+    assert "renew.sh: kube-apiserver serves " in out and "on :6443, not pki/apiserver.crt" in out
+    assert "To go back: cp -a /etc/kubernetes.longcert-backup-" in out
+    assert "+ restart kube-controller-manager" not in out  # stopped at the first mismatch
+    assert (node.etc / "manifests" / "kube-apiserver.yaml").is_file()
+    assert nh.days_left((node.etc / "pki" / "apiserver.crt").read_bytes()) > 36499

@@ -212,10 +212,13 @@ def test_v131_configmap_edit_and_pinned_note() -> None:
     assert patch == {"certificateValidityPeriod": "87600h0m0s",
                      "caCertificateValidityPeriod": "175200h0m0s"}
     assert "kubectl -n kube-system" in files["kubeadm-config.sh"].text
-    assert "Required for this build" in files["README.md"].text
+    assert "**required for this build**" in files["README.md"].text
     pinned = _files("v1.33.7", pinned=True)["README.md"].text
-    assert "`--pin-validity`" in pinned and "optional" in pinned
-    assert "kubeadm-config.sh" not in _files("v1.28.7")
+    assert "`--pin-validity`" in pinned and "matter only to a stock kubeadm" in pinned
+    assert "kubeadm-config-patch.yaml" not in _files("v1.28.7")
+    # Every version stores the controller-manager flag there (upgrades re-render manifests).
+    assert "**Store the settings in the cluster's configuration**" in _files("v1.9.4")[
+        "README.md"].text
 
 
 def test_kubespray_and_install() -> None:
@@ -383,3 +386,106 @@ def test_renew_sh_converts_go_durations() -> None:
                               ("", ""), ("forever", "")):
         got = _shell(function + "\n}\nseconds_of \"$1\"", duration)
         assert got.stdout.strip() == str(seconds), (duration, got.stderr)
+
+
+# --- kubeadm-config.sh, against a stand-in kubectl (the API server is the boundary) ----------
+
+_FAKE_KUBECTL = """#!/bin/sh
+case "$*" in
+  *"get configmap kubeadm-config"*) cat "$STORED" ;;
+  *"patch configmap kubeadm-config"*)
+    while [ $# -gt 0 ]; do [ "$1" = -p ] && printf '%s' "$2" > "$PATCHED"; shift; done ;;
+  *) echo "unexpected kubectl $*" >&2; exit 1 ;;
+esac
+"""
+
+
+def _kubeadm_config_sh(tag: str, stored: str, tmp_path: Path, *args: str
+                       ) -> tuple[subprocess.CompletedProcess[str], str | None]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "kubectl").write_text(_FAKE_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    (tmp_path / "stored.yaml").write_text(stored)
+    patched = tmp_path / "patch.json"
+    patched.unlink(missing_ok=True)
+    script = tmp_path / "kubeadm-config.sh"
+    script.write_text(_files(tag)["kubeadm-config.sh"].text)
+    result = subprocess.run(
+        ["bash", str(script), *args], capture_output=True, text=True, check=False,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STORED": str(tmp_path / "stored.yaml"),
+             "PATCHED": str(patched)})
+    if not patched.exists():
+        return result, None
+    import json
+    data = json.loads(patched.read_text())["data"]
+    (key,) = data
+    return result, data[key]
+
+
+def _controller_args(config: str) -> object:
+    doc = yaml.safe_load(config)
+    if "controllerManagerExtraArgs" in doc:
+        return doc["controllerManagerExtraArgs"]
+    return doc["controllerManager"]["extraArgs"]
+
+
+@pytest.mark.parametrize(("tag", "stored", "wanted"), [
+    ("v1.9.4", "apiVersion: kubeadm.k8s.io/v1alpha1\nkind: MasterConfiguration\n"
+     "controllerManagerExtraArgs:\n  address: 0.0.0.0\n"
+     "  experimental-cluster-signing-duration: 8760h0m0s\nnodeName: cp-0\n",
+     {"address": "0.0.0.0", "experimental-cluster-signing-duration": "87600h0m0s"}),
+    ("v1.9.4", "apiVersion: kubeadm.k8s.io/v1alpha1\nkind: MasterConfiguration\n"
+     "nodeName: cp-0\n", {"experimental-cluster-signing-duration": "87600h0m0s"}),
+    ("v1.28.7", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+     "controllerManager: {}\ndns: {}\n", {"cluster-signing-duration": "87600h0m0s"}),
+    ("v1.28.7", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+     "controllerManager:\n  extraArgs:\n    bind-address: 0.0.0.0\n"
+     "    experimental-cluster-signing-duration: 1h\n  extraVolumes:\n  - name: x\n"
+     "    hostPath: /x\n    mountPath: /x\ndns: {}\n",
+     {"bind-address": "0.0.0.0", "cluster-signing-duration": "87600h0m0s"}),
+    ("v1.28.7", "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+     "controllerManager:\n  extraVolumes: []\n", {"cluster-signing-duration": "87600h0m0s"}),
+    ("v1.33.7", "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\n"
+     "caCertificateValidityPeriod: 87600h0m0s\ncertificateValidityPeriod: 8760h0m0s\n"
+     "controllerManager:\n  extraArgs:\n  - name: bind-address\n    value: 0.0.0.0\n"
+     "  - name: cluster-signing-duration\n    value: 8760h0m0s\n  - name: x\n    value: \"y\"\n"
+     "dns: {}\n",
+     [{"name": "bind-address", "value": "0.0.0.0"},
+      {"name": "cluster-signing-duration", "value": "87600h0m0s"},
+      {"name": "x", "value": "y"}]),
+])
+def test_kubeadm_config_sh_stores_the_signing_flag_so_upgrades_keep_it(
+        tag: str, stored: str, wanted: object, tmp_path: Path) -> None:
+    """`kubeadm upgrade` re-renders the manifests from kubeadm-config: the flag renew.sh sets in
+    the manifest must be stored there too, in the API's own layout (was: manifest only)."""
+    result, written = _kubeadm_config_sh(tag, stored, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert written is not None
+    args = _controller_args(written)
+    if isinstance(wanted, list):
+        assert sorted(args, key=lambda a: a["name"]) == wanted  # type: ignore[arg-type]
+    else:
+        assert args == wanted
+    doc = yaml.safe_load(written)
+    kept = yaml.safe_load(stored)
+    for key in set(kept) - {"controllerManager", "controllerManagerExtraArgs",
+                            "certificateValidityPeriod", "caCertificateValidityPeriod"}:
+        assert doc[key] == kept[key], key
+    if KubeVersion.parse(tag).minor >= 31:
+        assert doc["certificateValidityPeriod"] == "87600h0m0s"
+        assert doc["caCertificateValidityPeriod"] == "175200h0m0s"
+    # --dry-run prints the same configuration and applies nothing.
+    dry, none = _kubeadm_config_sh(tag, stored, tmp_path, "--dry-run")
+    assert dry.returncode == 0 and none is None
+    assert yaml.safe_load(dry.stdout) == doc
+
+
+def test_kubeadm_config_sh_refuses_another_api(tmp_path: Path) -> None:
+    stored = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\n"
+    result, written = _kubeadm_config_sh("v1.33.7", stored, tmp_path)
+    assert result.returncode == 1 and written is None
+    assert result.stderr.strip() == (
+        "kubeadm-config.sh: the stored configuration is kubeadm.k8s.io/v1beta3, not one of "
+        "kubeadm.k8s.io/v1beta4 kubeadm.k8s.io/v1: use the kit of the cluster's own version; "
+        "nothing was changed")

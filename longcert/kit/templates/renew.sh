@@ -2,13 +2,17 @@
 # longcert rollout kit: renew the certificates of a kubeadm @@MINOR@@ control-plane node with the
 # patched kubeadm @@TAG@@ (@@BUILD_ID@@): leaves @@LEAF_YEARS@@y (@@LEAF_DAYS@@ days).
 #
-# Usage: renew.sh [--dry-run] [--force] [--config FILE] [--kubeadm PATH] [--margin-days N]
+# Usage: renew.sh [--dry-run] [--force] [--restart] [--config FILE] [--kubeadm PATH]
+#                 [--margin-days N]
 #   --dry-run        check the node and print every command instead of running it (no root)
 #   --force          renew even when every certificate has its asked life left
 #   --config FILE    the cluster's kubeadm config (default: @@CONFIG_DEFAULT@@)
 #   --kubeadm PATH   the patched kubeadm (default @@INSTALL_PATH@@)
 #   --margin-days N  a certificate with at least @@LEAF_DAYS@@ - N days left needs no renewal
 #                    (default 30)
+#   --restart        then restart the static pods one at a time (crictl or docker) and check
+#                    that each endpoint serves the renewed certificate; stops at the first
+#                    mismatch and says how to go back
 #
 # It refuses, changing nothing, unless: it runs as root on a control plane of @@MINOR@@, the
 # installed kubeadm is this kit's, openssl is there, the cluster's stored certificate validity
@@ -28,6 +32,8 @@ LEAF_DURATION=@@LEAF_DURATION@@
 KIT_SHA256S="@@KIT_SHA256S@@"
 RENEWED="@@RENEWED@@"
 CA_FILES="@@CA_FILES@@"
+# --restart: name:port:certificate it serves (no certificate: one the component makes itself)
+STATIC_PODS="@@STATIC_PODS@@"
 SIGNING_FLAG=@@SIGNING_FLAG@@
 OLD_SIGNING_FLAG="@@OLD_SIGNING_FLAG@@"
 SIGNING_ARG="$SIGNING_FLAG=$LEAF_DURATION"
@@ -48,16 +54,20 @@ DRY_RUN=0
 FORCE=0
 CONFIG=""
 MARGIN_DAYS=30
+RESTART=0
+RESTART_TIMEOUT="${LONGCERT_RESTART_TIMEOUT:-180}"  # seconds per wait
+MOVED_OUT=""  # a static pod manifest --restart has moved out (put back on any exit)
 die() { echo "renew.sh: $*" >&2; exit 1; }
 note() { echo "renew.sh: $*"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) DRY_RUN=1 ;;
     --force) FORCE=1 ;;
+    --restart) RESTART=1 ;;
     --config) CONFIG="${2:?--config needs a file}"; shift ;;
     --kubeadm) KUBEADM="${2:?--kubeadm needs a path}"; shift ;;
     --margin-days) MARGIN_DAYS="${2:?--margin-days needs a number of days}"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
   shift
@@ -197,12 +207,21 @@ if [ "$installed" = none ]; then
   "(a stock kubeadm renews for one year)"
   fi
 fi
+if [ "$RESTART" = 1 ]; then
+  if command -v crictl >/dev/null 2>&1; then RUNTIME=crictl
+  elif command -v docker >/dev/null 2>&1; then RUNTIME=docker
+  else die "--restart needs crictl or docker to see the static pods; nothing was changed"; fi
+fi
 WORK="$(mktemp -d)"
 CHANGING=0
 BACKUP=""
 on_exit() {
   local code=$?
   trap - EXIT INT TERM HUP
+  if [ -n "$MOVED_OUT" ]; then
+    mv -f "$WORK/restart/$(basename "$MOVED_OUT")" "$MOVED_OUT" \
+      && echo "renew.sh: put $MOVED_OUT back" >&2
+  fi
   if [ "$CHANGING" = 1 ]; then
     [ "$code" != 0 ] || code=1
     echo "renew.sh: failed while changing $KUBE_DIR: putting it back from $BACKUP" >&2
@@ -603,10 +622,74 @@ admin.conf (and super-admin.conf from v1.29) now hold long-lived cluster-admin c
 RBAC cannot revoke: keep copies off the node, and give people `kubeadm kubeconfig user
 --validity-period 24h` credentials of their own instead.
 EOF
-if [ "$RENEW" = 1 ] || [ "$KCM_EDIT" = 1 ]; then
+# --- --restart: one static pod at a time, then what each endpoint serves -------------------
+running() {  # $1 static pod name: its container runs
+  if [ "$RUNTIME" = crictl ]; then
+    [ -n "$(crictl ps --name "^$1\$" --state running -q 2>/dev/null)" ]
+  else
+    [ -n "$(docker ps --filter "name=^k8s_$1_" -q 2>/dev/null)" ]
+  fi
+}
+fingerprint() { openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2; }
+served() {  # $1 port -> the fingerprint of the certificate served on 127.0.0.1:$1
+  openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null | fingerprint
+}
+wait_for() {  # $1 what, then a command: wait until it succeeds, or fail after RESTART_TIMEOUT
+  local what="$1" waited=0
+  shift
+  until "$@"; do
+    [ "$waited" -lt "$RESTART_TIMEOUT" ] || return 1
+    sleep 2; waited=$((waited + 2))
+  done
+  note "$what"
+}
+serves_file() {  # $1 port, $2 certificate file: the endpoint serves exactly that certificate
+  [ "$(served "$1")" = "$(fingerprint < "$KUBE_DIR/$2")" ]
+}
+answers_tls() { [ -n "$(served "$1")" ]; }
+not_running() { ! running "$1"; }
+way_back() {
+  echo "renew.sh: $*" >&2
+  echo "renew.sh: the renewed files are in place and were checked; the running pods are not" \
+    "all on them. To go back: cp -a $BACKUP/. $KUBE_DIR/ and restart the static pods again" \
+    "(the backup holds the files as they were)" >&2
+  exit 1
+}
+restart_static_pods() {
+  local entry name port file manifest
+  mkdir -p "$WORK/restart"
+  for entry in $STATIC_PODS; do
+    IFS=: read -r name port file <<< "$entry"
+    manifest="$KUBE_DIR/manifests/$name.yaml"
+    if [ ! -f "$manifest" ]; then note "no $manifest: $name not restarted"; continue; fi
+    if [ "$name" = kube-apiserver ]; then port="$(manifest_flag secure-port)"; port="${port:-6443}"; fi
+    echo "+ restart $name: mv $manifest out, wait until it is gone, mv it back"
+    MOVED_OUT="$manifest"
+    mv "$manifest" "$WORK/restart/"
+    wait_for "$name stopped" not_running "$name" \
+      || way_back "$name did not stop within ${RESTART_TIMEOUT}s after its manifest was moved out"
+    mv "$WORK/restart/$name.yaml" "$manifest"
+    MOVED_OUT=""
+    wait_for "$name running again" running "$name" \
+      || way_back "$name did not come back within ${RESTART_TIMEOUT}s"
+    if [ -n "$file" ]; then
+      if ! wait_for "$name serves $file on :$port" serves_file "$port" "$file"; then
+        way_back "$name serves $(served "$port" || true) on :$port, not $file" \
+          "($(fingerprint < "$KUBE_DIR/$file"))"
+      fi
+    elif [ -n "$port" ]; then
+      wait_for "$name answers TLS on :$port" answers_tls "$port" \
+        || way_back "$name does not answer TLS on :$port"
+    fi
+  done
+}
+if [ "$RESTART" = 1 ]; then
+  restart_static_pods
+  echo "every static pod restarted and serving what it should"
+elif [ "$RENEW" = 1 ] || [ "$KCM_EDIT" = 1 ]; then
   cat <<'EOF'
 Restart the static pods so they load the new certificates: kube-apiserver,
-kube-controller-manager, kube-scheduler@@ETCD@@.
+kube-controller-manager, kube-scheduler@@ETCD@@ (or run renew.sh --restart).
 For each: mv /etc/kubernetes/manifests/<name>.yaml /tmp/, wait until
 `crictl ps --name <name>` (or `docker ps`) shows it gone, mv it back.
 EOF

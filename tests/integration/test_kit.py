@@ -115,7 +115,7 @@ def test_kit_of_every_era(tag: str, era_build: EraBuilds, tmp_path: Path) -> Non
     assert ("kubeadm-config-patch.yaml" in names) is (version.minor >= 31)
 
     # The cluster configuration in the API the binary itself printed (manifest.json), with that
-    # API's field names (KitFacts' table, sources in longcert/kit.py).
+    # API's field names (KitFacts' table, sources in longcert/kit/facts.py).
     manifest = json.loads((build / "manifest.json").read_text())
     api = manifest["verification"]["platforms"]["linux/amd64"]["config_api"]
     facts = kit.facts_for(version, api)

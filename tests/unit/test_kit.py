@@ -16,7 +16,7 @@ from longcert.versions import KubeVersion
 
 SUMS = {"linux/amd64": "a" * 64, "linux/arm64": "b" * 64}
 
-# Every era the kit distinguishes, and the upstream facts it must spell (sources in kit.py):
+# Every era the kit distinguishes, and the upstream facts it must spell (sources in kit/facts.py):
 # (tag, config API, kind, extra-args layout, signing flag, renew command, check-expiration,
 #  kubelet style)
 ERAS = [

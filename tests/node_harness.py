@@ -54,15 +54,17 @@ def sums(root: Path) -> dict[str, tuple[str, int]]:
 
 def run(engine: docker.DockerClient, node: Node, build: Path, script: str, *,
         hostname: str = "node-under-test", files: dict[str, Path] | None = None,
-        user: str = "0") -> tuple[int, str]:
+        user: str = "0", kubeadm: Path | None = None) -> tuple[int, str]:
     """``script`` under bash as root in a network-less container holding the node's files, the
-    build's kubeadm at /usr/bin/kubeadm and its kit at /kit; (exit code, output)."""
+    build's kubeadm (or ``kubeadm``) at /usr/bin/kubeadm and its kit at /kit; (exit code,
+    output)."""
     volumes = {
         str(node.etc): {"bind": "/etc/kubernetes", "mode": "rw"},
         str(node.kubelet_pki): {"bind": "/var/lib/kubelet/pki", "mode": "rw"},
-        str(build / "kubeadm-linux-amd64"): {"bind": "/usr/bin/kubeadm", "mode": "ro"},
-        str(build / "kit"): {"bind": "/kit", "mode": "ro"},
+        str(kubeadm or build / "kubeadm-linux-amd64"): {"bind": "/usr/bin/kubeadm", "mode": "ro"},
     }
+    if (build / "kit").is_dir():
+        volumes[str(build / "kit")] = {"bind": "/kit", "mode": "ro"}
     for target, source in (files or {}).items():
         volumes[str(source)] = {"bind": target, "mode": "ro"}
     box = engine.containers.run(IMAGE, ["bash", "-c", script], detach=True, user=user,
@@ -74,13 +76,14 @@ def run(engine: docker.DockerClient, node: Node, build: Path, script: str, *,
         box.remove(force=True)
 
 
-def make_node(engine: docker.DockerClient, build: Path, tag: str, root: Path, *,
+def make_node(engine: docker.DockerClient, stock: Path, tag: str, root: Path, *,
               left_days: int = 180, span_days: int = 365, embedded_kubelet: bool | None = None
               ) -> Node:
-    """A node of ``tag`` whose leaves and kubeconfig certificates span ``span_days`` and end in
-    ``left_days``. kubelet.conf embeds its certificate if ``embedded_kubelet`` (default: as
-    kubeadm left it on an init node of that version: embedded before v1.17), else points at the
-    kubelet's rotated certificate, which exists either way."""
+    """A node of ``tag`` made by the ``stock`` kubeadm binary (upstream's 1y/10y values), whose
+    leaves and kubeconfig certificates span ``span_days`` and end in ``left_days``. kubelet.conf
+    embeds its certificate if ``embedded_kubelet`` (default: as kubeadm left it on an init node
+    of that version: embedded before v1.17), else points at the kubelet's rotated certificate,
+    which exists either way."""
     version = KubeVersion.parse(tag)
     node = Node(root, version)
     node.etc.mkdir(parents=True)
@@ -89,7 +92,8 @@ def make_node(engine: docker.DockerClient, build: Path, tag: str, root: Path, *,
     config.write_text(verify.kubeadm_config(version))
     make = " && ".join(" ".join(["/usr/bin/kubeadm", *argv[1:]])
                        for argv in verify.generate_commands(version, "/cfg/init.yaml"))
-    code, log = run(engine, node, build, make, files={"/cfg/init.yaml": config})
+    code, log = run(engine, node, stock.parent, make, files={"/cfg/init.yaml": config},
+                    kubeadm=stock)
     assert code == 0, log
     age(node.etc, left_days=left_days, span_days=span_days)
     write_manifests(node.etc, tag)

@@ -9,8 +9,9 @@ kubeadm-config ConfigMap edit, installing the binary, a kubespray snippet, and w
 kubeadm would undo.
 
 ``facts`` (what each minor spells differently, and the renewal plan renew-check shares),
-``inputs`` (the build and flags, checked), ``render`` (file texts from ``templates/``) and
-``write`` (the kit on disk) each answer one question; this module names what callers use.
+``inputs`` (the build and flags, checked), ``render`` (scripts and manifests from
+``templates/``), ``readme`` (the kit's README) and ``write`` (the kit on disk) each answer one
+question; this module names what callers use.
 """
 
 from longcert.kit.facts import (

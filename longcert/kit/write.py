@@ -24,6 +24,7 @@ from longcert.kit.inputs import (
     check_install_path,
     inputs_from_build,
 )
+from longcert.kit.readme import readme
 from longcert.kit.render import (
     cluster_configuration,
     install_script,
@@ -32,7 +33,6 @@ from longcert.kit.render import (
     kubelet_settings,
     kubespray_snippet,
     rbac_manifest,
-    readme,
     renew_script,
 )
 from longcert.package import KIT_ARCHIVE

@@ -15,6 +15,7 @@ import yaml
 
 from longcert import ca, verify
 from longcert.versions import KubeVersion
+from tests import node_harness
 from tests.cli import run_invoke
 from tests.fixtures import standin
 from tests.integration.conftest import EraBuilds
@@ -113,6 +114,10 @@ def stock_cluster(engine: docker.DockerClient, binary: Path, tag: str, etc: Path
             volumes={str(work / "bin"): {"bind": "/longcert-test", "mode": "ro"},
                      str(work / "kubeadm.yaml"): {"bind": "/cfg/kubeadm.yaml", "mode": "ro"},
                      str(etc): {"bind": "/etc/kubernetes", "mode": "rw"}})
+    if (version.major, version.minor) >= (1, 17):
+        # kubeadm's kubelet-finalize phase (v1.17+) points kubelet.conf at the kubelet's rotated
+        # certificate; before, an init node's kubelet.conf embeds it.
+        node_harness.point_kubelet_conf_at_pem(etc)
     (etc / "manifests").mkdir()
     (etc / "manifests" / "kube-apiserver.yaml").write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kube-apiserver"},

@@ -19,7 +19,7 @@ from longcert.versions import KubeVersion
 from tests import node_harness as nh
 from tests.fixtures import standin
 from tests.integration.conftest import EraBuilds
-from tests.integration.test_ca_renew import _invoke
+from tests.integration.test_ca_renew import STOCK, _invoke
 from tests.integration.test_kit import ERAS, _copy_of_build, _kit, _years
 
 pytestmark = pytest.mark.docker
@@ -31,6 +31,14 @@ def _built(era_build: EraBuilds, tag: str, tmp_path: Path) -> Path:
     build = _copy_of_build(era_build, tag, tmp_path)
     assert _kit(build).returncode == 0
     return build
+
+
+def _stock(era_build: EraBuilds, tag: str) -> Path:
+    """The stock-valued (1y/10y) kubeadm of the era that made the node's PKI: the session's
+    build for renew-check (test_ca_renew), made with the stock-shaped image (the newest minor's
+    Go is above that image's, so its own)."""
+    image = "auto" if tag == standin.NEWEST_TAG else "stock"
+    return era_build(tag, *STOCK, image=image) / "kubeadm-linux-amd64"
 
 
 def _identity(etc: Path) -> dict[str, tuple[str, str, tuple[str, ...], str]]:
@@ -83,7 +91,11 @@ def test_mid_life_certificates_are_renewed_with_every_identity_kept(
     """Leaves spanning 3650 days that end in 180 (was: "valid for 3650 days already: nothing to
     renew"); a config naming another node or none (was: the identity of `uname -n`)."""
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node", left_days=180, span_days=3650)
+    # Leaves spanning the asked validity but ending in 180 days (the old span test said
+    # "long already"), under the stock 10-year CAs.
+    leaf_days = _years(tag)[0] * 365
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node", left_days=180,
+                        span_days=leaf_days)
     version = KubeVersion.parse(tag)
     identity = _identity(node.etc)
     cas = {n: (node.etc / f"pki/{n}.crt").read_bytes() for n in verify.CA_CERTS
@@ -92,7 +104,6 @@ def test_mid_life_certificates_are_renewed_with_every_identity_kept(
                        hostname=OTHER_HOST, files=_config(tmp_path, _cluster_config(tag)))
     print(out)
     assert code == 0, out
-    leaf_days = _years(tag)[0] * 365
     plan = kit.renew_plan(version)
     for name in plan.renewed:
         pem = (nh.kubeconfig_cert(node.etc / name) if name.endswith(".conf")
@@ -111,7 +122,10 @@ def test_mid_life_certificates_are_renewed_with_every_identity_kept(
     facts = kit.facts_for(version)
     kcm = (node.etc / "manifests" / "kube-controller-manager.yaml").read_text()
     assert f"    - {facts.signing_flag}={_years(tag)[0] * 8760}h0m0s\n" in kcm
-    assert "pki/ca.crt (CA) expires" in out and "backup: /etc/kubernetes.longcert-backup-" in out
+    assert "backup: /etc/kubernetes.longcert-backup-" in out
+    # The horizon: the stock CA, not the leaves, decides when the cluster stops.
+    ca_line = next(line for line in out.splitlines() if line.startswith("pki/ca.crt (CA) expires"))
+    assert "(3649 days left)" in ca_line or "(3650 days left)" in ca_line, ca_line
 
     renewed = nh.sums(node.etc)
     code, again = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
@@ -128,7 +142,7 @@ def test_a_stored_one_year_validity_is_refused_with_nothing_changed(
     to 365 days, rc 0, with --force too); read from --config or the ConfigMap through kubectl."""
     tag = standin.DEMO_TAG
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
     before = nh.sums(node.etc)
     stored = verify.kubeadm_config(KubeVersion.parse(tag), stored_periods=True)
     files = _config(tmp_path, stored)
@@ -173,7 +187,7 @@ def test_a_failure_after_the_renewal_puts_every_file_back(
     """The certificates are renewed, then the controller-manager manifest has no line to put the
     flag after (was: silently left without it): every file is put back, byte for byte."""
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
     nh.write_manifests(node.etc, tag, kcm_flow_style=True)
     before = nh.sums(node.etc)
     code, out = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
@@ -192,7 +206,7 @@ def test_an_identity_change_puts_every_file_back(era_build: EraBuilds, tmp_path:
     from the node's certificate is a failure, and the files come back (was: rc 0)."""
     tag = "v1.9.4"
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
     before = nh.sums(node.etc)
     config = ("apiVersion: kubeadm.k8s.io/v1alpha1\nkind: MasterConfiguration\n"
               f"kubernetesVersion: {tag}\napiServerCertSANs:\n- extra.example.com\n")
@@ -211,7 +225,8 @@ def test_an_embedded_kubelet_conf_is_pointed_at_the_rotated_certificate_or_refus
     rc 0)."""
     tag = "v1.28.7"
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node", embedded_kubelet=True)
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node",
+                        embedded_kubelet=True)
     files = _config(tmp_path, verify.kubeadm_config(KubeVersion.parse(tag)))
     (node.kubelet_pki / nh.KUBELET_PEM).unlink()
     before = nh.sums(node.etc)
@@ -237,7 +252,7 @@ def test_renew_sh_and_renew_check_run_the_same_steps(
     again with the kubeconfig phase, after the same renewal (they differed before)."""
     tag = "v1.14.8"
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
     (node.kubelet_pki / nh.KUBELET_PEM).unlink()
     copy = tmp_path / "copy"
     shutil.copytree(node.etc, copy)
@@ -311,7 +326,7 @@ def _restart_node(engine: docker.DockerClient, era_build: EraBuilds, tmp_path: P
                   stale: str = "") -> tuple[nh.Node, int, str]:
     tag = standin.DEMO_TAG
     build = _built(era_build, tag, tmp_path)
-    node = nh.make_node(engine, build, tag, tmp_path / "node")
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
     for name in ("etcd", "kube-scheduler"):
         (node.etc / "manifests" / f"{name}.yaml").write_text(
             f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n")
@@ -360,3 +375,26 @@ def test_restart_stops_at_the_first_mismatch_with_the_way_back(
     assert "+ restart kube-controller-manager" not in out  # stopped at the first mismatch
     assert (node.etc / "manifests" / "kube-apiserver.yaml").is_file()
     assert nh.days_left((node.etc / "pki" / "apiserver.crt").read_bytes()) > 36499
+
+
+def test_sigterm_mid_renewal_puts_every_file_back(era_build: EraBuilds, tmp_path: Path,
+                                                 engine: docker.DockerClient) -> None:
+    """A CI job or an operator stopping renew.sh once kubeadm has begun to write: the files
+    come back byte for byte (the stop waits for kubeadm, then the trap restores)."""
+    tag = standin.DEMO_TAG
+    build = _built(era_build, tag, tmp_path)
+    node = nh.make_node(engine, _stock(era_build, tag), tag, tmp_path / "node")
+    before = nh.sums(node.etc)
+    script = (
+        "cp /etc/kubernetes/pki/apiserver.crt /tmp/before.crt; "
+        "bash /kit/renew.sh --config /cfg/cluster.yaml > /tmp/out 2>&1 & pid=$!; "
+        "for _ in $(seq 3000); do cmp -s /tmp/before.crt /etc/kubernetes/pki/apiserver.crt "
+        "|| break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done; "
+        "kill -TERM $pid; wait $pid; rc=$?; cat /tmp/out; exit $rc")
+    code, out = nh.run(engine, node, build, script,
+                       files=_config(tmp_path, verify.kubeadm_config(KubeVersion.parse(tag))))
+    print(out)
+    assert code == 143, out
+    assert "failed while changing /etc/kubernetes" in out
+    assert "is as it was before (byte for byte)" in out
+    assert nh.sums(node.etc) == before

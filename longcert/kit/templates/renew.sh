@@ -23,7 +23,6 @@
 # byte, and exits 1. Ctrl-C or SIGTERM while it changes files also puts everything back.
 # LONGCERT_KUBERNETES_DIR overrides /etc/kubernetes for --dry-run only.
 set -euo pipefail
-umask 077
 TAG=@@TAG@@
 MINOR=@@MINOR@@
 LEAF_DAYS=@@LEAF_DAYS@@
@@ -161,6 +160,9 @@ identity() {  # $1 file under KUBE_DIR -> what must not change when it is renewe
 # --- checks that change nothing ------------------------------------------------------------
 command -v openssl >/dev/null 2>&1 \
   || die "openssl is missing: it reads every certificate before and after; install it first"
+for tool in awk base64 cmp diff find mktemp sed sha256sum stat; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: install it first (nothing was changed)"
+done
 node_version() {
   local manifest="$KUBE_DIR/manifests/kube-apiserver.yaml" found=""
   if [ -f "$manifest" ]; then
@@ -618,9 +620,11 @@ echo "kubeadm never renews a CA: nothing a CA signed (leaves; kubelet certificat
   "controller-manager cuts to its CA's end) works past that CA's end, whatever its own validity."
 echo "backup: $BACKUP"
 cat <<'EOF'
-admin.conf (and super-admin.conf from v1.29) now hold long-lived cluster-admin credentials that
-RBAC cannot revoke: keep copies off the node, and give people `kubeadm kubeconfig user
---validity-period 24h` credentials of their own instead.
+admin.conf (and super-admin.conf from v1.29) now hold @@LEAF_YEARS@@-year cluster-admin
+(system:masters) credentials that RBAC cannot revoke, and user credentials this kubeadm makes
+(`kubeadm kubeconfig user`, `alpha kubeconfig user` on older versions) default to @@LEAF_YEARS@@
+years too. Keep those files off shared machines; give people short credentials of their own
+(`--validity-period 24h` where the command has it) and RBAC roles.
 EOF
 # --- --restart: one static pod at a time, then what each endpoint serves -------------------
 running() {  # $1 static pod name: its container runs

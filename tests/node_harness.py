@@ -77,22 +77,22 @@ def run(engine: docker.DockerClient, node: Node, build: Path, script: str, *,
 
 
 def make_node(engine: docker.DockerClient, stock: Path, tag: str, root: Path, *,
-              left_days: int = 180, span_days: int = 365, embedded_kubelet: bool | None = None
-              ) -> Node:
+              left_days: int = 180, span_days: int = 365, embedded_kubelet: bool | None = None,
+              config: str | None = None) -> Node:
     """A node of ``tag`` made by the ``stock`` kubeadm binary (upstream's 1y/10y values), whose
     leaves and kubeconfig certificates span ``span_days`` and end in ``left_days``. kubelet.conf
     embeds its certificate if ``embedded_kubelet`` (default: as kubeadm left it on an init node
     of that version: embedded before v1.17), else points at the kubelet's rotated certificate,
-    which exists either way."""
+    which exists either way. ``config``: the init config (default the era's, verify's)."""
     version = KubeVersion.parse(tag)
     node = Node(root, version)
     node.etc.mkdir(parents=True)
     node.kubelet_pki.mkdir()
-    config = root / "init.yaml"
-    config.write_text(verify.kubeadm_config(version))
+    config_file = root / "init.yaml"
+    config_file.write_text(config or verify.kubeadm_config(version))
     make = " && ".join(" ".join(["/usr/bin/kubeadm", *argv[1:]])
                        for argv in verify.generate_commands(version, "/cfg/init.yaml"))
-    code, log = run(engine, node, stock.parent, make, files={"/cfg/init.yaml": config},
+    code, log = run(engine, node, stock.parent, make, files={"/cfg/init.yaml": config_file},
                     kubeadm=stock)
     assert code == 0, log
     age(node.etc, left_days=left_days, span_days=span_days)

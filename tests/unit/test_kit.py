@@ -303,17 +303,20 @@ EVERY_MINOR = [f"v1.{minor}.0" for minor in range(9, 39)]
 
 
 def test_every_generated_script_of_every_minor_passes_shellcheck(tmp_path: Path) -> None:
+    # Scripts that differ only in the version's own strings are one shape: shellcheck reads
+    # each shape once (values sit in quoted assignments, never in the code's structure).
     scripts: dict[str, str] = {}
     for tag in EVERY_MINOR:
+        version = KubeVersion.parse(tag)
         for pinned, serving in ((False, False), (True, True)):
             for item in _files(tag, pinned=pinned, serving_rotation=serving).values():
                 if item.name.endswith(".sh"):
-                    scripts.setdefault(item.text, f"{tag}{'-pinned' if pinned else ''}/"
-                                       f"{item.name}")
+                    shape = item.text.replace(tag, "vX.Y.Z").replace(version.minor_str, "X.Y")
+                    scripts.setdefault(shape, f"{tag}{'-pinned' if pinned else ''}/{item.name}")
     paths = []
-    for text, name in scripts.items():
+    for shape, name in scripts.items():
         path = tmp_path / name.replace("/", "-")
-        path.write_text(text)
+        path.write_text(shape)
         paths.append(str(path))
     checked = subprocess.run(["shellcheck", "--shell=bash", "--severity=style", *paths],
                              capture_output=True, text=True, check=False)

@@ -55,6 +55,7 @@ CONFIG=""
 MARGIN_DAYS=30
 RESTART=0
 RESTART_TIMEOUT="${LONGCERT_RESTART_TIMEOUT:-180}"  # seconds per wait
+RESTART_POLL="${LONGCERT_RESTART_POLL:-2}"  # seconds between looks (the kubelet checks every 20)
 MOVED_OUT=""  # a static pod manifest --restart has moved out (put back on any exit)
 die() { echo "renew.sh: $*" >&2; exit 1; }
 note() { echo "renew.sh: $*"; }
@@ -71,6 +72,10 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case "$RESTART_TIMEOUT$RESTART_POLL" in
+  *[!0-9.]*) die "LONGCERT_RESTART_TIMEOUT and LONGCERT_RESTART_POLL are numbers of seconds" ;;
+esac
+case "$RESTART_TIMEOUT" in ''|*[!0-9]*) die "LONGCERT_RESTART_TIMEOUT is whole seconds" ;; esac
 case "$MARGIN_DAYS" in
   ''|*[!0-9]*) die "--margin-days $MARGIN_DAYS is not a whole number of days" ;;
 esac
@@ -89,20 +94,15 @@ run() { echo "+ $*"; [ "$DRY_RUN" = 1 ] || "$@"; }
 kubeconfig_field() {  # $1 kubeconfig, $2 field: the first value of that field
   sed -n -E "s/^[[:space:]]*$2:[[:space:]]*//p" "$1" | head -n 1 | tr -d '"'
 }
-kubeconfig_cert() {  # $1 kubeconfig -> its client certificate (PEM) on stdout
+kubeconfig_pem() {  # $1 kubeconfig, $2 client-certificate or client-key -> that PEM on stdout
   local data path
-  data="$(kubeconfig_field "$1" client-certificate-data)"
+  data="$(kubeconfig_field "$1" "$2-data")"
   if [ -n "$data" ]; then printf '%s' "$data" | base64 -d; return; fi
-  path="$(kubeconfig_field "$1" client-certificate)"
+  path="$(kubeconfig_field "$1" "$2")"
   [ -n "$path" ] && [ -f "$path" ] && cat "$path"
 }
-kubeconfig_key() {  # $1 kubeconfig -> its client key (PEM) on stdout
-  local data path
-  data="$(kubeconfig_field "$1" client-key-data)"
-  if [ -n "$data" ]; then printf '%s' "$data" | base64 -d; return; fi
-  path="$(kubeconfig_field "$1" client-key)"
-  [ -n "$path" ] && [ -f "$path" ] && cat "$path"
-}
+kubeconfig_cert() { kubeconfig_pem "$1" client-certificate; }
+kubeconfig_key() { kubeconfig_pem "$1" client-key; }
 embeds_cert() { grep -q '^[[:space:]]*client-certificate-data:' "$1" 2>/dev/null; }
 pem_of() {  # $1 a file under KUBE_DIR (pki/x.crt or x.conf) -> its certificate (PEM)
   case "$1" in
@@ -129,16 +129,28 @@ signer_of() {  # $1 certificate file -> the CA file (relative) that verifies it,
   echo none
 }
 identity() {  # $1 file under KUBE_DIR -> what must not change when it is renewed
-  local pem text ext tmp
+  local pem ext tmp
   tmp="$WORK/identity.pem"
   pem_of "$1" > "$tmp" 2>/dev/null || true
-  if ! text="$(openssl x509 -in "$tmp" -noout -text -nameopt RFC2253 2>/dev/null)"; then
+  if ! openssl x509 -in "$tmp" -noout -text -nameopt RFC2253 > "$tmp.text" 2>/dev/null; then
     echo "unreadable certificate"; return
   fi
-  openssl x509 -in "$tmp" -noout -subject -issuer -nameopt RFC2253
-  for ext in "Subject Alternative Name" "Key Usage" "Extended Key Usage" "Basic Constraints"; do
-    echo "$ext: $(extension "$text" "$ext")"
-  done
+  # Subject, issuer, and each extension's value with its entries sorted, from one -text.
+  awk '
+    function sorted(value,   parts, n, i, j, t, out) {
+      n = split(value, parts, /, */)
+      for (i = 2; i <= n; i++) for (j = i; j > 1 && parts[j - 1] > parts[j]; j--) {
+        t = parts[j]; parts[j] = parts[j - 1]; parts[j - 1] = t }
+      out = parts[1]; for (i = 2; i <= n; i++) out = out "," parts[i]
+      return out
+    }
+    /^ *Issuer: / { sub(/^ *Issuer: */, ""); print "issuer=" $0; next }
+    /^ *Subject: / { sub(/^ *Subject: */, ""); print "subject=" $0; next }
+    /X509v3 (Subject Alternative Name|Key Usage|Extended Key Usage|Basic Constraints):/ {
+      name = $0; sub(/^ */, "", name); sub(/ *$/, "", name)
+      getline value; sub(/^ */, "", value); sub(/ *$/, "", value)
+      print name " " sorted(value)
+    }' "$tmp.text"
   echo "signed by: $(signer_of "$tmp")"
   case "$1" in
     *.conf)
@@ -639,11 +651,11 @@ served() {  # $1 port -> the fingerprint of the certificate served on 127.0.0.1:
   openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null | fingerprint
 }
 wait_for() {  # $1 what, then a command: wait until it succeeds, or fail after RESTART_TIMEOUT
-  local what="$1" waited=0
+  local what="$1" deadline=$(($(date +%s) + RESTART_TIMEOUT))
   shift
   until "$@"; do
-    [ "$waited" -lt "$RESTART_TIMEOUT" ] || return 1
-    sleep 2; waited=$((waited + 2))
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep "$RESTART_POLL"
   done
   note "$what"
 }

@@ -690,10 +690,9 @@ def demo(c: Context, debug: bool = False) -> None:
 @task(auto_shortflags=False)
 @cli
 def versions(c: Context) -> None:
-    """List the patch sets (range, files, what each edit governs) and the Go of every minor
-    with the rule `--go-version auto` follows when that Go's image is missing."""
+    """List the patch sets and, per minor, its Go, the Go rule, the newest Go it runs with."""
     from longcert.patching import load_patch_sets
-    from longcert.versions import GO_RULES, go_policies
+    from longcert.versions import GO_RULES, go_incompatibilities, go_policies
 
     for patch_set in load_patch_sets():
         print(f"{patch_set.name}: v{patch_set.first} - v{patch_set.last}  ({patch_set.title})")
@@ -704,9 +703,15 @@ def versions(c: Context) -> None:
     print("\nGo per minor (config/go-versions.yaml); rule when that Go's image is missing:")
     for name, text in GO_RULES.items():
         print(f"  {name:<6} {text}")
-    print(f"  {'minor':<6} {'go':<8} {'rule':<6} source")
+    print(f"  {'minor':<6} {'go':<8} {'rule':<6} {'ceiling':<8} source (go; ceiling)")
     for row in go_policies().values():
-        print(f"  {row.minor:<6} {row.upstream_go:<8} {row.rule:<6} {row.note}")
+        print(f"  {row.minor:<6} {row.upstream_go:<8} {row.rule:<6} {row.ceiling or '-':<8} "
+              f"{row.note}; {row.ceiling_note or 'no ceiling known'}")
+    print("\nceiling: the newest Go the minor is known to run with (its last patch release's);")
+    print("a build above it is warned of. Vendored code known to crash on a newer Go")
+    print("(config/go-incompatibilities.yaml), refused before compiling:")
+    for bad in go_incompatibilities():
+        print(f"  {bad.module} {', '.join(bad.versions)}: Go {bad.breaks_from} and newer")
 
 
 @task(auto_shortflags=False, name="errors")

@@ -16,6 +16,7 @@ from longcert import build, container, image, package, patching, publish, runs, 
 from longcert.errors import (
     BuildError,
     ConfigError,
+    ImageError,
     LongcertError,
     PatchError,
     PublishError,
@@ -25,7 +26,14 @@ from longcert.errors import (
 from longcert.patching import Release, resolve
 from longcert.progress import Reporter
 from longcert.settings import Settings
-from longcert.versions import GO_RULES, GoVersion, go_mod_floor, go_policy, go_version_for_tree
+from longcert.versions import (
+    GO_RULES,
+    GoVersion,
+    go_mod_floor,
+    go_policy,
+    go_version_for_tree,
+    vendored_incompatibilities,
+)
 
 STAGES: tuple[str, ...] = ("fetch", "patch", "compile", "verify", "package")
 
@@ -287,6 +295,7 @@ def _run(
             platform = container.engine_platform(client)
             floor = go_mod_floor(tree.path)
             choice = _choose_image(client, platform, settings, release, tree.path, floor, reporter)
+            _check_go_fits_tree(choice, tree.path, release, settings, reporter)
             toolbox = image.assess(choice.probe, engine_platform=platform, floor=floor)
             build_plan = build.plan(tree, release.version, settings.platforms, choice, toolbox)
             reporter.step(f"Go {build_plan.go.version}: {choice.chosen_by}")
@@ -387,6 +396,37 @@ def _keep_failure_evidence(
 
 def _limits(settings: Settings) -> container.Limits:
     return container.Limits(memory=settings.container_memory, pids=settings.container_pids)
+
+
+def _check_go_fits_tree(
+    choice: image.ImageChoice, tree: Path, release: Release, settings: Settings,
+    reporter: Reporter,
+) -> None:
+    """Before compiling: refuse a Go that the tree's vendored code is known to crash on
+    (config/go-incompatibilities.yaml), and warn of one above the newest Go the minor is known
+    to run with (config/go-versions.yaml's ceiling)."""
+    go = choice.go.version
+    try:
+        own = go_version_for_tree(tree, release.version).version
+    except ConfigError:
+        own = ""
+    fix = (f"build with the tree's own Go {own}: "
+           f"`{image.builder_image_command(settings.image, own)}`" if own and own != go
+           else "pass --go-version with an older Go")
+    problems = vendored_incompatibilities(tree, go)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ImageError(
+            f"{release.tag} with Go {go} would build a kubeadm that crashes: {problems[0]}{more}",
+            fix + ", then run this again",
+        )
+    policy = go_policy(release.version)
+    if policy.above_ceiling(go):
+        reporter.warn(
+            f"Go {go} is newer than any Go v{policy.minor} is known to run with "
+            f"({policy.ceiling}: {policy.ceiling_note}): verification proves the certificates, "
+            f"but code it does not run may still fail; {fix}"
+        )
 
 
 def _choose_image(

@@ -3,6 +3,7 @@ for. Which patch set covers a version is :func:`longcert.patching.resolve`'s bus
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import total_ordering
@@ -14,6 +15,7 @@ from longcert.errors import ConfigError
 from longcert.settings import PROJECT_ROOT
 
 GO_TABLE_FILE = PROJECT_ROOT / "config" / "go-versions.yaml"
+GO_INCOMPATIBILITIES_FILE = PROJECT_ROOT / "config" / "go-incompatibilities.yaml"
 
 _TAG = re.compile(r"v(\d+)\.(\d+)\.(\d+)(?:-(alpha|beta|rc)\.(\d+))?")
 _PRE_RANK = {"alpha": 0, "beta": 1, "rc": 2}
@@ -150,6 +152,14 @@ class GoPolicy:
     upstream_go: str
     rule: str
     note: str = ""
+    # The newest Go the minor is known to run with (its last patch release's, as upstream built
+    # it), and where that was read; "" when the table has no row for the minor.
+    ceiling: str = ""
+    ceiling_note: str = ""
+
+    def above_ceiling(self, go: str) -> bool:
+        """Whether ``go`` is newer than any Go this minor is known to run with."""
+        return bool(self.ceiling) and go_key(go) > go_key(self.ceiling)
 
     def accepts(self, candidate: str, wanted: str, floor: str | None) -> bool:
         """Whether a Go other than the one the tree names may build it under this rule."""
@@ -169,8 +179,13 @@ def _read_go_table() -> dict[str, GoPolicy]:
     for minor, row in (data or {}).items():
         if not isinstance(row, dict) or str(row.get("rule")) not in GO_RULES:
             raise ConfigError(f"{GO_TABLE_FILE}: row {minor!r} needs go and a rule in {GO_RULES}")
+        ceiling = str(row.get("ceiling", ""))
+        if ceiling and not is_go_version(ceiling):
+            raise ConfigError(f"{GO_TABLE_FILE}: row {minor!r}: ceiling {ceiling!r} is not a Go "
+                              "version")
         table[str(minor)] = GoPolicy(
-            str(minor), str(row["go"]), str(row["rule"]), str(row.get("note", ""))
+            str(minor), str(row["go"]), str(row["rule"]), str(row.get("note", "")),
+            ceiling, str(row.get("ceiling_note", "")),
         )
     return table
 
@@ -238,3 +253,79 @@ def go_mod_floor(tree: Path) -> str | None:
 def has_go_mod(tree: Path) -> bool:
     """Trees before v1.15 have no go.mod and must build in GOPATH mode."""
     return (tree / "go.mod").is_file()
+
+
+# --- vendored code that breaks on newer Go runtimes ----------------------------------------
+
+
+@dataclass(frozen=True)
+class GoIncompatibility:
+    """One row of config/go-incompatibilities.yaml."""
+
+    module: str
+    versions: tuple[str, ...]  # go.mod versions or Godeps revision prefixes
+    breaks_from: str  # the first Go they break on
+    why: str
+    sources: tuple[str, ...]
+
+
+def go_incompatibilities() -> list[GoIncompatibility]:
+    """config/go-incompatibilities.yaml, checked."""
+    try:
+        data = yaml.safe_load(GO_INCOMPATIBILITIES_FILE.read_text()) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {GO_INCOMPATIBILITIES_FILE}: {exc}") from exc
+    rows = []
+    for row in data if isinstance(data, list) else [data]:
+        if not isinstance(row, dict):
+            raise ConfigError(f"{GO_INCOMPATIBILITIES_FILE}: a list of rows is expected")
+        try:
+            found = GoIncompatibility(
+                str(row["module"]), tuple(str(v) for v in row["versions"]),
+                str(row["breaks_from"]), str(row["why"]),
+                tuple(str(s) for s in row.get("sources", ())))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{GO_INCOMPATIBILITIES_FILE}: a row needs module, versions, "
+                              f"breaks_from and why ({exc})") from None
+        if not is_go_version(found.breaks_from) or not found.versions:
+            raise ConfigError(f"{GO_INCOMPATIBILITIES_FILE}: {found.module}: breaks_from must "
+                              "be a Go version and versions must not be empty")
+        rows.append(found)
+    return rows
+
+
+def vendored_versions(tree: Path) -> dict[str, str]:
+    """module -> version (Go modules: vendor/modules.txt's `# module version` lines) or
+    revision (Godeps/Godeps.json's ImportPath/Rev, v1.9 - v1.14), as the tree vendors them."""
+    found: dict[str, str] = {}
+    modules = tree / "vendor" / "modules.txt"
+    if modules.is_file():
+        for line in modules.read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "#":
+                found[parts[1]] = parts[2]
+    godeps = tree / "Godeps" / "Godeps.json"
+    if godeps.is_file():
+        try:
+            deps = (json.loads(godeps.read_text(errors="replace")) or {}).get("Deps") or []
+        except (ValueError, AttributeError):
+            deps = []
+        for dep in deps if isinstance(deps, list) else []:
+            if isinstance(dep, dict) and dep.get("ImportPath") and dep.get("Rev"):
+                found.setdefault(str(dep["ImportPath"]), str(dep["Rev"]))
+    return found
+
+
+def vendored_incompatibilities(tree: Path, go: str) -> list[str]:
+    """One line per module the tree vendors in a version known to break on ``go`` (pure)."""
+    vendored = vendored_versions(tree)
+    problems = []
+    for row in go_incompatibilities():
+        version = vendored.get(row.module)
+        if version is None or go_key(go) < go_key(row.breaks_from):
+            continue
+        if any(version == v or (len(v) >= 12 and version.startswith(v)) for v in row.versions):
+            source = row.sources[0] if row.sources else GO_INCOMPATIBILITIES_FILE.name
+            problems.append(f"{row.module} {version[:12]} breaks on Go {row.breaks_from} and "
+                            f"newer: {row.why} ({source})")
+    return problems

@@ -88,6 +88,8 @@ def test_versions_and_errors_tables(tmp_path: Path) -> None:
     out = invoke("versions", tmp_path=tmp_path).stdout
     assert "e4-validity-period: v1.31 - v1.37" in out
     assert "cmd/kubeadm/app/constants/constants.go" in out
+    assert "  1.22   1.16.6   floor  1.16.15  " in out  # minor, go, rule, ceiling, sources
+    assert "github.com/modern-go/reflect2 v1.0.1, 05fbef0ca5da, 94122c33edd3: Go 1.18" in out
     errors_out = invoke("errors", tmp_path=tmp_path).stdout
     assert "VerifyError" in errors_out and "130" in errors_out
 

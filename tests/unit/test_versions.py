@@ -125,3 +125,98 @@ def test_go_rules_by_era() -> None:
     assert not floor.accepts("1.22.4", "1.22.5", "1.22.0")  # older than the tree's own
     assert not floor.accepts("1.21.13", "1.21.0", "1.22.0")  # below go.mod's floor
     assert versions.go_policy(KubeVersion.parse("v1.39.0")).note.startswith("not in the table")
+
+
+# --- the Go ceiling per minor and vendored code known to crash on newer Go -----------------
+
+
+def test_every_minor_has_a_ceiling_at_or_above_its_go() -> None:
+    from longcert.versions import go_key, go_policies
+
+    rows = go_policies()
+    assert set(rows) >= {f"1.{m}" for m in range(9, 39)}
+    for row in rows.values():
+        assert row.ceiling and row.ceiling_note, row.minor
+        assert go_key(row.ceiling) >= go_key(row.upstream_go), row.minor
+    # v1.22 (the reflect2 v1.0.1 line): its last patch release was built with Go 1.16.15.
+    assert rows["1.22"].ceiling == "1.16.15"
+    assert rows["1.22"].above_ceiling("1.24.11") and not rows["1.22"].above_ceiling("1.16.15")
+
+
+def test_vendored_reflect2_v101_is_refused_from_go_118(tmp_path: Path) -> None:
+    from longcert.versions import vendored_incompatibilities
+
+    tree = tmp_path / "tree"
+    (tree / "vendor").mkdir(parents=True)
+    (tree / "vendor" / "modules.txt").write_text(
+        "# github.com/json-iterator/go v1.1.11\n## explicit\ngithub.com/json-iterator/go\n"
+        "# github.com/modern-go/reflect2 v1.0.1\ngithub.com/modern-go/reflect2\n")
+    problems = vendored_incompatibilities(tree, "1.24.11")
+    assert len(problems) == 1
+    assert problems[0].startswith("github.com/modern-go/reflect2 v1.0.1 breaks on Go 1.18 and "
+                                  "newer: its map iterator links to reflect.mapiterinit")
+    assert "modern-go/reflect2#24" in problems[0]
+    assert vendored_incompatibilities(tree, "1.17.13") == []
+    assert vendored_incompatibilities(tree, "1.16.15") == []
+    (tree / "vendor" / "modules.txt").write_text("# github.com/modern-go/reflect2 v1.0.2\n")
+    assert vendored_incompatibilities(tree, "1.24.11") == []
+
+
+def test_godeps_revisions_of_reflect2_are_refused_too(tmp_path: Path) -> None:
+    """v1.9 - v1.14 vendor through Godeps: the pre-v1.0.2 revisions break the same way."""
+    import json
+
+    from longcert.versions import vendored_incompatibilities, vendored_versions
+
+    tree = tmp_path / "tree"
+    (tree / "Godeps").mkdir(parents=True)
+    (tree / "Godeps" / "Godeps.json").write_text(json.dumps({"Deps": [
+        {"ImportPath": "github.com/modern-go/reflect2",
+         "Rev": "94122c33edd3" + "0" * 28}]}, indent="\t"))
+    assert vendored_versions(tree) == {
+        "github.com/modern-go/reflect2": "94122c33edd3" + "0" * 28}
+    assert len(vendored_incompatibilities(tree, "1.21.13")) == 1
+    assert vendored_incompatibilities(tree, "1.12.12") == []
+    (tree / "Godeps" / "Godeps.json").write_text("not json")
+    assert vendored_incompatibilities(tree, "1.21.13") == []
+
+
+def test_the_pipeline_refuses_before_compiling_and_warns_above_the_ceiling(
+        tmp_path: Path) -> None:
+    """v1.22 vendors reflect2 v1.0.1: a stand-in Go 1.24.11 is refused before the compile with
+    the command that makes the tree's own Go; a v1.33 tree with Go 1.27.1 (above its ceiling)
+    builds, with a warning naming the risk."""
+    from types import SimpleNamespace
+
+    from longcert import pipeline
+    from longcert.errors import ImageError
+    from longcert.versions import GoVersion
+
+    lines: list[str] = []
+    reporter = SimpleNamespace(warn=lines.append)
+    settings = SimpleNamespace(image="golang:{go_version}")
+    tree = tmp_path / "v1.22.15"
+    (tree / "vendor").mkdir(parents=True)
+    (tree / "vendor" / "modules.txt").write_text("# github.com/modern-go/reflect2 v1.0.1\n")
+    (tree / ".go-version").write_text("1.16.15\n")
+    choice = SimpleNamespace(go=GoVersion("1.24.11", "probed"))
+    release = resolve("v1.22.15")
+    with pytest.raises(ImageError) as raised:
+        pipeline._check_go_fits_tree(choice, tree, release, settings, reporter)  # type: ignore[arg-type]
+    assert raised.value.message.startswith(
+        "v1.22.15 with Go 1.24.11 would build a kubeadm that crashes: "
+        "github.com/modern-go/reflect2 v1.0.1 breaks on Go 1.18 and newer")
+    assert raised.value.hint == ("build with the tree's own Go 1.16.15: `invoke builder-image "
+                                 "--go 1.16.15`, then run this again")
+    newer = tmp_path / "v1.33.7"
+    newer.mkdir()
+    (newer / ".go-version").write_text("1.24.11\n")
+    pipeline._check_go_fits_tree(SimpleNamespace(go=GoVersion("1.27.1", "probed")),  # type: ignore[arg-type]
+                                 newer, resolve("v1.33.7"), settings,
+                                 reporter)
+    assert len(lines) == 1 and lines[0].startswith(
+        "Go 1.27.1 is newer than any Go v1.33 is known to run with (1.25.11: ")
+    pipeline._check_go_fits_tree(SimpleNamespace(go=GoVersion("1.24.11", "probed")),  # type: ignore[arg-type]
+                                 newer, resolve("v1.33.7"), settings,
+                                 reporter)
+    assert len(lines) == 1

@@ -353,6 +353,7 @@ def _run(
             if not all(report.passed for report in reports):
                 kept = _keep_failure_evidence(settings, name, patch.diff, reports)
                 reporter.step(f"kept {', '.join(str(path) for path in kept)} for a look")
+                _stand_in_go_crash(reports, choice.go.version, tree.path, release, settings, log)
             verify.require_pass(tuple(reports))
         result = PipelineResult(release, tree, patch, built, tuple(reports))
         if not _wants(until, "package"):
@@ -427,6 +428,30 @@ def _check_go_fits_tree(
             f"({policy.ceiling}: {policy.ceiling_note}): verification proves the certificates, "
             f"but code it does not run may still fail; {fix}"
         )
+
+
+def _stand_in_go_crash(
+    reports: list[verify.VerifyReport], go: str, tree: Path, release: Release,
+    settings: Settings, log: Path,
+) -> None:
+    """One line when a kubeadm built with another Go than the tree's crashes in the Go runtime
+    (its vendored code reads runtime internals of the Go it was released with): the command
+    that makes the tree's own Go, the stack trace left in the build log."""
+    crash = next((line for report in reports for line in report.failures()
+                  if verify.CRASHED in line), "")
+    try:
+        own = go_version_for_tree(tree, release.version).version
+    except ConfigError:
+        return
+    if not crash or own == go:
+        return
+    first = crash.split(f"{verify.CRASHED}: ", 1)[-1]
+    raise VerifyError(
+        f"kubeadm {release.tag} built with Go {go} instead of the tree's Go {own} crashes "
+        f"({first}): the Go stood in for one it does not run with",
+        f"`{image.builder_image_command(settings.image, own)}`, then build again (the stack "
+        f"trace is in {log})",
+    )
 
 
 def _choose_image(

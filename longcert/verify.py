@@ -659,6 +659,19 @@ def verify_binary(
     )
 
 
+CRASHED = "crashed in the Go runtime"
+
+
+def go_crash(output: str) -> str:
+    """The first line of a Go runtime panic or fatal error in ``output`` ("" if none): what a
+    kubeadm built with a Go its vendored code does not support prints before its stack trace."""
+    for line in output.splitlines():
+        text = line.strip()
+        if text.startswith(("panic: ", "fatal error: ")):
+            return text
+    return ""
+
+
 def scenario_workers(count: int) -> int:
     """How many scenarios run at once: one per core, at most one per scenario."""
     return max(1, min(count, os.cpu_count() or 1))
@@ -709,6 +722,10 @@ class _Runner:
 
     @staticmethod
     def _failed(code: int, output: str, what: str, problems: list[str]) -> None:
+        crash = go_crash(output)
+        if crash:
+            problems.append(f"`kubeadm {what}` {CRASHED}: {crash}")
+            return None
         last = output.strip().splitlines()[-1:] or ["(no output)"]
         problems.append(f"`kubeadm {what}` failed (exit {code}): {last[0]}")
         return None

@@ -220,3 +220,48 @@ def test_the_pipeline_refuses_before_compiling_and_warns_above_the_ceiling(
                                  newer, resolve("v1.33.7"), settings,
                                  reporter)
     assert len(lines) == 1
+
+
+def test_a_kubeadm_that_crashes_under_a_stand_in_go_is_one_line(tmp_path: Path) -> None:
+    """The v1.22.15 report: built with a stand-in Go, kubeadm panics in reflect2; the error is
+    one line naming the tree's own Go and the command that makes it (was: a stack trace and
+    six "missing" lines)."""
+    from types import SimpleNamespace
+
+    from longcert import pipeline, verify
+    from longcert.errors import VerifyError
+
+    output = ("I1203 10:00:00 some log\n"
+              "panic: runtime error: invalid memory address or nil pointer dereference\n"
+              "[signal SIGSEGV: segmentation violation code=0x1 addr=0x8 pc=0x4b0f6e]\n\n"
+              "goroutine 1 [running]:\n"
+              "k8s.io/kubernetes/vendor/github.com/modern-go/reflect2.(*UnsafeMapIterator)."
+              "HasNext(...)\n")
+    assert verify.go_crash(output) == (
+        "panic: runtime error: invalid memory address or nil pointer dereference")
+    assert verify.go_crash("fatal error: concurrent map writes\n") == (
+        "fatal error: concurrent map writes")
+    assert verify.go_crash("error: something else\n") == ""
+    problems: list[str] = []
+    verify._Runner._failed(2, output, "init phase kubeconfig all", problems)
+    assert problems == ["`kubeadm init phase kubeconfig all` crashed in the Go runtime: panic: "
+                        "runtime error: invalid memory address or nil pointer dereference"]
+
+    tree = tmp_path / "v1.22.15"
+    tree.mkdir()
+    (tree / ".go-version").write_text("1.16.15\n")
+    report = SimpleNamespace(failures=lambda: [problems[0], "pki/ca.crt: missing"])
+    settings = SimpleNamespace(image="golang:{go_version}")
+    log = tmp_path / "build.log"
+    with pytest.raises(VerifyError) as raised:
+        pipeline._stand_in_go_crash([report], "1.24.11", tree, resolve("v1.22.15"),  # type: ignore[list-item, arg-type]
+                                    settings, log)  # type: ignore[arg-type]
+    assert raised.value.message == (
+        "kubeadm v1.22.15 built with Go 1.24.11 instead of the tree's Go 1.16.15 crashes (panic: "
+        "runtime error: invalid memory address or nil pointer dereference): the Go stood in for "
+        "one it does not run with")
+    assert raised.value.hint == (f"`invoke builder-image --go 1.16.15`, then build again (the "
+                                 f"stack trace is in {log})")
+    # Built with the tree's own Go, a crash is an ordinary verification failure.
+    pipeline._stand_in_go_crash([report], "1.16.15", tree, resolve("v1.22.15"),  # type: ignore[list-item, arg-type]
+                                settings, log)  # type: ignore[arg-type]

@@ -295,6 +295,13 @@ def test_renew_sh_and_renew_check_run_the_same_steps(
     assert "+ rm -f /etc/kubernetes/kubelet.conf" in out
     assert "kubelet.conf" in renewed_by_check
     assert nh.days_left(nh.kubeconfig_cert(node.etc / "kubelet.conf")) > years * 365 - 1
+    # The kubelet.conf it wrote is long: a second run leaves it (and everything) alone.
+    renewed = nh.sums(node.etc)
+    code, again = nh.run(engine, node, build, "bash /kit/renew.sh --config /cfg/cluster.yaml",
+                         files=_config(tmp_path, _cluster_config(tag)))
+    assert code == 0, again
+    assert "nothing to do" in again and "+ cp -a" not in again
+    assert nh.sums(node.etc) == renewed
 
 
 # --- renew.sh --restart: a stand-in kubelet serving what each static pod would ---------------

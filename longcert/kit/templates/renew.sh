@@ -358,6 +358,10 @@ for name in $RENEWED; do
   left="$(pem_of "$name" | days_left)"
   if [ "$left" -lt $((LEAF_DAYS - MARGIN_DAYS)) ]; then TO_RENEW="$TO_RENEW $name"; fi
 done
+if [ "$KUBELET_PLAN" = regenerate ] && [ "$FORCE" != 1 ]; then
+  # Only a kubelet.conf that is short is written again (a long one it wrote before stays).
+  case " $TO_RENEW " in *" kubelet.conf "*) ;; *) KUBELET_PLAN=keep ;; esac
+fi
 if [ "$FORCE" = 1 ] || [ -n "$TO_RENEW" ] || [ ! -d "$KUBE_DIR/pki" ]; then
   RENEW=1
   if [ "$FORCE" = 1 ]; then note "--force: renewing every certificate"; else

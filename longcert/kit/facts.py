@@ -28,11 +28,6 @@ class KitFacts:
     extra_args: str
     signing_flag: str  # kube-controller-manager's signing-duration flag
     old_signing_flag: str  # the flag this one replaces, removed from the manifest ("" if none)
-    # "phases": `alpha phase certs all` on moved-away leaves (v1.9-v1.11); "phase-renew":
-    # `alpha phase certs renew all` (v1.12); "alpha-certs" (v1.13-v1.19); "certs" (v1.20+).
-    renewal: str
-    renews_kubeconfigs: bool  # whether `certs renew all` re-makes the kubeconfigs (v1.15+)
-    needs_config: bool  # the renewal needs the cluster's kubeadm config (kubeconfig phases)
     check_expiration: str  # kubeadm subcommand, "" where kubeadm has none (before v1.15)
     images_list: bool  # `kubeadm config images list` exists (v1.11+)
     # "dropin": kubelet flags in a systemd drop-in (v1.9, v1.10); "config-gate": kubelet config
@@ -52,13 +47,20 @@ class KitFacts:
 
     @property
     def renew_all(self) -> str:
-        """`certs renew all` as this version spells it ("" when it has none)."""
-        return {
-            "phases": "",
-            "phase-renew": "alpha phase certs renew all",
-            "alpha-certs": "alpha certs renew all",
-            "certs": "certs renew all",
-        }[self.renewal]
+        """`certs renew all` as this version spells it ("" when it has none), from
+        :func:`renew_plan`, the one place that decides the renewal."""
+        return next((" ".join(step.words) for step in renew_plan(self.version).steps
+                     if "renew" in step.words), "")
+
+    @property
+    def renews_kubeconfigs(self) -> bool:
+        """Whether the renewal re-makes the kubeconfigs itself (v1.15+): no kubeconfig phase."""
+        return not self.needs_config
+
+    @property
+    def needs_config(self) -> bool:
+        """The renewal runs a kubeconfig phase, which needs the cluster's kubeadm config."""
+        return any("kubeconfig" in step.words for step in renew_plan(self.version).steps)
 
 
 def facts_for(version: KubeVersion, config_api: str | None = None) -> KitFacts:
@@ -90,21 +92,6 @@ def facts_for(version: KubeVersion, config_api: str | None = None) -> KitFacts:
         old = "--experimental-cluster-signing-duration"
     else:
         signing, old = "--experimental-cluster-signing-duration", ""
-    # Renewal: v1.12 added `kubeadm alpha phase certs renew` (website release-1.12 generated
-    # docs kubeadm_alpha_phase_certs_renew_all.md); v1.13 moved it to `kubeadm alpha certs
-    # renew` (kubernetes/kubernetes#68924 comment of 2018-10-26, kubeadm-certs.md of the v1beta1
-    # era); from v1.15 it also renews the kubeconfigs (kubernetes/kubernetes#77180,
-    # kubernetes/kubeadm#1361); v1.20 added top-level `kubeadm certs` (kubernetes/kubernetes#94938)
-    # and v1.21 removed `alpha certs` (kubernetes/kubernetes#97706, kubernetes/kubeadm#2291).
-    if minor >= (1, 20):
-        renewal = "certs"
-    elif minor >= (1, 13):
-        renewal = "alpha-certs"
-    elif minor == (1, 12):
-        renewal = "phase-renew"
-    else:
-        renewal = "phases"
-    renews_kubeconfigs = minor >= (1, 15)
     # `certs check-expiration`: v1.15 as `alpha certs` (kubernetes/kubernetes#77863,
     # cmd/kubeadm/app/cmd/alpha/certs.go newCmdCertsExpiration), top-level from v1.20.
     if minor >= (1, 20):
@@ -142,9 +129,6 @@ def facts_for(version: KubeVersion, config_api: str | None = None) -> KitFacts:
         extra_args=extra,
         signing_flag=signing,
         old_signing_flag=old,
-        renewal=renewal,
-        renews_kubeconfigs=renews_kubeconfigs,
-        needs_config=not renews_kubeconfigs,
         check_expiration=check,
         # `kubeadm config images list` came with v1.11 (cmd/kubeadm/app/cmd/config.go
         # NewCmdConfigImagesList, kubernetes/kubernetes#61810).
@@ -169,19 +153,6 @@ def facts_for(version: KubeVersion, config_api: str | None = None) -> KitFacts:
 def duration(years: int) -> str:
     """A Go duration string of ``years`` 365-day years, as kubeadm prints it (87600h0m0s)."""
     return f"{years * HOURS_PER_YEAR}h0m0s"
-
-
-def leaf_files(facts: KitFacts) -> tuple[str, ...]:
-    """Leaf certificate files (relative to /etc/kubernetes/pki, without .crt) renew.sh re-makes
-    and prints."""
-    return tuple(n for n in verify.expected_certs(facts.version) if n not in verify.CA_CERTS)
-
-
-def kubeconfig_files(facts: KitFacts) -> tuple[str, ...]:
-    """Kubeconfigs with an embedded client certificate that renewal re-makes; kubelet.conf is
-    handled on its own (it points at the kubelet's rotated certificate once rotation is on)."""
-    return tuple(c for c in verify.expected_kubeconfigs(facts.version) if c != "kubelet.conf")
-
 
 
 # --- which kubeadm commands renew a node (one decision for renew.sh and renew-check) --------

@@ -296,7 +296,7 @@ def _registry_move(facts: KitFacts, registry: str) -> str:
 
 
 def _renew_words(facts: KitFacts) -> str:
-    if facts.renewal == "phases":
+    if not facts.renew_all:
         return (
             f"`kubeadm {facts.phase} certs all` and `kubeadm {facts.phase} kubeconfig all` "
             "on the leaves and kubeconfigs it first moves away (this version has no renew "

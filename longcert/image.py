@@ -3,9 +3,11 @@
 Three steps, each before any compiling:
 
 * **choose**: ``golang:<the tree's Go>`` if present or pullable; otherwise, with ``--go-version
-  auto``, another local image of the same name whose Go the minor's rule in
-  ``config/go-versions.yaml`` accepts; otherwise an ImageError giving the exact
-  ``invoke builder-image`` command that makes the missing one.
+  auto``, the nearest other local image of the same name whose Go the minor's rule and
+  ceiling in ``config/go-versions.yaml`` accept and the tree's vendored code is not known to
+  crash on (``config/go-incompatibilities.yaml``); otherwise an ImageError giving the exact
+  ``invoke builder-image`` command that makes the missing one and why each local image was
+  passed over.
 * **probe**: one short container (no network) lists what the image has: bash, make, find,
   rsync, git, gcc, sh, the Go on PATH (or in /usr/local/go), its version, GOROOT and GOPATH.
   The result is cached by image id, so an image is probed once.
@@ -322,26 +324,54 @@ def template_pattern(template: str) -> re.Pattern[str] | None:
     return re.compile(r"(\d+\.\d+(?:\.\d+)?)".join(parts))
 
 
-def fallback_candidates(
-    names: list[str], template: str, wanted: str, policy: GoPolicy, floor: str | None
-) -> list[tuple[str, str]]:
-    """(image, go) of local images the rule accepts instead of ``wanted``: the same Go minor
-    first, then the closest newer Go (pure)."""
+@dataclass(frozen=True)
+class StandIns:
+    """Local images that may build a tree whose own Go image is missing, nearest first, and
+    one line per local image of the template that may not, with why."""
+
+    allowed: tuple[tuple[str, str], ...]  # (image, go)
+    # one line per reason: "golang:1.24.11, golang:1.27.1: newer than v1.22's ceiling ..."
+    passed_over: tuple[str, ...]
+
+
+def stand_ins(
+    names: list[str], template: str, wanted: str, policy: GoPolicy, floor: str | None,
+    breaks: Callable[[str], list[str]] | None = None,
+) -> StandIns:
+    """The local images (``names``) the template names that may stand in for ``wanted``:
+    allowed by the minor's rule and ceiling and by ``breaks`` (go -> the tree's vendored code
+    known to crash on it). Nearest first: the same Go minor, newest patch first; then the next
+    minors up, each newest patch first (pure)."""
     pattern = template_pattern(template)
     if pattern is None:
-        return []
-    found = []
+        return StandIns((), ())
+    allowed: list[tuple[str, str]] = []
+    passed_over: list[tuple[str, str, str]] = []
     for name in names:
         match = pattern.fullmatch(name)
-        if match and is_go_version(match.group(1)) and match.group(1) != wanted:
-            go = match.group(1)
-            if policy.accepts(go, wanted, floor):
-                found.append((name, go))
-    same_minor = [c for c in found if go_minor(c[1]) == go_minor(wanted)]
-    newer = [c for c in found if c not in same_minor]
-    same_minor.sort(key=lambda c: go_key(c[1]), reverse=True)
-    newer.sort(key=lambda c: go_key(c[1]))
-    return same_minor + newer
+        if not match or not is_go_version(match.group(1)) or match.group(1) == wanted:
+            continue
+        go = match.group(1)
+        # the tree's own code crashing on it says more than the rule or the ceiling
+        why = next(iter(breaks(go) if breaks else []), "") or policy.refusal(go, wanted, floor)
+        if why:
+            passed_over.append((name, go, why))
+        else:
+            allowed.append((name, go))
+    wanted_minor = go_minor(wanted)
+
+    def nearest(candidate: tuple[str, str]) -> tuple[int, tuple[int, int, int], int]:
+        # same minor first, then minors in ascending order; newest patch first within a minor
+        go = candidate[1]
+        return (0 if go_minor(go) == wanted_minor else 1, go_key(go_minor(go)), -go_key(go)[2])
+
+    allowed.sort(key=nearest)
+    passed_over.sort(key=lambda c: go_key(c[1]))
+    by_reason: dict[str, list[str]] = {}  # images passed over for the same reason: one line
+    for name, _, why in passed_over:
+        by_reason.setdefault(why, []).append(name)
+    return StandIns(tuple(allowed), tuple(f"{', '.join(names)}: {why}"
+                                          for why, names in by_reason.items()))
 
 
 def builder_image_command(template: str, go: str) -> str:
@@ -372,10 +402,12 @@ def choose(
     engine_platform: str,
     floor: str | None = None,
     progress: LineFn | None = None,
+    breaks: Callable[[str], list[str]] | None = None,
 ) -> ImageChoice:
     """The image for ``wanted``: present, pulled, or (``policy`` given, i.e. --go-version
-    auto) another local image the minor's rule accepts. Probed and assessed; ImageError when
-    none can build."""
+    auto) the nearest other local image the minor's rule and ceiling allow and ``breaks``
+    (go -> the tree's vendored code known to crash on it) does not rule out. Probed and
+    assessed; ImageError when none can build."""
     image = template.format(go_version=wanted.version)
     named_go = wanted.version  # the Go the image's name promises
     image_id = _present_or_pulled(client, image, registry_mirror, progress)
@@ -386,22 +418,26 @@ def choose(
         chosen_by = f"Go {wanted.version} asked with --go-version"
     else:
         chosen_by = f"Go {wanted.version} from the tree's {wanted.source}"
+    passed_over: tuple[str, ...] = ()
     if image_id is None and policy is not None:
         names = container.local_image_names(client)
-        for candidate, other_go in fallback_candidates(
-            names, template, wanted.version, policy, floor
-        ):
+        others = stand_ins(names, template, wanted.version, policy, floor, breaks)
+        passed_over = others.passed_over
+        for candidate, other_go in others.allowed[:1]:
             image, image_id = candidate, container.image_id(client, candidate)
             named_go = other_go
             chosen_by = (
                 f"rule '{policy.rule}' of v{policy.minor} ({GO_RULES[policy.rule]}): "
                 f"{template.format(go_version=wanted.version)} for the tree's Go "
-                f"{wanted.version} is neither present nor pullable, so Go {other_go}"
+                f"{wanted.version} is neither present nor pullable, so the nearest allowed, "
+                f"Go {other_go}" + (f"; passed over {'; '.join(passed_over)}"
+                                    if passed_over else "")
             )
-            break
     if image_id is None:
         where = f" (nor from {registry_mirror})" if registry_mirror else ""
         rule = f"; rule '{policy.rule}': {GO_RULES[policy.rule]}" if policy else ""
+        if passed_over:
+            rule += f"; passed over {'; '.join(passed_over)}"
         hint = (
             f"make it with `{builder_image_command(template, wanted.version)}`"
             if wanted.version

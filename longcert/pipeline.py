@@ -411,8 +411,9 @@ def _check_go_fits_tree(
         own = go_version_for_tree(tree, release.version).version
     except ConfigError:
         own = ""
+    own_fits = bool(own) and own != go and not vendored_incompatibilities(tree, own)
     fix = (f"build with the tree's own Go {own}: "
-           f"`{image.builder_image_command(settings.image, own)}`" if own and own != go
+           f"`{image.builder_image_command(settings.image, own)}`" if own_fits
            else "pass --go-version with an older Go")
     problems = vendored_incompatibilities(tree, go)
     if problems:
@@ -482,6 +483,8 @@ def _choose_image(
         engine_platform=engine_platform,
         floor=floor,
         progress=reporter.step,
+        breaks=((lambda go: vendored_incompatibilities(tree, go, detail=False))
+                if tree is not None else None),
     )
 
 

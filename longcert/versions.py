@@ -138,9 +138,11 @@ def go_from_dependencies(text: str) -> str | None:
 # What this project does when the image of the Go a tree names is missing. Each rule follows
 # what builds: see shared/reference/build-facts.md and config/go-versions.yaml.
 GO_RULES: dict[str, str] = {
-    "gopath": "no go.mod: GOPATH mode (GO111MODULE=off) builds with its own Go or any newer one",
+    "gopath": "no go.mod: GOPATH mode (GO111MODULE=off) builds with its own Go or a newer one "
+              "up to the minor's ceiling",
     "own": "go.mod with GOPATH-style scripts: only a Go of the minor the tree names",
-    "floor": "the tree's Go, or a newer one that meets go.mod's go line",
+    "floor": "the tree's Go, or a newer one up to the minor's ceiling that meets go.mod's go "
+             "line",
 }
 
 
@@ -161,13 +163,23 @@ class GoPolicy:
         """Whether ``go`` is newer than any Go this minor is known to run with."""
         return bool(self.ceiling) and go_key(go) > go_key(self.ceiling)
 
+    def refusal(self, candidate: str, wanted: str, floor: str | None) -> str:
+        """Why a Go other than the one the tree names may not stand in for it under this rule
+        and this minor's ceiling ("" when it may)."""
+        if floor and go_key(candidate) < go_key(floor):
+            return f"older than go.mod's go line {floor}"
+        if self.rule == "own" and go_minor(candidate) != go_minor(wanted):
+            return f"not Go {go_minor(wanted)} (rule 'own': {GO_RULES['own']})"
+        if self.rule != "own" and go_key(candidate) < go_key(wanted):
+            return f"older than the tree's Go {wanted}"
+        if self.above_ceiling(candidate):
+            return (f"newer than v{self.minor}'s ceiling Go {self.ceiling} "
+                    f"({self.ceiling_note or 'config/go-versions.yaml'})")
+        return ""
+
     def accepts(self, candidate: str, wanted: str, floor: str | None) -> bool:
         """Whether a Go other than the one the tree names may build it under this rule."""
-        if floor and go_key(candidate) < go_key(floor):
-            return False
-        if self.rule == "own":
-            return go_minor(candidate) == go_minor(wanted)
-        return go_key(candidate) >= go_key(wanted)
+        return not self.refusal(candidate, wanted, floor)
 
 
 def _read_go_table() -> dict[str, GoPolicy]:
@@ -316,8 +328,9 @@ def vendored_versions(tree: Path) -> dict[str, str]:
     return found
 
 
-def vendored_incompatibilities(tree: Path, go: str) -> list[str]:
-    """One line per module the tree vendors in a version known to break on ``go`` (pure)."""
+def vendored_incompatibilities(tree: Path, go: str, *, detail: bool = True) -> list[str]:
+    """One line per module the tree vendors in a version known to break on ``go``, with why
+    and the source unless ``detail`` is False (pure)."""
     vendored = vendored_versions(tree)
     problems = []
     for row in go_incompatibilities():
@@ -326,6 +339,6 @@ def vendored_incompatibilities(tree: Path, go: str) -> list[str]:
             continue
         if any(version == v or (len(v) >= 12 and version.startswith(v)) for v in row.versions):
             source = row.sources[0] if row.sources else GO_INCOMPATIBILITIES_FILE.name
-            problems.append(f"{row.module} {version[:12]} breaks on Go {row.breaks_from} and "
-                            f"newer: {row.why} ({source})")
+            problem = f"{row.module} {version[:12]} breaks on Go {row.breaks_from} and newer"
+            problems.append(f"{problem}: {row.why} ({source})" if detail else problem)
     return problems

@@ -148,7 +148,8 @@ class EraBuilds:
     repo, made at most once per session and shared by every test that asks for the same
     arguments (test_build_every_era, the kit, ca and renew-check tests). ``image="stock"`` builds
     with the stock-shaped golang image from the local registry through --registry-mirror;
-    ``"auto"`` with nothing but --go-version auto. Treat the directory as read-only: copy it
+    ``"auto"`` with the local builder image (both pin TEST_GO where the tree names another
+    Go). Treat the directory as read-only: copy it
     (``shutil.copytree``) before writing into it. ``stdout(path)`` is what the build printed."""
 
     def __init__(self, root: Path, standin_repo: Path, shared_cache: Path) -> None:
@@ -167,13 +168,14 @@ class EraBuilds:
         workdir = self._root / f"{tag}-{years}-{ca_years}-{image}"
         out = workdir / "builds" / build_id(tag, years, ca_years)
         if key not in self._made:
-            flags: list[str] = []
+            # This machine has TEST_GO only: a tree asking for another Go is built with it
+            # through --go-version (auto never chooses a Go above the minor's ceiling, and
+            # TEST_GO is above the ceiling of every stand-in minor older than v1.33).
+            flags = go_flags(self._standin_repo, tag)
             if image == "stock":
                 assert self.request is not None
                 mirror, template = self.request.getfixturevalue("stock").split("/", 1)
-                # the stock image carries TEST_GO; a tree asking for another Go is built with it
-                flags = ["--image", template, "--registry-mirror", mirror,
-                         *go_flags(self._standin_repo, tag)]
+                flags += ["--image", template, "--registry-mirror", mirror]
             workdir.mkdir(parents=True, exist_ok=True)
             result = run_invoke(
                 "build", "--version", tag, "--years", str(years), "--ca-years", str(ca_years),

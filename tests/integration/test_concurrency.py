@@ -20,7 +20,7 @@ from longcert import source
 from longcert.package import build_id
 from tests.cli import ROOT, invoke_environ
 from tests.fixtures import standin
-from tests.integration.conftest import TEST_IMAGE
+from tests.integration.conftest import TEST_IMAGE, go_flags
 
 FETCH_TAGS = [t for t in standin.STANDIN_TAGS if t != standin.NEWEST_TAG]
 
@@ -139,7 +139,8 @@ def test_parallel_builds_of_different_and_of_the_same_version(
     builds = tmp_path / "builds"
     runs = [("v1.28.7", "3"), ("v1.33.7", "3"), ("v1.33.7", "3"), ("v1.14.8", "3")]
     procs = [invoke("build", "--version", tag, "--years", years, "--repo", str(standin_repo),
-                    cache=shared_cache, builds=builds, cwd=tmp_path) for tag, years in runs]
+                    *go_flags(standin_repo, tag), cache=shared_cache, builds=builds,
+                    cwd=tmp_path) for tag, years in runs]
     results = finish(procs)
     codes = [code for code, _, _ in results]
     # the two runs of one build id never interleave: one builds, the other waits for it and
@@ -160,7 +161,8 @@ def test_parallel_builds_of_different_and_of_the_same_version(
 def build_until_make(repo: Path, cache: Path, tmp_path: Path,
                      volume: str) -> subprocess.Popen[str]:
     """`invoke build` of v1.28.7 on an empty cache volume, returned while make runs."""
-    proc = invoke("build", "--version", "v1.28.7", "--repo", str(repo), cache=cache,
+    proc = invoke("build", "--version", "v1.28.7", "--repo", str(repo),
+                  *go_flags(repo, "v1.28.7"), cache=cache,
                   builds=tmp_path / "builds", cwd=tmp_path,
                   extra={"LONGCERT_BUILD_CACHE_VOLUME": volume})
     assert proc.stdout is not None

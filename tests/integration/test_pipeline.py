@@ -79,9 +79,10 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
                          era_build: EraBuilds, engine: docker.DockerClient,
                          tmp_path: Path) -> None:
     """Every era twice: with a stock-shaped golang image (no rsync) from the local registry
-    that stands in for Docker Hub, pulled through --registry-mirror; and with nothing but
-    --go-version auto, which follows the minor's Go rule to a local builder image. The builds
-    are the session's (era_build), shared with the kit, ca and renew-check tests."""
+    that stands in for Docker Hub, pulled through --registry-mirror; and with the local
+    builder image (Go TEST_GO, asked with --go-version where the tree names another Go: a Go
+    above the minor's ceiling is never chosen automatically, and the build warns of it). The
+    builds are the session's (era_build), shared with the kit, ca and renew-check tests."""
     out = era_build(tag, years, ca_years, image)
     stdout = era_build.stdout(out)
     names = sorted(p.name for p in out.iterdir())
@@ -278,7 +279,8 @@ def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path:
 
 def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_repo: Path,
                                                               tmp_path: Path) -> None:
-    args = ("build", "--version", "v1.28.7", "--years", "6", "--repo", str(standin_repo))
+    args = ("build", "--version", "v1.28.7", "--years", "6", "--repo", str(standin_repo),
+            *go_flags(standin_repo, "v1.28.7"))
     assert cli(*args).returncode == 0
     out = tmp_path / "builds" / build_id("v1.28.7", 6, 10)
     again = cli(*args)
@@ -288,7 +290,8 @@ def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_
     # The same name from another remote is another build: refused, never taken for this one.
     other = tmp_path / "other"
     subprocess.run(["git", "clone", "-q", "--mirror", str(standin_repo), str(other)], check=True)
-    different = cli("build", "--version", "v1.28.7", "--years", "6", "--repo", str(other))
+    different = cli("build", "--version", "v1.28.7", "--years", "6", "--repo", str(other),
+                    *go_flags(standin_repo, "v1.28.7"))
     assert different.returncode == 9, different.stderr
     assert "already exists and is a different build: remote" in different.stderr
 
@@ -311,7 +314,7 @@ def test_builds_from_nothing_are_reproducible(cli: Cli, standin_repo: Path, tmp_
     """Two --no-cache builds (each with fresh Go cache volumes, removed afterwards) of the same
     tag and options give byte-identical binaries, SBOMs and patch diff."""
     args = ("build", "--version", "v1.28.7", "--years", "8", "--repo", str(standin_repo),
-            "--no-cache")
+            "--no-cache", *go_flags(standin_repo, "v1.28.7"))
     outputs = []
     for run in ("first", "second"):
         builds = tmp_path / run

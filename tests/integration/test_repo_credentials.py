@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import git_http_server
-from tests.integration.conftest import Cli
+from tests.integration.conftest import TEST_GO, Cli
 
 TOKEN = "s3cr3t-t0ken-4242"
 
@@ -39,7 +39,7 @@ def test_credentials_are_used_for_the_fetch_and_never_shown_or_stored(
     url = served.url.replace("http://", f"http://builder:{TOKEN}@") + "kubernetes.git"
     cache = tmp_path / "own-cache"
     result = cli("build", "--version", "v1.28.7", "--years", "2", "--repo", url,
-                 env={"LONGCERT_CACHE_DIR": str(cache)})
+                 "--go-version", TEST_GO, env={"LONGCERT_CACHE_DIR": str(cache)})
     assert result.returncode == 0, result.stderr
     assert served.authorizations, "the token was needed and sent to the git server"
     for output in (result.stdout, result.stderr):

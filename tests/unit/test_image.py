@@ -9,7 +9,7 @@ import pytest
 
 from longcert import image
 from longcert.errors import ImageError
-from longcert.versions import GoPolicy, KubeVersion, go_policy
+from longcert.versions import KubeVersion, go_key, go_minor, go_policies, go_policy
 from tests.unit.test_build import STOCK_PROBE
 
 
@@ -84,25 +84,73 @@ def test_the_rsync_helper_copies_like_rsync_pc(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "unsupported option -az" in refused.stderr
 
 
-def test_template_pattern_and_fallback_order() -> None:
+def _gos(found: image.StandIns) -> list[str]:
+    return [go for _, go in found.allowed]
+
+
+def test_stand_ins_nearest_first_up_to_the_ceiling() -> None:
     names = ["golang:1.24.11", "golang:1.21.13", "golang:1.21.7-old", "golang:1.27.1",
-             "golang:latest", "other/golang:1.22.10", "golang:1.20.14", "golang:1.21.9"]
-    floor_rule = go_policy(KubeVersion.parse("v1.28.7"))
-    found = image.fallback_candidates(names, "golang:{go_version}", "1.21.7", floor_rule, "1.20")
-    # same minor first (newest patch), then the closest newer Go; never an older one
-    assert [go for _, go in found] == ["1.21.13", "1.21.9", "1.24.11", "1.27.1"]
-    own = GoPolicy("1.16", "1.12.9", "own")
+             "golang:latest", "other/golang:1.22.10", "golang:1.20.14", "golang:1.21.9",
+             "golang:1.22.5", "golang:1.22.8", "golang:1.22.12"]
+    floor_rule = go_policy(KubeVersion.parse("v1.28.7"))  # ceiling 1.22.8
+    found = image.stand_ins(names, "golang:{go_version}", "1.21.7", floor_rule, "1.20")
+    # same minor first (newest patch), then the next minor up (newest patch first), never an
+    # older Go and never one above the minor's ceiling
+    assert _gos(found) == ["1.21.13", "1.21.9", "1.22.8", "1.22.5"]
+    assert found.passed_over == (
+        "golang:1.20.14: older than the tree's Go 1.21.7",
+        "golang:1.22.12, golang:1.24.11, golang:1.27.1: newer than v1.28's ceiling Go 1.22.8 "
+        "(v1.28.15 kubeadm (go1.22.8, #128129))",
+    )
+    below_floor = image.stand_ins(["golang:1.21.13"], "golang:{go_version}", "1.20.3",
+                                  floor_rule, "1.21")
+    assert below_floor.passed_over == ()  # 1.21.13 meets the floor and is newer: allowed
+    assert _gos(below_floor) == ["1.21.13"]
+    assert image.stand_ins(["golang:1.20.14"], "golang:{go_version}", "1.20.3", floor_rule,
+                           "1.21").passed_over == (
+        "golang:1.20.14: older than go.mod's go line 1.21",)
+
+    own = go_policy(KubeVersion.parse("v1.16.15"))  # rule own, ceiling 1.13.15
     names_old = ["golang:1.12.17", "golang:1.13.15", "golang:1.24.11"]
-    assert [go for _, go in image.fallback_candidates(
-        names_old, "golang:{go_version}", "1.12.9", own, "1.12")] == ["1.12.17"]
+    own_found = image.stand_ins(names_old, "golang:{go_version}", "1.12.9", own, "1.12")
+    assert _gos(own_found) == ["1.12.17"]
+    assert own_found.passed_over[0].startswith("golang:1.13.15, golang:1.24.11: not Go 1.12 (")
+
+    # v1.9's ceiling is its own Go: nothing newer stands in, and each is said why
     gopath = go_policy(KubeVersion.parse("v1.9.4"))
-    assert [go for _, go in image.fallback_candidates(
-        names_old, "golang:{go_version}", "1.9.3", gopath, None)] == [
-        "1.12.17", "1.13.15", "1.24.11"]
-    assert image.fallback_candidates(names, "golang:1.24.11", "1.21.7", floor_rule, None) == []
-    mirror = image.fallback_candidates(["m.local/go:1.24.11-x"], "m.local/go:{go_version}-x",
-                                       "1.21.7", floor_rule, None)
-    assert mirror == [("m.local/go:1.24.11-x", "1.24.11")]
+    old = image.stand_ins(names_old, "golang:{go_version}", "1.9.3", gopath, None)
+    assert old.allowed == ()
+    assert old.passed_over == ("golang:1.12.17, golang:1.13.15, golang:1.24.11: newer than "
+                               "v1.9's ceiling Go 1.9.3 (v1.9.11 binary (go1.9.3))",)
+
+    assert image.stand_ins(names, "golang:1.24.11", "1.21.7", floor_rule, None).allowed == ()
+    mirror = image.stand_ins(["m.local/go:1.22.8-x"], "m.local/go:{go_version}-x",
+                             "1.21.7", floor_rule, None)
+    assert mirror.allowed == (("m.local/go:1.22.8-x", "1.22.8"),)
+
+
+def test_stand_ins_skip_a_go_the_trees_vendored_code_crashes_on() -> None:
+    v122 = go_policy(KubeVersion.parse("v1.22.15"))  # ceiling 1.16.15
+
+    def breaks(go: str) -> list[str]:
+        return ["github.com/example/x v1.0.1 breaks on Go 1.16.10 and newer: why"] if (
+            go_key(go) >= go_key("1.16.10")) else []
+
+    found = image.stand_ins(["golang:1.16.15", "golang:1.16.8"], "golang:{go_version}",
+                            "1.16.6", v122, "1.16", breaks)
+    assert _gos(found) == ["1.16.8"]
+    assert found.passed_over == (
+        "golang:1.16.15: github.com/example/x v1.0.1 breaks on Go 1.16.10 and newer: why",)
+
+
+def test_every_minor_refuses_what_is_above_its_ceiling() -> None:
+    for minor, policy in go_policies().items():
+        assert policy.ceiling, minor
+        above = f"{go_minor(policy.ceiling)}.{go_key(policy.ceiling)[2] + 1}"
+        # a tree of the minor's last patch release asks for the ceiling itself
+        assert "ceiling" in policy.refusal(above, policy.ceiling, None), minor
+        if policy.rule != "own" or go_minor(policy.ceiling) == go_minor(policy.upstream_go):
+            assert policy.refusal(policy.ceiling, policy.upstream_go, None) == "", minor
 
 
 def test_builder_image_command() -> None:

@@ -101,7 +101,7 @@ def _debootstrap(rootfs: Path, debian: DebianSource, progress: ProgressFn) -> No
     if os.geteuid() != 0:
         raise ImageError(
             "debootstrap needs root to build the base rootfs",
-            "run `invoke builder-image` as root or with sudo",
+            "run `longcert builder-image` as root or with sudo",
         )
     argv = debootstrap_argv(rootfs, debian.mirror, debian.keyring)
     progress(" ".join(argv))

@@ -204,8 +204,7 @@ def ensure_image(
     except docker.errors.DockerException as exc:
         raise ImageError(
             f"image {image} is not present and pulling {source} failed: {_reason(exc)}",
-            "build it with `invoke builder-image --go <version>`, `docker load` it, or pass "
-            "--image / --registry-mirror",
+            _missing_image_hint(image) + ", or --registry-mirror",
         ) from exc
     return str(pulled.id)
 
@@ -364,9 +363,8 @@ class BuildContainer:
         except BaseException as exc:
             self._cleanup()
             if isinstance(exc, docker.errors.ImageNotFound):
-                raise ImageError(
-                    f"image {self.image} is not present", "build it with `invoke builder-image`"
-                ) from exc
+                raise ImageError(f"image {self.image} is not present",
+                                 _missing_image_hint(self.image)) from exc
             if isinstance(exc, docker.errors.DockerException):
                 raise EngineError(
                     f"cannot start a container from {self.image}: {_reason(exc)}"
@@ -630,3 +628,14 @@ def commit_after_command(
         if box is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 box.remove(force=True)
+
+
+def _missing_image_hint(image: str) -> str:
+    """A command that makes or replaces a missing image, as it can be pasted."""
+    from longcert.builder import BASE_REPOSITORY
+
+    if image.startswith(f"{BASE_REPOSITORY}:"):
+        # the Debian base is made along with any builder image; the Go is the demo's
+        return (f"`longcert builder-image --go 1.24.11` makes {image} (with a Go 1.24.11 "
+                "builder image), or pass --image with an image you have")
+    return f"`docker pull {image}` or `docker load` it, or pass --image with one you have"

@@ -1,24 +1,48 @@
 """`invoke demo`: the whole pipeline, offline, on the bundled stand-in Kubernetes tree.
 
 The stand-in generator lives with the tests (tests/fixtures/standin.py) because the tests use the
-same trees; the demo needs a checkout of this repository, which `pip install -e .` gives.
+same trees; the demo needs a checkout of this repository: the one longcert runs from (`pip
+install -e .`), or the working directory (`pipx install .` then `longcert demo` in the clone).
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from pathlib import Path
 
 from longcert import builder, container, pipeline, settings
+from longcert.errors import ConfigError
 from longcert.progress import Reporter
 
 DEMO_GO = "1.24.11"
 
 
+def checkout() -> Path | None:
+    """The longcert checkout whose tests/fixtures the demo uses: the one this package runs
+    from, else the working directory or one of its parents (a wheel or pipx install run
+    inside a clone)."""
+    here = Path.cwd().resolve()
+    for root in (settings.PROJECT_ROOT, here, *here.parents):
+        if root is not None and (root / "tests" / "fixtures" / "standin.py").is_file() and (
+            root / "patches"
+        ).is_dir():
+            return root
+    return None
+
+
 def run() -> pipeline.PipelineResult:
     """Make the stand-in repo, the builder image if missing, then build and verify kubeadm."""
-    if str(settings.PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(settings.PROJECT_ROOT))
+    root = checkout()
+    if root is None:
+        raise ConfigError(
+            "the demo builds the stand-in Kubernetes tree that lives with longcert's tests, "
+            "which an installed wheel does not carry",
+            "run it from a checkout: git clone the longcert repository and run `longcert "
+            "demo` inside it",
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     from tests.fixtures import standin
 
     reporter = Reporter()

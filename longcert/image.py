@@ -6,7 +6,7 @@ Three steps, each before any compiling:
   auto``, the nearest other local image of the same name whose Go the minor's rule and
   ceiling in ``config/go-versions.yaml`` accept and the tree's vendored code is not known to
   crash on (``config/go-incompatibilities.yaml``); otherwise an ImageError giving the exact
-  ``invoke builder-image`` command that makes the missing one and why each local image was
+  ``longcert builder-image`` command that makes the missing one and why each local image was
   passed over.
 * **probe**: one short container (no network) lists what the image has: bash, make, find,
   rsync, git, gcc, sh, the Go on PATH (or in /usr/local/go), its version, GOROOT and GOPATH.
@@ -220,7 +220,7 @@ def assess(probe: ImageProbe, *, engine_platform: str, floor: str | None = None)
     if lacks:
         raise ImageError(
             f"builder image {probe.image} cannot build kubeadm: it lacks {'; '.join(lacks)}",
-            "use an image with them, or make one with `invoke builder-image`",
+            "use an image with them, or make one with `longcert builder-image`",
         )
     supplied: list[str] = []
     shims: list[str] = []
@@ -312,7 +312,7 @@ class ImageChoice:
     chosen_by: str  # one line: which rule chose this image
     probe: ImageProbe
     digests: tuple[str, ...] = ()  # repository@sha256:... of the image in registries
-    # Where `invoke builder-image` took the Go from: (file or URL, its sha256); () otherwise.
+    # Where `longcert builder-image` took the Go from: (file or URL, its sha256); () otherwise.
     toolchain: tuple[str, ...] = ()
 
 
@@ -378,7 +378,7 @@ def builder_image_command(template: str, go: str) -> str:
     """The exact command that makes the image ``template`` names for ``go``."""
     image = template.format(go_version=go)
     tag = "" if image == f"golang:{go}" else f" --tag {image}"
-    return f"invoke builder-image --go {go}{tag}"
+    return f"longcert builder-image --go {go}{tag}"
 
 
 def _present_or_pulled(

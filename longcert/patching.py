@@ -17,10 +17,10 @@ from pathlib import Path
 import yaml
 
 from longcert.errors import ConfigError, PatchError
-from longcert.settings import MAX_YEARS, PROJECT_ROOT
+from longcert.settings import BUNDLED_PATCHES_DIR, MAX_YEARS
 from longcert.versions import KubeVersion, bound_key, go_version_table, in_range
 
-PATCHES_DIR = PROJECT_ROOT / "patches"
+PATCHES_DIR = BUNDLED_PATCHES_DIR
 
 # "leaf" and "ca" edits carry a duration; "config" edits (pin_edits) stop the ClusterConfiguration
 # from overriding the compiled durations, and are applied only with --pin-validity.
@@ -327,16 +327,28 @@ def _mismatch(
 ) -> PatchError:
     where = f"{version.tag}: {edit.file}: anchor {edit.anchor.strip()!r}"
     if not hits:
-        patched = edit.patched_pattern()
+        patched, original = edit.patched_pattern(), normalize(edit.anchor)
         for number, line in enumerate(lines, 1):
-            if patched.fullmatch(normalize(line)):
+            # what this edit writes for some years, and not upstream's own line: a tree that
+            # was patched before (a line that reads as the original never counts)
+            if patched.fullmatch(normalize(line)) and normalize(line) != original:
                 return PatchError(
-                    f"{where} not found, but line {number} is already patched ({line.strip()!r})",
-                    "the tree was patched before; start from a clean checkout",
+                    f"{where} not found, but line {number} reads {line.strip()!r}, which is "
+                    "what this patch set writes: the tree was patched before",
+                    "start from a clean checkout (a build resets its worktree to the tag)",
                 )
+        stripped = [normalize(line) for line in lines]
+        # a line that starts as the anchor does (the same identifier or field) first
+        same_start = [line for line in stripped if line.split()[:1] == original.split()[:1]]
+        closest = difflib.get_close_matches(original, same_start, n=1, cutoff=0.3) or (
+            difflib.get_close_matches(original, stripped, n=1, cutoff=0.6))
+        found = (f"; the closest is line {stripped.index(closest[0]) + 1}: {closest[0]!r}"
+                 if closest else "")
         return PatchError(
-            f"{where} matched 0 times, expected {edit.count} (patch set {patch_set.name})",
-            "upstream changed this line; update the patch set rather than guessing",
+            f"{where} matched 0 times, expected {edit.count} (patch set {patch_set.name}): "
+            f"upstream changed the line{found}",
+            "write a patch set whose anchor is the new line and pass --patches-dir DIR "
+            "(patches/README.md says how); never guess",
         )
     numbers = ", ".join(str(i + 1) for i in hits)
     return PatchError(

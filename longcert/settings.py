@@ -1,4 +1,5 @@
-"""Settings: config/defaults.yaml <- LONGCERT_* environment <- task flags.
+"""Settings: config/defaults.yaml <- the user's settings file <- the project's longcert.yaml
+<- LONGCERT_* environment <- task flags.
 
 Every value remembers where it came from, so the preamble can show it. Unknown keys are rejected
 with a hint, and every value is validated here, before anything is cloned or built.
@@ -20,8 +21,17 @@ import yaml
 
 from longcert.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.yaml"
+PACKAGE_DIR = Path(__file__).resolve().parent
+# A checkout keeps config/ and patches/ at its top level; a wheel or sdist install carries the
+# same files inside the package (longcert/data/, mapped there by pyproject.toml). PROJECT_ROOT
+# is the checkout, None when longcert runs from an installed wheel.
+PROJECT_ROOT: Path | None = (
+    PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "config" / "defaults.yaml").is_file() else None
+)
+DATA_ROOT = PROJECT_ROOT or PACKAGE_DIR / "data"
+CONFIG_DIR = DATA_ROOT / "config"
+BUNDLED_PATCHES_DIR = DATA_ROOT / "patches"
+DEFAULTS_FILE = CONFIG_DIR / "defaults.yaml"
 ENV_PREFIX = "LONGCERT_"
 
 # Go's time.Duration is an int64 count of nanoseconds: at most 2562047h47m16.85s, i.e. 292.47
@@ -267,15 +277,72 @@ def _parse_http_url(value: object, name: str) -> str:
     return text
 
 
+PROJECT_FILE = "longcert.yaml"
+# Settings whose value is a path: relative ones in a settings file are taken from the file's
+# directory, not from wherever longcert happens to run.
+_PATH_SETTINGS = ("cache_dir", "builds_dir", "patches_dir")
+
+
+def settings_files(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> list[tuple[str, Path]]:
+    """(layer, path) of the settings files longcert reads, lowest first: the user's
+    ($XDG_CONFIG_HOME/longcert/config.yaml, else ~/.config/longcert/config.yaml), then the
+    project's (longcert.yaml in the working directory). Absent ones are skipped when read."""
+    env = os.environ if environ is None else environ
+    config_home = env.get("XDG_CONFIG_HOME", "").strip()
+    if config_home and Path(config_home).is_absolute():
+        user = Path(config_home) / "longcert" / "config.yaml"
+    else:
+        user = Path(env.get("HOME") or Path.home()) / ".config" / "longcert" / "config.yaml"
+    return [("user", user), ("project", (cwd or Path.cwd()) / PROJECT_FILE)]
+
+
+def _read_settings_file(path: Path, known: list[str]) -> dict[str, object]:
+    """One settings file: a mapping of setting: value ({} when the file does not exist)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must be a mapping of setting: value",
+                          "e.g. `years: 10` on a line; `longcert config` shows every setting")
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            raise _unknown_key_error(str(key), str(path), known)
+        if name in _PATH_SETTINGS and isinstance(value, str) and value.strip():
+            expanded = Path(value.strip()).expanduser()
+            value = str(expanded if expanded.is_absolute() else path.parent / expanded)
+        values[name] = value
+    return values
+
+
 def load(
     flags: Mapping[str, object | None] | None = None,
     environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Settings:
-    """Merge defaults, ``LONGCERT_*`` environment and flags (None = not given) into Settings."""
+    """Merge defaults, the user's and the project's settings files, ``LONGCERT_*``
+    environment and flags (None = not given) into Settings, each over the one before."""
     schema = _schema()
     known = list(schema)
     raw: dict[str, object] = dict(schema)
     sources = dict.fromkeys(schema, "default")
+
+    for layer, path in settings_files(environ, cwd):
+        for key, value in _read_settings_file(path, known).items():
+            raw[key] = value
+            sources[key] = f"{layer} {path}"
 
     env = os.environ if environ is None else environ
     for env_key, env_value in env.items():

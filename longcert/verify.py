@@ -604,13 +604,19 @@ def verify_binary(
             run = _Runner(box, prefix, user, on_line)
             output = run([f"{BIN_MOUNT}/kubeadm", "version", "-o", "json"], "version", problems)
             reported = reported_version(output or "")
+            if version is None and not reported:
+                raise VerifyError(
+                    f"{binary} is not kubeadm: `{binary.name} version -o json` answered no "
+                    "kubeadm version",
+                    "pass a kubeadm binary to --binary",
+                )
             if version is None:
                 try:
                     version = KubeVersion.parse(reported)
                 except ConfigError as exc:
                     raise VerifyError(
                         f"{binary} reports version {reported!r}, not a release tag",
-                        "pass --version",
+                        "pass the tag it was built from with --version",
                     ) from exc
             elif reported != version.tag:
                 problems.append(f"kubeadm version reports {reported!r}, expected {version.tag}")

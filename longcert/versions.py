@@ -12,10 +12,10 @@ from pathlib import Path
 import yaml
 
 from longcert.errors import ConfigError
-from longcert.settings import PROJECT_ROOT
+from longcert.settings import CONFIG_DIR
 
-GO_TABLE_FILE = PROJECT_ROOT / "config" / "go-versions.yaml"
-GO_INCOMPATIBILITIES_FILE = PROJECT_ROOT / "config" / "go-incompatibilities.yaml"
+GO_TABLE_FILE = CONFIG_DIR / "go-versions.yaml"
+GO_INCOMPATIBILITIES_FILE = CONFIG_DIR / "go-incompatibilities.yaml"
 
 _TAG = re.compile(r"v(\d+)\.(\d+)\.(\d+)(?:-(alpha|beta|rc)\.(\d+))?")
 _PRE_RANK = {"alpha": 0, "beta": 1, "rc": 2}

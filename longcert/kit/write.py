@@ -148,9 +148,10 @@ def make_kit(
     try:
         build = publish.load_build(Path(build_path))
     except PublishError as err:
-        raise ConfigError(
+        # the same exit code as publish for the same build: it is not one to roll out
+        raise PublishError(
             f"no kit for {build_path}: {err.message}",
-            "a kit is written only for a verified build directory made by `invoke build`",
+            "a kit is written only for a verified build directory made by `longcert build`",
         ) from None
     inputs = inputs_from_build(build, registry, target, serving_rotation)
     facts = facts_for(inputs.version, inputs.config_api or None)

@@ -168,6 +168,20 @@ def _check_regular(build_dir: Path, name: str) -> None:
         )
 
 
+def _builds_near(path: Path) -> str:
+    """The builds in the directory ``path`` would be in, for the hint."""
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        found = sorted(p.name for p in parent.iterdir()
+                       if p.is_dir() and (p / "manifest.json").is_file())
+    except OSError:
+        found = []
+    if not found:
+        return f"no build in {parent}; give builds/<id> as `longcert build` writes it"
+    more = f" and {len(found) - 8} more" if len(found) > 8 else ""
+    return f"builds in {parent}: {', '.join(found[:8])}{more}"
+
+
 def load_build(path: Path) -> Build:
     """Load ``builds/<id>/`` and refuse anything not verified or changed since it was written.
 
@@ -178,9 +192,8 @@ def load_build(path: Path) -> Build:
     """
     path = Path(path)
     if not path.is_dir():
-        raise PublishError(
-            f"{path} is not a build directory", "give builds/<id> as written by `invoke build`"
-        )
+        # a wrong path is bad input (exit 2) wherever a build is asked for: publish and kit
+        raise ConfigError(f"{path} is not a build directory", _builds_near(path))
     data = _read_json(path / "manifest.json", "manifest")
     m = _Fields(path, "manifest.json")
     if not isinstance(data, dict):

@@ -65,12 +65,30 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
         value = value.removeprefix("dir:")
         if not value:
             raise ConfigError("publish target 'dir:' names no directory", "e.g. dir:/srv/kubeadm")
+    elif re.match(r"^[^/:]+:\d+/", value):  # HOST:PORT/REPOSITORY
+        _refuse_registry_lookalike(value)
     elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", value) and not re.match(r"^[A-Za-z]:[\\/]", value):
         scheme = value.split(":", 1)[0]
         raise ConfigError(
             f"unknown publish target kind {scheme!r} in {value!r}", f"give {TARGET_FORMS}"
         )
+    else:
+        _refuse_registry_lookalike(value)
     return DirectoryTarget(Path(value).expanduser().absolute())
+
+
+def _refuse_registry_lookalike(value: str) -> None:
+    """A bare target like docker.io/me/kubeadm or registry:5000/tools/kubeadm (a host with a
+    dot, a port or localhost first, then a repository) is a registry meant as oci://, unless a
+    directory of that first name exists here; dir: forces a directory."""
+    first, sep, rest = value.partition("/")
+    looks_like_host = first not in (".", "..", "~") and not first.startswith("~") and (
+        "." in first or re.fullmatch(r"[^:]+:\d+", first) is not None or first == "localhost")
+    if sep and rest and looks_like_host and not Path(first).exists():
+        raise ConfigError(
+            f"publish target {value!r} looks like a registry repository, not a directory",
+            f"for a registry give oci://{value}; for a directory of that name, dir:{value}",
+        )
 
 
 def open_target(

@@ -191,7 +191,8 @@ def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,
                  "--go-version", "1.24.11", "--image", "longcert-test/absent:{go_version}")
     assert result.returncode == 4, result.stderr
     assert "builder image longcert-test/absent:1.24.11 for Go 1.24.11" in result.stderr
-    assert "`invoke builder-image --go 1.24.11 --tag longcert-test/absent:1.24.11`" in result.stderr
+    assert ("`longcert builder-image --go 1.24.11 --tag longcert-test/absent:1.24.11`"
+            in result.stderr)
     assert "==> fetch" not in result.stdout  # refused before cloning
     assert not (tmp_path / "builds").exists()
 

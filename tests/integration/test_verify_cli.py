@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,15 @@ def test_windows_binary_is_header_checked_never_verified(cli: Cli,
                  "--version", standin.DEMO_TAG)
     assert result.returncode == 8
     assert "nothing is verified" in result.stderr
+
+
+def test_a_binary_that_is_not_kubeadm_is_named_so(cli: Cli, tmp_path: Path) -> None:
+    """An executable that answers no kubeadm version is "not kubeadm", not "pass --version"."""
+    other = tmp_path / "ls"
+    shutil.copy2("/bin/ls", other)
+    result = cli("verify", "--binary", str(other), "--years", "10")
+    assert result.returncode == 8, result.stderr
+    assert f"{other} is not kubeadm: `ls version -o json` answered no kubeadm version" in (
+        result.stderr)
+    assert "pass a kubeadm binary to --binary" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from longcert import kit
-from longcert.errors import ConfigError
+from longcert.errors import ConfigError, PublishError
 from longcert.versions import KubeVersion
 
 SUMS = {"linux/amd64": "a" * 64, "linux/arm64": "b" * 64}
@@ -265,8 +265,10 @@ def test_write_kit_replaces_through_a_rename(tmp_path: Path) -> None:
 
 
 def test_kit_of_a_directory_that_is_not_a_build(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no kit for"):
+    with pytest.raises(PublishError, match="no kit for"):
         kit.make_kit(str(tmp_path))
+    with pytest.raises(ConfigError, match="is not a build directory"):
+        kit.make_kit(str(tmp_path / "absent"))
     assert list(tmp_path.iterdir()) == []
 
 

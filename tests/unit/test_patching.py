@@ -107,8 +107,24 @@ def test_already_patched_tree_is_detected(tmp_path: Path) -> None:
     tree = tree_with(tmp_path, {"cmd/kubeadm/app/constants/constants.go": CONSTANTS_E4})
     first = patching.plan(e4(), tree, V133, 10, 20)
     (tree / first.changes[0].path).write_text(first.changes[0].after)
-    with pytest.raises(PatchError, match="already patched"):
+    with pytest.raises(PatchError, match="which is what this patch set writes: the tree was "
+                       "patched before"):
         patching.plan(e4(), tree, V133, 10, 20)
+
+
+def test_an_upstream_change_names_the_closest_line_and_patches_dir(tmp_path: Path) -> None:
+    """A clean tree whose line upstream rewrote is never called "already patched"."""
+    changed = CONSTANTS_E4.replace("CertificateValidityPeriod = time.Hour * 24 * 365\n",
+                                   "CertificateValidityPeriod = 365 * 24 * time.Hour\n")
+    tree = tree_with(tmp_path, {"cmd/kubeadm/app/constants/constants.go": changed})
+    with pytest.raises(PatchError) as err:
+        patching.plan(e4(), tree, V133, 10, 20)
+    message = str(err.value)
+    assert "already" not in message and "patched before" not in message
+    assert ("matched 0 times, expected 1 (patch set e4-validity-period): upstream changed the "
+            "line; the closest is line 5: 'CertificateValidityPeriod = 365 * 24 * time.Hour'"
+            ) in message
+    assert "pass --patches-dir DIR" in message
 
 
 def test_client_go_ca_edit_ignores_the_kubelet_maxage_trap(tmp_path: Path) -> None:

@@ -183,8 +183,11 @@ def test_binary_changed_after_verification_is_refused(build_dir: Path) -> None:
 
 
 def test_not_a_build_directory(tmp_path: Path) -> None:
-    with pytest.raises(PublishError, match="is not a build directory"):
+    with pytest.raises(ConfigError, match=f"is not a build directory .no build in {tmp_path}"):
         publish.load_build(tmp_path / "absent")
+    made = make_build(tmp_path / "builds")
+    with pytest.raises(ConfigError, match=f"builds in {tmp_path / 'builds'}: {made.name}"):
+        publish.load_build(tmp_path / "builds" / "kubeadm-v1.33.8-leaf10y-ca10y")
     (tmp_path / "empty").mkdir()
     with pytest.raises(PublishError, match=r"has no manifest\.json"):
         publish.load_build(tmp_path / "empty")
@@ -609,3 +612,21 @@ def test_new_settings_defaults_and_validation() -> None:
     assert from_env.sources["publish"] == "env LONGCERT_PUBLISH"
     with pytest.raises(ConfigError, match="must be an http"):
         conf(github_api_url="api.github.com")
+
+
+@pytest.mark.parametrize("text", ["docker.io/me/kubeadm", "registry:5000/tools/kubeadm",
+                                  "localhost/kubeadm", "ghcr.io/me/kubeadm"])
+def test_a_registry_given_without_oci_is_not_taken_for_a_directory(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longcert.publish.targets import DirectoryTarget, parse_target
+
+    monkeypatch.chdir(tmp_path)
+    conf = settings.load({}, environ={})
+    with pytest.raises(ConfigError) as err:
+        parse_target(text, conf)
+    assert f"looks like a registry repository, not a directory (for a registry give oci://{text}" \
+        in str(err.value)
+    assert isinstance(parse_target(f"dir:{text}", conf), DirectoryTarget)
+    (tmp_path / text.split("/")[0]).mkdir()  # a directory of that name here: it is one
+    assert isinstance(parse_target(text, conf), DirectoryTarget)

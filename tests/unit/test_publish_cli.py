@@ -44,7 +44,8 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
     [
         (["publish", "--to", "dir:out"], 2, "--build is required"),
         (["publish", "--build", "builds/x"], 2, "--to is required"),
-        (["publish", "--build", "nowhere", "--to", "dir:out"], 9, "is not a build directory"),
+        (["publish", "--build", "nowhere", "--to", "dir:out"], 2, "is not a build directory"),
+        (["kit", "--build", "nowhere"], 2, "is not a build directory"),
         (["release", "--publish", "dir:out"], 2, "no versions to release"),
         (["release", "--versions", "v1.28.7"], 2, "a release needs a target"),
         (["release", "--versions", "v1.28.7", "--publish", "github:o/r"], 2,

@@ -123,3 +123,53 @@ def test_repo_credentials_are_split_off() -> None:
     assert ssh.repo == "ssh://git@git.example.com/k.git" and ssh.repo_credentials is None
     scp = settings.load({"repo": "git@github.com:kubernetes/kubernetes.git"}, environ={})
     assert scp.repo_credentials is None
+
+
+# --- settings files: the user's and the project's ----------------------------------------
+
+
+def test_user_and_project_files_are_layered_under_env_and_flags(tmp_path: Path) -> None:
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".config" / "longcert").mkdir(parents=True)
+    project.mkdir()
+    user_file = home / ".config" / "longcert" / "config.yaml"
+    user_file.write_text("years: 3\nplatforms: linux/arm64\ncache-dir: cache\n")
+    (project / "longcert.yaml").write_text("years: 4\nbuilds_dir: out\n")
+    env = {"HOME": str(home)}
+    conf = settings.load({}, environ=env, cwd=project)
+    assert conf.years == 4 and conf.sources["years"] == f"project {project / 'longcert.yaml'}"
+    assert conf.platforms == ("linux/arm64",)
+    assert conf.sources["platforms"] == f"user {user_file}"
+    # relative paths in a file are the file's, not the working directory's
+    assert conf.cache_dir == home / ".config" / "longcert" / "cache"
+    assert conf.builds_dir == project / "out"
+    assert settings.load({}, environ={**env, "LONGCERT_YEARS": "5"}, cwd=project).years == 5
+    assert settings.load({"years": "6"}, environ=env, cwd=project).years == 6
+    # XDG_CONFIG_HOME moves the user's file; a relative one is ignored, as the spec says
+    xdg = tmp_path / "xdg"
+    (xdg / "longcert").mkdir(parents=True)
+    (xdg / "longcert" / "config.yaml").write_text("years: 7\n")
+    assert settings.load({}, environ={**env, "XDG_CONFIG_HOME": str(xdg)}, cwd=tmp_path
+                         ).years == 7
+    assert settings.load({}, environ={**env, "XDG_CONFIG_HOME": "xdg"}, cwd=tmp_path
+                         ).years == 3
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("yeers: 3\n", "unknown setting 'yeers' from {path} (did you mean 'years'?)"),
+    ("- 3\n", "{path} must be a mapping of setting: value"),
+    ("years: [\n", "{path} is not YAML"),
+    ("years: 900\n", "(from project {path})"),
+    (b"\xff\xfe", "cannot read the settings file {path}"),
+])
+def test_a_bad_settings_file_is_one_line_naming_it(tmp_path: Path, text: str | bytes,
+                                                    message: str) -> None:
+    path = tmp_path / "longcert.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        settings.load({}, environ={"HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    assert message.format(path=path) in str(err.value)
+    assert "\n" not in str(err.value)

@@ -207,7 +207,7 @@ def test_the_pipeline_refuses_before_compiling_and_warns_above_the_ceiling(
     assert raised.value.message.startswith(
         "v1.22.15 with Go 1.24.11 would build a kubeadm that crashes: "
         "github.com/modern-go/reflect2 v1.0.1 breaks on Go 1.18 and newer")
-    assert raised.value.hint == ("build with the tree's own Go 1.16.15: `invoke builder-image "
+    assert raised.value.hint == ("build with the tree's own Go 1.16.15: `longcert builder-image "
                                  "--go 1.16.15`, then run this again")
     newer = tmp_path / "v1.33.7"
     newer.mkdir()
@@ -261,7 +261,7 @@ def test_a_kubeadm_that_crashes_under_a_stand_in_go_is_one_line(tmp_path: Path) 
         "kubeadm v1.22.15 built with Go 1.24.11 instead of the tree's Go 1.16.15 crashes (panic: "
         "runtime error: invalid memory address or nil pointer dereference): the Go stood in for "
         "one it does not run with")
-    assert raised.value.hint == (f"`invoke builder-image --go 1.16.15`, then build again (the "
+    assert raised.value.hint == (f"`longcert builder-image --go 1.16.15`, then build again (the "
                                  f"stack trace is in {log})")
     # Built with the tree's own Go, a crash is an ordinary verification failure.
     pipeline._stand_in_go_crash([report], "1.16.15", tree, resolve("v1.22.15"),  # type: ignore[list-item, arg-type]

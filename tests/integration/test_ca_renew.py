@@ -44,7 +44,7 @@ def test_own_ca_signs_every_leaf_of_every_era(tag: str, stock_image: str,
                                               tmp_path: Path) -> None:
     binary = era_build(tag, *patched) / "kubeadm-linux-amd64"
     ca_dir = tmp_path / "pki"
-    code, _, err = _invoke("ca", "--years", "100", "--out", str(ca_dir), "--version", tag,
+    code, _, err = _invoke("ca", "--ca-years", "100", "--out", str(ca_dir), "--version", tag,
                            cwd=tmp_path)
     assert code == 0, err
     before = ca.checksums(ca_dir)
@@ -72,7 +72,7 @@ def test_ecdsa_ca_where_kubeadm_has_encryption_algorithm(era_build: EraBuilds,
                                                          tmp_path: Path) -> None:
     tag = next(t for t in ERAS if t.startswith("v1.33."))
     binary = era_build(tag, *PATCHED) / "kubeadm-linux-amd64"
-    code, _, err = _invoke("ca", "--years", "100", "--out", str(tmp_path / "ec"),
+    code, _, err = _invoke("ca", "--ca-years", "100", "--out", str(tmp_path / "ec"),
                            "--algorithm", "ecdsa", "--version", tag, cwd=tmp_path)
     assert code == 0, err
     code, _, err = _invoke("verify", "--binary", str(binary), "--years", "100",

@@ -63,7 +63,7 @@ def test_builder_image_from_the_download_site(
     cli: Cli, site: go_download_site.DownloadSite, engine: docker.DockerClient
 ) -> None:
     tag = "longcert-test/golang-dl:1.12.17"
-    made = cli("builder-image", "--go", "1.12.17", "--tag", tag,
+    made = cli("builder-image", "--go-version", "1.12.17", "--tag", tag,
                "--go-download-url", site.base_url)
     try:
         assert made.returncode == 0, made.stderr
@@ -91,7 +91,7 @@ def test_builder_image_refusals_leave_nothing(
     go: str, code: int, message: str,
 ) -> None:
     before = _images(engine)
-    result = cli("builder-image", "--go", go, "--go-download-url", site.base_url)
+    result = cli("builder-image", "--go-version", go, "--go-download-url", site.base_url)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -106,6 +106,6 @@ def test_builder_image_refusals_leave_nothing(
 ])
 def test_bad_download_urls(cli: Cli, engine: docker.DockerClient, url: str, code: int,
                            message: str) -> None:
-    result = cli("builder-image", "--go", "1.12.17", "--go-download-url", url)
+    result = cli("builder-image", "--go-version", "1.12.17", "--go-download-url", url)
     assert result.returncode == code, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

@@ -43,7 +43,7 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
 
     before = snapshot(real_build.share)
     again = real_build.invoke("publish", "--build", str(real_build.path),
-                              "--to", f"dir:{real_build.share}")
+                              "--publish", f"dir:{real_build.share}")
     assert again.returncode == 0, again.stderr
     assert "nothing to publish" in again.stdout
     assert snapshot(real_build.share) == before
@@ -81,7 +81,7 @@ def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registr
                                                   engine: docker.DockerClient) -> None:
     target = f"oci://{registry.host}/longcert/kubeadm"
     tag = real_build.path.name.removeprefix("kubeadm-")  # platforms are part of it
-    result = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)
+    result = real_build.invoke("publish", "--build", str(real_build.path), "--publish", target)
     assert result.returncode == 0, result.stderr
     assert f"published {real_build.path.name} to {registry.host}/longcert/kubeadm:{tag}" \
         in result.stdout
@@ -106,7 +106,7 @@ def test_registry_then_docker_pull_like_any_image(real_build: RealBuild, registr
             f"kubeadm-{platform.replace('/', '-')}{exe}"]
 
     writes = registry.writes()
-    again = real_build.invoke("publish", "--build", str(real_build.path), "--to", target)
+    again = real_build.invoke("publish", "--build", str(real_build.path), "--publish", target)
     assert again.returncode == 0 and "nothing to publish" in again.stdout
     assert registry.writes() == writes
 
@@ -132,7 +132,8 @@ def test_github_release_of_the_real_build(real_build: RealBuild) -> None:
     fake = FakeGitHub(token="ghs_integration_token")
     env = {"GITHUB_TOKEN": "ghs_integration_token", "LONGCERT_GITHUB_API_URL": fake.api_url}
     try:
-        args = ("publish", "--build", str(real_build.path), "--to", "github:example/kubeadm-builds")
+        args = ("publish", "--build", str(real_build.path), "--publish",
+                "github:example/kubeadm-builds")
         result = real_build.invoke(*args, env=env)
         assert result.returncode == 0, result.stderr
         release = fake.release(real_build.path.name)

@@ -102,7 +102,8 @@ def test_upload_broken_half_way_is_completed_by_a_rerun(
 ) -> None:
     github.fail_uploads = {"kubeadm-linux-arm64"}
     env = {"GITHUB_TOKEN": TOKEN, "LONGCERT_GITHUB_API_URL": github.api_url}
-    args = ("publish", "--build", str(build.path), "--to", f"github:{github.owner}/{github.repo}")
+    args = ("publish", "--build", str(build.path), "--publish",
+            f"github:{github.owner}/{github.repo}")
     first = invoke(*args, env=env, cwd=tmp_path)
     assert first.returncode == 9, first.stderr
     lines = [ln for ln in first.stderr.splitlines() if ln.strip()]
@@ -242,7 +243,8 @@ def test_bad_token_is_one_clear_line_without_the_token(
     github: FakeGitHub, build: publish.Build, tmp_path: Path
 ) -> None:
     wrong = "ghp_wrong_secret_value_42"
-    result = invoke("publish", "--build", str(build.path), "--to", "github:example/kubeadm-builds",
+    result = invoke("publish", "--build", str(build.path), "--publish",
+                    "github:example/kubeadm-builds",
                     env={"GITHUB_TOKEN": wrong, "LONGCERT_GITHUB_API_URL": github.api_url},
                     cwd=tmp_path)
     assert result.returncode == 9

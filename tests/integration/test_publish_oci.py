@@ -105,7 +105,7 @@ def test_cli_dry_run_pushes_nothing_then_publishes(registry: LocalRegistry,
     def run(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
-             "--to", f"oci://{registry.host}/dry/kubeadm", *extra],
+             "--publish", f"oci://{registry.host}/dry/kubeadm", *extra],
             capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
 
     writes = registry.writes()

@@ -247,7 +247,7 @@ def test_github_cli_refuses_before_anything_is_sent(recorder: Recorder, tmp_path
     for dry in ((), ("--dry-run",)):
         result = subprocess.run(
             [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
-             "--to", "github:example/builds", *dry],
+             "--publish", "github:example/builds", *dry],
             capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
         assert result.returncode == 9, result.stderr
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]

@@ -60,7 +60,8 @@ def test_a_wheel_whose_sha256_is_not_the_locked_one_is_refused(
                        "Tag: py3-none-manylinux_2_17_x86_64\n")
         wheel.writestr(f"{info}/RECORD", "")
     before = _images(engine)
-    result = cli("builder-image", "--go", "1.24.11", "--tag", "longcert-test/golang:tampered",
+    result = cli("builder-image", "--go-version", "1.24.11", "--tag",
+                 "longcert-test/golang:tampered",
                  env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index),
                       "PIP_NO_CACHE_DIR": "1", "PIP_CONSTRAINT": ""})
     _assert_refused(result, f"but go-wheels.lock says {locked.sha256}")

@@ -172,14 +172,14 @@ def test_judge_accepts_the_given_cas_and_flags_a_replaced_one(made: Path) -> Non
 
 
 def test_invoke_ca_prints_no_key(tmp_path: Path) -> None:
-    result = invoke_without_engine("ca", "--years", "100", "--out", str(tmp_path / "pki"),
+    result = invoke_without_engine("ca", "--ca-years", "100", "--out", str(tmp_path / "pki"),
                                    tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "PRIVATE KEY" not in result.stdout + result.stderr
     for key in (tmp_path / "pki").rglob("*.key"):
         body = key.read_text().splitlines()[1]
         assert body not in result.stdout + result.stderr
-    again = invoke_without_engine("ca", "--years", "100", "--out", str(tmp_path / "pki"),
+    again = invoke_without_engine("ca", "--ca-years", "100", "--out", str(tmp_path / "pki"),
                                   tmp_path=tmp_path)
     assert again.returncode == 2
     assert again.stderr.strip().count("\n") == 0 and "already exists" in again.stderr

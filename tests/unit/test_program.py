@@ -80,3 +80,46 @@ def test_config_prints_every_setting_with_its_source(tmp_path: Path) -> None:
     assert "(none)" in result.stdout  # the user's file does not exist
     line = next(ln for ln in result.stdout.splitlines() if ln.split()[:1] == ["years"])
     assert line.split()[1] == "4" and f"(project {tmp_path / 'longcert.yaml'})" in line
+
+
+def _flags(task: str) -> set[str]:
+    import copy
+
+    return {name for argument in copy.deepcopy(namespace[task]).get_arguments()
+            for name in argument.names}
+
+
+def test_one_name_per_idea() -> None:
+    """--image is only the builder image, --publish the only publish target, --to only a
+    range's end, --go-version the only Go, --ca-years the only CA validity; old names are
+    aliases of the new ones only (longcert.tasks.OLD_FLAGS)."""
+    from longcert.tasks import OLD_FLAGS
+
+    old = {(task, name.replace("_", "-")) for (task, _), names in OLD_FLAGS.items()
+           for name in names}
+    flags = {task: {f for f in _flags(task) if (task, f) not in old}
+             for task in namespace.task_names}
+    assert {t for t, names in flags.items() if "image" in names} == {
+        "build", "compile", "release"}
+    assert {t for t, names in flags.items() if "run-image" in names} == {
+        "verify", "kit", "renew-check"}
+    assert {t for t, names in flags.items() if "to" in names} == {"release", "matrix"}
+    assert {t for t, names in flags.items() if "publish" in names} == {
+        "build", "release", "matrix", "publish"}
+    assert not any("go" in names for names in flags.values())
+    assert "years" not in flags["ca"] and "ca-years" in flags["ca"]
+    for task, names in flags.items():  # the short forms, wherever the long flag is
+        for long, short in (("years", "y"), ("repo", "r"), ("platforms", "p"), ("build", "b")):
+            assert (long in names) == (short in names), (task, long)
+
+
+def test_old_flag_names_still_work_with_a_note_and_are_not_in_help(tmp_path: Path) -> None:
+    shown = longcert("--help", "publish", cwd=tmp_path)
+    assert "--publish=STRING" in shown.stdout and "--to" not in shown.stdout
+    old = longcert("publish", "-b", str(tmp_path / "nowhere"), "--to", "dir:out", cwd=tmp_path)
+    assert old.returncode == 2, old.stderr
+    assert "longcert: note: --to of publish is now --publish (the old name works until " \
+           "longcert 0.3)" in old.stderr
+    assert "is not a build directory" in old.stderr
+    short = longcert("--help", "build", cwd=tmp_path)
+    assert "-y STRING, --years=STRING" in short.stdout

@@ -27,7 +27,7 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
     for name in ("publish", "release", "matrix"):
         assert f"  {name} " in listing
     expected = {
-        "publish": ("--build", "--to", "--dry-run", "--github-api-url", "--oci-insecure"),
+        "publish": ("--build", "--publish", "--dry-run", "--github-api-url", "--oci-insecure"),
         "release": ("--versions", "--from", "--to", "--publish", "--years", "--go-version",
                     "--dry-run", "--force"),
         "matrix": ("--versions", "--from", "--to", "--publish", "--repo"),
@@ -42,9 +42,9 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["publish", "--to", "dir:out"], 2, "--build is required"),
+        (["publish", "--publish", "dir:out"], 2, "--build is required"),
         (["publish", "--build", "builds/x"], 2, "--to is required"),
-        (["publish", "--build", "nowhere", "--to", "dir:out"], 2, "is not a build directory"),
+        (["publish", "--build", "nowhere", "--publish", "dir:out"], 2, "is not a build directory"),
         (["kit", "--build", "nowhere"], 2, "is not a build directory"),
         (["release", "--publish", "dir:out"], 2, "no versions to release"),
         (["release", "--versions", "v1.28.7"], 2, "a release needs a target"),
@@ -65,7 +65,7 @@ def test_bad_input(args: list[str], code: int, message: str, tmp_path: Path) -> 
 
 def test_unverified_build_is_not_published(tmp_path: Path) -> None:
     out = make_build(tmp_path / "builds", passed=False)
-    result = invoke("publish", "--build", str(out), "--to", "dir:share", tmp_path=tmp_path)
+    result = invoke("publish", "--build", str(out), "--publish", "dir:share", tmp_path=tmp_path)
     one_line_error(result, 9, "verification did not pass; only a verified build can be published")
     assert not (tmp_path / "share").exists()
 
@@ -83,7 +83,7 @@ def test_hostile_build_files_are_one_line(tmp_path: Path, file: str, content: by
                                           message: str) -> None:
     out = make_build(tmp_path / "builds")
     (out / file).write_bytes(content)
-    result = invoke("publish", "--build", str(out), "--to", "dir:share", tmp_path=tmp_path)
+    result = invoke("publish", "--build", str(out), "--publish", "dir:share", tmp_path=tmp_path)
     one_line_error(result, 9, message)
     assert str(out) in result.stderr
     assert not (tmp_path / "share").exists()
@@ -100,10 +100,11 @@ def test_matrix_prints_json(tmp_path: Path) -> None:
 
 def test_publish_dry_run_then_publish_to_a_directory(tmp_path: Path) -> None:
     out = make_build(tmp_path / "builds")
-    dry = invoke("publish", "--build", str(out), "--to", "share", "--dry-run", tmp_path=tmp_path)
+    dry = invoke("publish", "--build", str(out), "--publish", "share", "--dry-run",
+                 tmp_path=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "would copy kubeadm-linux-amd64" in dry.stdout and not (tmp_path / "share").exists()
-    real = invoke("publish", "--build", str(out), "--to", "share", tmp_path=tmp_path)
+    real = invoke("publish", "--build", str(out), "--publish", "share", tmp_path=tmp_path)
     assert real.returncode == 0, real.stderr
     published = tmp_path / "share" / out.name
     assert f"published {out.name} to {published}" in real.stdout

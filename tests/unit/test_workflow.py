@@ -232,7 +232,7 @@ def test_builder_image_cache_is_keyed_by_go_version_and_wheel_lock() -> None:
     assert image["env"]["IMAGE_TAR"] == restore["with"]["path"]
     # the Go of the key is the Go the image is built with
     assert image["env"]["GO_VERSION"] == "${{ steps.go.outputs.version }}"
-    assert '--go "$GO_VERSION"' in image["run"]
+    assert '--go-version "$GO_VERSION"' in image["run"]
 
 
 def test_mirror_cache_is_longcerts_cache_dir() -> None:

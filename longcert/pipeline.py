@@ -205,27 +205,70 @@ def _run(
     until: str,
     dry_run: bool,
 ) -> PipelineResult:
-    target = None
+    """Up to ``until``: check what can be checked before cloning, then fetch, patch, compile,
+    verify, package and publish, each stage on what the one before made."""
     inputs = build_inputs(release, settings)
-    if _wants(until, "package"):
-        if settings.publish and not dry_run:
-            # A bad target or a missing token is refused before anything is cloned or built.
-            target = publish.open_target(settings.publish, settings, dry_run=False)
-        if not settings.force and not dry_run:
-            # Like make: the very same build, still intact, is the answer; a different one of
-            # the same name is refused.
-            existing = publish.existing_build(settings.builds_dir, name, inputs)
-            if existing is not None:
-                reporter.say(
-                    f"longcert: {existing.path} is this build already (same inputs, every "
-                    "sha256 re-checked, verified): nothing to do"
-                )
-                published = None
-                if target is not None:
-                    published = publish.push(existing, target, reporter)
-                output = package.BuildOutput(existing.path, dict(existing.manifest))
-                return PipelineResult(release, output=output, published=published)
-        package.check_target(settings.builds_dir, name, settings.force)
+    target = _publish_target(settings, until, dry_run)
+    reused = _reuse_existing(release, name, settings, inputs, target, reporter, until, dry_run)
+    if reused is not None:
+        return reused
+    _preamble(release, settings, until, reporter)
+    tree = None
+    try:
+        tree = _fetch(release, settings, reporter)
+        if not _wants(until, "patch"):
+            return PipelineResult(release, tree)
+        patch = _patch(tree, release, settings, reporter, dry_run)
+        if dry_run or not _wants(until, "compile"):
+            return PipelineResult(release, tree, patch)
+        built, go, log = _compile(tree, release, name, settings, reporter)
+        if not _wants(until, "verify"):
+            return PipelineResult(release, tree, patch, built)
+        reports = _verify(built, patch, go, tree, release, name, settings, reporter, log)
+        if not _wants(until, "package"):
+            return PipelineResult(release, tree, patch, built, reports)
+        output = _package(tree, patch, built, reports, name, settings, inputs, reporter)
+        published = (publish.push(publish.load_build(output.path), target, reporter)
+                     if target is not None else None)
+        return PipelineResult(release, tree, patch, built, reports, output, published)
+    finally:
+        if tree is not None and not settings.keep_worktree:
+            source.remove_worktree(tree)
+
+
+def _publish_target(settings: Settings, until: str, dry_run: bool) -> publish.Target | None:
+    """The --publish target, opened before anything is cloned or built (a bad target or a
+    missing token is refused first)."""
+    if not _wants(until, "package") or not settings.publish or dry_run:
+        return None
+    return publish.open_target(settings.publish, settings, dry_run=False)
+
+
+def _reuse_existing(
+    release: Release, name: str, settings: Settings, inputs: dict[str, object],
+    target: publish.Target | None, reporter: Reporter, until: str, dry_run: bool,
+) -> PipelineResult | None:
+    """Like make: the very same build, still intact, is the answer (published if asked); a
+    different one of the same name is refused. None: build it."""
+    if not _wants(until, "package"):
+        return None
+    if not settings.force and not dry_run:
+        existing = publish.existing_build(settings.builds_dir, name, inputs)
+        if existing is not None:
+            reporter.say(
+                f"longcert: {existing.path} is this build already (same inputs, every "
+                "sha256 re-checked, verified): nothing to do"
+            )
+            published = publish.push(existing, target, reporter) if target is not None else None
+            output = package.BuildOutput(existing.path, dict(existing.manifest))
+            return PipelineResult(release, output=output, published=published)
+    package.check_target(settings.builds_dir, name, settings.force)
+    return None
+
+
+def _preamble(release: Release, settings: Settings, until: str, reporter: Reporter) -> None:
+    """The settings and where each came from; with a compile ahead, the Go rule and (when the
+    image is known up front) the builder image, found, probed and assessed before cloning."""
     rows = settings.rows()
     if _wants(until, "compile") and settings.go_version == "auto":
         policy = go_policy(release.version)
@@ -237,7 +280,6 @@ def _run(
     if _wants(until, "compile"):
         client = container.connect()  # no engine: say so before cloning anything
         if settings.go_version != "auto" or "{go_version}" not in settings.image:
-            # The image is known up front: find, probe and assess it before cloning anything.
             platform = container.engine_platform(client)
             early = _choose_image(client, platform, settings, release, None, None, reporter)
             rows += _image_rows(early, image.assess(early.probe, engine_platform=platform))
@@ -248,136 +290,150 @@ def _run(
             "closed and verification still proves the result"
         )
     reporter.preamble(f"{until} {release.tag} (patch set {release.patch_set.name})", rows)
-    result = PipelineResult(release)
-    tree = None
-    try:
-        with _stage(reporter, "fetch"):
-            tree = source.checkout(
-                settings.repo,
-                release.version,
-                settings.cache_dir,
-                reporter.step,
-                settings.repo_credentials,
-                reuse=not settings.keep_worktree,  # a kept-for-debugging tree is never reset
-            )
-            reporter.step(f"{tree.tag} = {tree.commit[:12]} from {tree.remote}")
-        result = PipelineResult(release, tree)
-        if not _wants(until, "patch"):
-            return result
 
-        with _stage(reporter, "patch"):
-            patch = patching.plan(
-                release.patch_set,
-                tree.path,
-                release.version,
-                settings.years,
-                settings.ca_years,
-                pin=settings.pin_validity,
-            )
-            if settings.pin_validity and not patch.pinned:
-                reporter.step(
-                    f"--pin-validity does not apply to {release.tag}: before v1.31 kubeadm's "
-                    "configuration cannot set certificate validity"
-                )
-            if not dry_run:
-                source.apply_diff(tree, patch.diff)
-            for change in patch.changes:
-                reporter.step(f"edited {change.path}")
-        result = PipelineResult(release, tree, patch)
-        if dry_run or not _wants(until, "compile"):
-            return result
 
-        log = log_path(settings, name)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("")
-        with _stage(reporter, "compile"):
-            client = container.connect()
-            platform = container.engine_platform(client)
-            floor = go_mod_floor(tree.path)
-            choice = _choose_image(client, platform, settings, release, tree.path, floor, reporter)
-            _check_go_fits_tree(choice, tree.path, release, settings, reporter)
-            toolbox = image.assess(choice.probe, engine_platform=platform, floor=floor)
-            build_plan = build.plan(tree, release.version, settings.platforms, choice, toolbox)
-            reporter.step(f"Go {build_plan.go.version}: {choice.chosen_by}")
+def _fetch(release: Release, settings: Settings, reporter: Reporter) -> source.SourceTree:
+    """Stage fetch: the tag's tree from the mirror cache."""
+    with _stage(reporter, "fetch"):
+        tree = source.checkout(
+            settings.repo,
+            release.version,
+            settings.cache_dir,
+            reporter.step,
+            settings.repo_credentials,
+            reuse=not settings.keep_worktree,  # a kept-for-debugging tree is never reset
+        )
+        reporter.step(f"{tree.tag} = {tree.commit[:12]} from {tree.remote}")
+    return tree
+
+
+def _patch(
+    tree: source.SourceTree, release: Release, settings: Settings, reporter: Reporter,
+    dry_run: bool,
+) -> patching.PatchResult:
+    """Stage patch: the anchored edits, applied unless ``dry_run``."""
+    with _stage(reporter, "patch"):
+        patch = patching.plan(
+            release.patch_set,
+            tree.path,
+            release.version,
+            settings.years,
+            settings.ca_years,
+            pin=settings.pin_validity,
+        )
+        if settings.pin_validity and not patch.pinned:
             reporter.step(
-                f"image {choice.image} ({choice.image_id[:19]}): {choice.probe.summary()}"
-                + (f"; supplied: {', '.join(toolbox.supplied)}" if toolbox.supplied else "")
+                f"--pin-validity does not apply to {release.tag}: before v1.31 kubeadm's "
+                "configuration cannot set certificate validity"
             )
-            reporter.step(f"platforms {' '.join(build_plan.build_platforms)}")
-            caches = build.cache_volumes(
-                settings.build_cache_volume,
-                settings.module_cache_volume,
-                remote=settings.repo,
-                shared=any(
-                    settings.sources[name] != "default"
-                    for name in ("build_cache_volume", "module_cache_volume")
-                ),
-                fresh_id=(runs.current_id() or "once") if settings.no_cache else None,
+        if not dry_run:
+            source.apply_diff(tree, patch.diff)
+        for change in patch.changes:
+            reporter.step(f"edited {change.path}")
+    return patch
+
+
+def _compile(
+    tree: source.SourceTree, release: Release, name: str, settings: Settings,
+    reporter: Reporter,
+) -> tuple[build.BuildResult, str, Path]:
+    """Stage compile: choose and check the builder image and Go, then make kubeadm for every
+    platform. Returns the build, the Go it was built with and the build log."""
+    log = log_path(settings, name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    with _stage(reporter, "compile"):
+        client = container.connect()
+        platform = container.engine_platform(client)
+        floor = go_mod_floor(tree.path)
+        choice = _choose_image(client, platform, settings, release, tree.path, floor, reporter)
+        _check_go_fits_tree(choice, tree.path, release, settings, reporter)
+        toolbox = image.assess(choice.probe, engine_platform=platform, floor=floor)
+        build_plan = build.plan(tree, release.version, settings.platforms, choice, toolbox)
+        reporter.step(f"Go {build_plan.go.version}: {choice.chosen_by}")
+        reporter.step(
+            f"image {choice.image} ({choice.image_id[:19]}): {choice.probe.summary()}"
+            + (f"; supplied: {', '.join(toolbox.supplied)}" if toolbox.supplied else "")
+        )
+        reporter.step(f"platforms {' '.join(build_plan.build_platforms)}")
+        caches = build.cache_volumes(
+            settings.build_cache_volume,
+            settings.module_cache_volume,
+            remote=settings.repo,
+            shared=any(
+                settings.sources[setting] != "default"
+                for setting in ("build_cache_volume", "module_cache_volume")
+            ),
+            fresh_id=(runs.current_id() or "once") if settings.no_cache else None,
+        )
+        reporter.step(caches.describe())
+        with reporter.ticking("compiling"):
+            built = build.compile_kubeadm(
+                build_plan,
+                tree,
+                meta_dir=tree.path.parent / "meta",
+                log_path=log,
+                caches=caches,
+                on_line=reporter.output_line,
+                limits=_limits(settings),
             )
-            reporter.step(caches.describe())
-            with reporter.ticking("compiling"):
-                built = build.compile_kubeadm(
-                    build_plan,
-                    tree,
-                    meta_dir=tree.path.parent / "meta",
+        reporter.end_output()
+    return built, choice.go.version, log
+
+
+def _verify(
+    built: build.BuildResult, patch: patching.PatchResult, go: str, tree: source.SourceTree,
+    release: Release, name: str, settings: Settings, reporter: Reporter, log: Path,
+) -> tuple[verify.VerifyReport, ...]:
+    """Stage verify: run every binary that can run, generate every certificate and
+    kubeconfig, and fail closed; a failure keeps its evidence beside the log."""
+    with _stage(reporter, "verify"):
+        binaries = [(build.VERIFY_PLATFORM, built.verify_binary)] + [
+            (a.platform, a.path) for a in built.artifacts if a.platform != build.VERIFY_PLATFORM
+        ]
+        reports = []
+        for platform, binary in binaries:
+            with reporter.ticking(f"verifying {platform}"):
+                report = verify.verify_binary(
+                    binary,
+                    release.version,
+                    settings.years,
+                    settings.ca_years,
+                    image=built.image_id,
+                    pinned=patch.pinned,
                     log_path=log,
-                    caches=caches,
-                    on_line=reporter.output_line,
                     limits=_limits(settings),
                 )
-            reporter.end_output()
-        result = PipelineResult(release, tree, patch, built)
-        if not _wants(until, "verify"):
-            return result
+            how = report.executed_with or f"header {report.header}"
+            reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
+            reports.append(report)
+        if not all(report.passed for report in reports):
+            kept = _keep_failure_evidence(settings, name, patch.diff, reports)
+            reporter.step(f"kept {', '.join(str(path) for path in kept)} for a look")
+            _stand_in_go_crash(reports, go, tree.path, release, settings, log)
+        verify.require_pass(tuple(reports))
+    return tuple(reports)
 
-        with _stage(reporter, "verify"):
-            binaries = [(build.VERIFY_PLATFORM, built.verify_binary)] + [
-                (a.platform, a.path) for a in built.artifacts if a.platform != build.VERIFY_PLATFORM
-            ]
-            reports = []
-            for platform, binary in binaries:
-                with reporter.ticking(f"verifying {platform}"):
-                    report = verify.verify_binary(
-                        binary,
-                        release.version,
-                        settings.years,
-                        settings.ca_years,
-                        image=built.image_id,
-                        pinned=patch.pinned,
-                        log_path=log,
-                        limits=_limits(settings),
-                    )
-                how = report.executed_with or f"header {report.header}"
-                reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
-                reports.append(report)
-            if not all(report.passed for report in reports):
-                kept = _keep_failure_evidence(settings, name, patch.diff, reports)
-                reporter.step(f"kept {', '.join(str(path) for path in kept)} for a look")
-                _stand_in_go_crash(reports, choice.go.version, tree.path, release, settings, log)
-            verify.require_pass(tuple(reports))
-        result = PipelineResult(release, tree, patch, built, tuple(reports))
-        if not _wants(until, "package"):
-            return result
 
-        with _stage(reporter, "package"):
-            output = package.write(
-                settings.builds_dir,
-                name,
-                tree,
-                patch,
-                built,
-                result.reports,
-                force=settings.force,
-                inputs=inputs,
-            )
-            reporter.step(f"wrote {output.path}")
-        published = None
-        if target is not None:
-            published = publish.push(publish.load_build(output.path), target, reporter)
-        return PipelineResult(release, tree, patch, built, result.reports, output, published)
-    finally:
-        if tree is not None and not settings.keep_worktree:
-            source.remove_worktree(tree)
+def _package(
+    tree: source.SourceTree, patch: patching.PatchResult, built: build.BuildResult,
+    reports: tuple[verify.VerifyReport, ...], name: str, settings: Settings,
+    inputs: dict[str, object], reporter: Reporter,
+) -> package.BuildOutput:
+    """Stage package: builds/<id>/ with the binaries, sums, manifest and evidence."""
+    with _stage(reporter, "package"):
+        output = package.write(
+            settings.builds_dir,
+            name,
+            tree,
+            patch,
+            built,
+            reports,
+            force=settings.force,
+            inputs=inputs,
+        )
+        reporter.step(f"wrote {output.path}")
+    return output
 
 
 def _keep_failure_evidence(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, unquote, urlparse
 
 import yaml
 
@@ -189,7 +189,9 @@ def _parse_dir(value: object, name: str) -> Path | None:
     text = str(value or "").strip()
     if not text:
         return None
-    path = Path(text).expanduser()
+    if "\0" in text:
+        raise ConfigError(f"--{name.replace('_', '-')} holds a NUL byte")
+    path = Path(text).expanduser().absolute()
     if not path.is_dir():
         raise ConfigError(f"--{name.replace('_', '-')} {text!r} is not a directory")
     return path
@@ -198,7 +200,9 @@ def _parse_dir(value: object, name: str) -> Path | None:
 def _parse_go_version(value: object) -> str:
     text = str(value).strip().removeprefix("go")
     parts = text.split(".")
-    if text == "auto" or (2 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
+    # ASCII digits only: str.isdigit() also takes full-width and other scripts' digits
+    if text == "auto" or (2 <= len(parts) <= 3 and all(re.fullmatch(r"[0-9]+", p)
+                                                       for p in parts)):
         return text
     raise ConfigError(f"--go-version must be 'auto' or a Go version such as 1.24.11, got {value!r}")
 
@@ -213,6 +217,11 @@ def _parse_image(value: object) -> str:
         raise ConfigError(
             f"--image {text!r} has an unknown placeholder", "only {go_version} is known"
         ) from exc
+    if "@" in text and not re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", text):
+        raise ConfigError(
+            f"--image {text!r} has a malformed digest",
+            "a digest is @sha256: and 64 lower-case hex digits",
+        )
     return text
 
 
@@ -249,8 +258,8 @@ def is_local_host(host: str) -> bool:
 def parse_download_url(value: object, name: str = "go_download_url") -> str:
     """An https URL (plain http only to loopback), ending in "/" so file names append."""
     text = str(value or "").strip()
-    parsed = urlparse(text)
     flag = f"--{name.replace('_', '-')}"
+    parsed = _urlparse(text, flag)
     if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.username:
         raise ConfigError(
             f"{flag} must be an http(s) URL without credentials, got {value!r}",
@@ -266,9 +275,20 @@ def parse_download_url(value: object, name: str = "go_download_url") -> str:
     return text if text.endswith("/") else text + "/"
 
 
+def _urlparse(text: str, flag: str) -> ParseResult:
+    """urlparse, with what it refuses (a malformed IPv6 host, a port that is not a number) as
+    a ConfigError naming the flag; the URL itself is not echoed (it may carry a secret)."""
+    try:
+        parsed = urlparse(text)
+        _ = parsed.port, parsed.username, parsed.password  # these parse lazily
+    except ValueError as exc:
+        raise ConfigError(f"{flag} is not a valid URL: {exc}") from None
+    return parsed
+
+
 def _parse_http_url(value: object, name: str) -> str:
     text = str(value or "").strip().rstrip("/")
-    parsed = urlparse(text)
+    parsed = _urlparse(text, f"--{name.replace('_', '-')}")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(
             f"--{name.replace('_', '-')} must be an http(s) URL, got {value!r}",
@@ -435,7 +455,9 @@ def _parse_path(value: object, name: str) -> Path:
         )
     if "\0" in text:
         raise ConfigError(f"--{name.replace('_', '-')} holds a NUL byte")
-    return Path(text).expanduser()
+    # absolute here, once: git and Docker run from other directories, and a relative
+    # "-xcache" must never reach a command line as an option
+    return Path(text).expanduser().absolute()
 
 
 _VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -506,8 +528,23 @@ def parse_repo(value: object) -> tuple[str, tuple[str, str] | None]:
         )
     match = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if not match:
-        return text, None  # scp-like user@host:path, or a local path
-    parsed = urlparse(text)
+        head = text.split("/", 1)[0]
+        if ":" not in head:
+            # a local path: resolved once, so two relative spellings of one repository are
+            # one remote (one Go cache trust domain) and another directory's is another
+            return str(Path(text).expanduser().resolve()), None
+        user = head.split("@", 1)[0] if "@" in head else ""
+        if ":" in user:
+            # user:password@host:path. scp-like remotes go over ssh, which takes no
+            # password from the URL: git would show and store it
+            raise ConfigError(
+                "--repo is an scp-like remote with a password in it (user:password@host:path); "
+                "the password is not shown",
+                "ssh takes no password from a URL: use an ssh key, or "
+                "https://USER:TOKEN@HOST/PATH (its credentials are kept out of logs)",
+            )
+        return text, None  # scp-like user@host:path
+    parsed = _urlparse(text, "--repo")
     if parsed.scheme not in REMOTE_SCHEMES:
         raise ConfigError(
             f"--repo scheme {parsed.scheme!r} is not allowed",
@@ -522,6 +559,13 @@ def parse_repo(value: object) -> tuple[str, tuple[str, str] | None]:
     host = parsed.netloc.rsplit("@", 1)[1]
     clean = parsed._replace(netloc=host).geturl()
     if parsed.scheme not in ("https", "http"):
+        if parsed.password is not None:
+            raise ConfigError(
+                f"--repo is a {parsed.scheme}:// URL with a password in it; the password is "
+                "not shown",
+                f"{parsed.scheme} takes no password from a URL: use an ssh key (keep the user: "
+                f"{parsed.scheme}://USER@HOST/PATH)",
+            )
         # ssh://user@host/...: the user names an account, it is not a secret
-        return (clean if parsed.password else text), None
+        return text, None
     return clean, (unquote(parsed.username or ""), unquote(parsed.password or ""))

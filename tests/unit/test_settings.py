@@ -173,3 +173,74 @@ def test_a_bad_settings_file_is_one_line_naming_it(tmp_path: Path, text: str | b
         settings.load({}, environ={"HOME": str(tmp_path / "home")}, cwd=tmp_path)
     assert message.format(path=path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# --- every input resolved and checked at the boundary (issue 22) ---------------------------
+
+
+def test_relative_paths_are_absolute_once_and_never_option_like(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    conf = load({"cache_dir": "-xcache", "builds_dir": "out"})
+    assert conf.cache_dir == tmp_path / "-xcache" and conf.cache_dir.is_absolute()
+    assert conf.builds_dir == tmp_path / "out"
+    (tmp_path / "mine").mkdir()
+    assert load({"patches_dir": "mine"}).patches_dir == tmp_path / "mine"
+
+
+def test_a_relative_repo_is_one_remote_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--repo standin` in two directories is two repositories: two Go cache trust domains."""
+    from longcert import build
+
+    remotes = []
+    for where in ("a", "b"):
+        (tmp_path / where / "standin").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / where)
+        remotes.append(load({"repo": "standin"}).repo)
+    assert remotes == [str(tmp_path / "a" / "standin"), str(tmp_path / "b" / "standin")]
+    volumes = [build.cache_volumes("b", "m", remote=r, shared=False, fresh_id=None).build
+               for r in remotes]
+    assert volumes[0] != volumes[1]
+    monkeypatch.chdir(tmp_path / "a")
+    assert load({"repo": "./standin/"}).repo == remotes[0]  # one repository, one spelling
+
+
+@pytest.mark.parametrize("value", ["１.２４.１１", "1.２4", "٣.1"])
+def test_go_versions_are_ascii_digits(value: str) -> None:
+    with pytest.raises(ConfigError, match="--go-version must be"):
+        load({"go_version": value})
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("repo", "https://[::1/kubernetes.git"),
+    ("github_api_url", "https://[fe80::1/api"),
+    ("go_download_url", "https://[::1/dl/"),
+    ("go_download_url", "https://go.dev:http/dl/"),
+])
+def test_a_malformed_url_is_a_config_error(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"--{key.replace('_', '-')} is not a valid URL"):
+        load({key: value})
+
+
+def test_a_malformed_image_digest_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="malformed digest"):
+        load({"image": "golang@sha256:abc"})
+    digest = "golang@sha256:" + "a" * 64
+    assert load({"image": digest}).image == digest
+
+
+@pytest.mark.parametrize("repo", ["alice:S3cr3tTok@git.example:k8s/kubernetes.git",
+                                  "ssh://alice:S3cr3tTok@git.example/k8s/kubernetes.git"])
+def test_a_password_in_an_ssh_remote_is_refused_unshown(repo: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load({"repo": repo})
+    assert "S3cr3tTok" not in str(err.value) and "password" in str(err.value)
+
+
+def test_an_ssh_user_is_kept() -> None:
+    assert load({"repo": "ssh://alice@git.example/k8s.git"}).repo == (
+        "ssh://alice@git.example/k8s.git")
+    assert load({"repo": "alice@git.example:k8s.git"}).repo == "alice@git.example:k8s.git"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from longcert import userfiles
 from longcert.errors import ConfigError, PatchError
 from longcert.settings import BUNDLED_PATCHES_DIR, MAX_YEARS
 from longcert.versions import KubeVersion, bound_key, go_version_table, in_range
@@ -186,13 +187,17 @@ def _bound(raw: dict[str, object], key: str, where: str) -> str:
     return value.strip().removeprefix("v")
 
 
-def load_patch_set(path: Path) -> PatchSet:
-    """Read one patch set YAML file; every key checked (ConfigError naming file and key)."""
+def load_patch_set(path: Path, root: Path | None = None) -> PatchSet:
+    """Read one patch set YAML file (a regular file of at most 1 MiB, not leading outside
+    ``root`` through a symlink); every key checked (ConfigError naming file and key)."""
     where = str(path)
+    text = userfiles.read_text(path, limit=userfiles.MAX_PATCH_SET_BYTES, what="patch set",
+                               root=root)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read patch set {path}: {exc}") from exc
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot read patch set {path}: {first}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: a patch set must be a mapping of name, first, last, edits")
     _no_unknown_keys(raw, _SET_KEYS, where)
@@ -221,7 +226,7 @@ def load_patch_set(path: Path) -> PatchSet:
 @cache
 def load_patch_sets(directory: Path = PATCHES_DIR) -> tuple[PatchSet, ...]:
     """Every patch set in ``patches/``, oldest era first."""
-    sets = [load_patch_set(p) for p in sorted(directory.glob("*.yaml"))]
+    sets = [load_patch_set(p, directory) for p in sorted(directory.glob("*.yaml"))]
     if not sets:
         raise ConfigError(f"no patch sets (*.yaml) in {directory}")
     return tuple(sorted(sets, key=lambda s: bound_key(s.first, upper=False)))

@@ -320,12 +320,11 @@ def settings_files(
 
 def _read_settings_file(path: Path, known: list[str]) -> dict[str, object]:
     """One settings file: a mapping of setting: value ({} when the file does not exist)."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    from longcert import userfiles
+
+    text = userfiles.read_text(path, limit=userfiles.MAX_SETTINGS_BYTES, what="settings file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -160,7 +160,7 @@ def test_user_and_project_files_are_layered_under_env_and_flags(tmp_path: Path) 
     ("- 3\n", "{path} must be a mapping of setting: value"),
     ("years: [\n", "{path} is not YAML"),
     ("years: 900\n", "(from project {path})"),
-    (b"\xff\xfe", "cannot read the settings file {path}"),
+    (b"\xff\xfe", "settings file {path} is not UTF-8 text"),
 ])
 def test_a_bad_settings_file_is_one_line_naming_it(tmp_path: Path, text: str | bytes,
                                                     message: str) -> None:
@@ -208,7 +208,9 @@ def test_a_relative_repo_is_one_remote_per_directory(
     assert load({"repo": "./standin/"}).repo == remotes[0]  # one repository, one spelling
 
 
-@pytest.mark.parametrize("value", ["１.２４.１１", "1.２4", "٣.1"])
+# full-width and Arabic-Indic digits, which str.isdigit() accepts
+@pytest.mark.parametrize("value", ["\uff11.\uff12\uff14.\uff11\uff11", "1.\uff124",
+                                   "\u0663.1"])
 def test_go_versions_are_ascii_digits(value: str) -> None:
     with pytest.raises(ConfigError, match="--go-version must be"):
         load({"go_version": value})

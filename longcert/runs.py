@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -122,7 +123,8 @@ class Run:
         os.pwrite(self._fd, data, 0)
 
     def note_builds_dir(self, path: Path) -> None:
-        """Remember a builds directory this run stages into, for a sweep after its death."""
+        """Remember a directory this run stages into (a builds directory, a build's kit, a
+        directory publish target), for a sweep after its death."""
         text = str(path.resolve())
         if self._fd >= 0 and text not in self.builds_dirs:
             self.builds_dirs.append(text)
@@ -163,6 +165,10 @@ def registered(cache_dir: Path) -> Iterator[Run]:
 def note_builds_dir(path: Path) -> None:
     if _current is not None:
         _current.note_builds_dir(path)
+
+
+# How a run registers (os.getpid()-6 hex digits): a record under another name is not a run's.
+RUN_ID = re.compile(r"[0-9]{1,10}-[0-9a-f]{6}")
 
 
 def tagged(prefix: str) -> str:
@@ -217,6 +223,9 @@ def dead_runs(cache_dir: Path) -> Iterator[tuple[DeadRun, int]]:
         except BlockingIOError:
             os.close(fd)  # alive
             continue
+        if not RUN_ID.fullmatch(path.stem):
+            os.close(fd)  # not a name a run registers under: not ours to act on
+            continue
         try:
             record = json.loads(os.pread(fd, 1 << 16, 0) or b"{}")
             dirs = tuple(str(d) for d in record.get("builds_dirs", []) if isinstance(d, str))
@@ -247,16 +256,36 @@ def sweep_files(run: DeadRun, cache_dir: Path, removed: list[str]) -> None:
         folder = cache_dir / kept
         for path in folder.glob(f".*{marker}*") if folder.is_dir() else []:
             _remove(path, removed)
+    own = _leftover_names(run.id)
     for text in run.builds_dirs:
         builds = Path(text)
-        for path in builds.glob(f".*{marker}*") if builds.is_dir() else []:
-            if ".old" + marker in path.name:
-                build = builds / path.name.split(".old" + marker, 1)[0].lstrip(".")
+        # a record is a file in the cache, which whoever can write the cache could forge: act
+        # only on the exact names this run's id gives what it stages, whatever the record says
+        if not builds.is_absolute() or builds.is_symlink() or not builds.is_dir():
+            continue
+        for path in builds.iterdir():
+            found = own.fullmatch(path.name)
+            if found is None:
+                continue
+            if found.group("old"):
+                build = builds / found.group("old")
                 if not build.exists():
                     path.rename(build)  # killed between the two renames of --force
                     removed.append(f"{path} (restored as {build})")
                     continue
             _remove(path, removed)
+
+
+def _leftover_names(run_id: str) -> re.Pattern[str]:
+    """The names a run makes in a directory it stages into: temp_path's, aside_path's (group
+    ``old``: what it stands aside for) and the mkdtemp staging directories (tagged prefixes
+    ``.kit-`` and ``.NAME.staging-``, then mkdtemp's 8 characters)."""
+    run = re.escape(run_id)
+    return re.compile(
+        rf"\.(?:[^/]+?)\.new-{run}-[0-9a-f]{{6}}"
+        rf"|\.(?P<old>[^/]+?)\.old-{run}-[0-9a-f]{{6}}"
+        rf"|\.(?:kit|[^/]+?\.staging)-{run}-[a-z0-9_]{{8}}"
+    )
 
 
 def sweep(

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from longcert import runs
 from longcert.build import sha256_file
 from longcert.errors import PublishError
 from longcert.publish.build import Build, BuildFile, BuildRef
@@ -77,7 +78,11 @@ class DirectoryTarget:
                     if not (dest / item.name).exists():
                         _copy_atomic(item, dest)
             else:
-                staging = Path(tempfile.mkdtemp(prefix=f".{build.build_id}.", dir=self.root))
+                # named with the run id, in a directory the run notes: a sweep after a
+                # kill -9 removes it
+                runs.note_builds_dir(self.root)
+                staging = Path(tempfile.mkdtemp(prefix=runs.tagged(f".{build.build_id}.staging-"),
+                                                dir=self.root))
                 try:
                     for item in build.files:
                         _copy_checked(item, staging / item.name)

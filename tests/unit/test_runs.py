@@ -85,3 +85,71 @@ def test_a_kit_write_killed_between_its_renames_is_undone_by_the_sweep(tmp_path:
     assert (build / "kit" / "README.md").read_text() == "old kit\n"  # put back
     assert (build / "kit.tar.gz").read_bytes() == b"old archive"
     assert sorted(os.listdir(build)) == ["kit", "kit.tar.gz"]
+
+
+def _forge(cache: Path, run_id: str, builds_dirs: list[str]) -> None:
+    import json
+
+    (cache / "runs").mkdir(parents=True, exist_ok=True)
+    (cache / "runs" / f"{run_id}.lock").write_text(json.dumps({"builds_dirs": builds_dirs}))
+
+
+def test_a_forged_run_record_touches_nothing_that_is_not_longcerts(tmp_path: Path) -> None:
+    """A record in <cache>/runs naming a home directory: clean removes or renames only files
+    with the exact names a run of that id makes, and nothing for an id no run has."""
+    cache, home = tmp_path / "cache", tmp_path / "home"
+    home.mkdir()
+    precious = [".bashrc", ".x-1-y", ".profile.old-1-aaaaaa.txt", ".ssh.new-1-zz",
+                ".config.old-7-abcdef", ".kit-1-aaaaaa", "notes-1-aaaaaa-x"]
+    for name in precious:
+        (home / name).write_text("mine")
+    _forge(cache, "x", [str(home)])  # not a run id: ignored whatever it names
+    _forge(cache, "1", [str(home)])
+    _forge(cache, "7-abcdef", [str(home), "relative/dir"])  # a well-formed id
+    (home / ".gitconfig.new-7-abcdef-0a0b0c").write_text("a run's temporary file")
+    (home / ".docs.old-7-abcdef-0a0b0c").write_text("a run's aside copy")
+    removed = runs.sweep(cache)
+    assert sorted(os.listdir(home)) == sorted([*precious, "docs"])
+    assert (home / "docs").read_text() == "a run's aside copy"  # put back, as for --force
+    assert len(removed) == 2
+
+
+KILLED_DIRECTORY_PUBLISH = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[4])
+    from longcert import publish, runs, settings
+    from longcert.progress import Reporter
+    from longcert.publish import directory
+    build = publish.load_build(Path(sys.argv[2]))
+    real_copy = directory._copy_checked
+    copied = []
+    def copy(item, dest):
+        real_copy(item, dest)
+        copied.append(dest)
+        if len(copied) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)  # kill -9 halfway through the staging
+    directory._copy_checked = copy
+    with runs.registered(Path(sys.argv[1])):
+        target = directory.DirectoryTarget(Path(sys.argv[3]))
+        target.push(build, progress=Reporter().step)
+""")
+
+
+def test_a_directory_publish_killed_midway_leaves_staging_a_sweep_removes(
+    tmp_path: Path,
+) -> None:
+    from tests.standin_build import make_build
+
+    cache, share = tmp_path / "cache", tmp_path / "share"
+    share.mkdir()
+    build = make_build(tmp_path / "builds")
+    child = subprocess.run([sys.executable, "-c", KILLED_DIRECTORY_PUBLISH, str(cache),
+                            str(build), str(share), str(ROOT)],
+                           capture_output=True, text=True, check=False)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    staged = [p.name for p in share.iterdir()]
+    assert len(staged) == 1 and staged[0].startswith(f".{build.name}.staging-"), staged
+    removed = runs.sweep(cache)
+    assert removed == [str(share / staged[0])]
+    assert list(share.iterdir()) == []

@@ -187,6 +187,10 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     link = member.linkname.split("/") if member.linkname else []
     if ".." in parts or ".." in link or member.linkname.startswith("/"):
         raise ConfigError(f"{archive}: {member.name} points outside go/; not a Go release")
+    if member.islnk() and link[:1] != ["go"]:
+        # a hard link names its target from the archive's root, not from its own directory
+        raise ConfigError(f"{archive}: {member.name} is a hard link to {member.linkname}, "
+                          "outside go/; not a Go release")
     if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
         raise ConfigError(f"{archive}: {member.name} is a device or fifo; not a Go release")
 
@@ -207,6 +211,8 @@ def toolchain_from_archive(archive: Path, out: Path) -> str:
                     version = raw.decode().split()[0].removeprefix("go")
                     data = io.BytesIO(raw)
                 member.name = GO_ROOT + member.name[2:]
+                if member.islnk():  # repacked with the files it links to
+                    member.linkname = GO_ROOT + member.linkname[2:]
                 tar.addfile(member, data)
     except (OSError, tarfile.TarError) as exc:
         raise ConfigError(f"cannot read Go archive {archive}: {exc}") from exc

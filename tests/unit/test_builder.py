@@ -49,6 +49,30 @@ def test_go_release_archive_is_repacked(tmp_path: Path) -> None:
     assert "usr/local/go/bin/go" in members(out)
 
 
+def _archive_with_link(path: Path, target: str) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("go/VERSION", b"go1.12.10"), ("go/bin/go", b"\x7fELF")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o755
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("go/bin/gofmt")
+        link.type = tarfile.LNKTYPE
+        link.linkname = target
+        tar.addfile(link)
+    return path
+
+
+def test_a_hard_link_out_of_go_is_refused_and_one_inside_is_repacked(tmp_path: Path) -> None:
+    evil = _archive_with_link(tmp_path / "evil.tar.gz", "etc/shadow")
+    with pytest.raises(ConfigError, match="is a hard link to etc/shadow, outside go/"):
+        builder.toolchain_from_archive(evil, tmp_path / "o.tar")
+    good = _archive_with_link(tmp_path / "good.tar.gz", "go/bin/go")
+    builder.toolchain_from_archive(good, tmp_path / "g.tar")
+    assert members(tmp_path / "g.tar")["usr/local/go/bin/gofmt"].linkname == (
+        "usr/local/go/bin/go")
+
+
 def test_bad_inputs(tmp_path: Path) -> None:
     not_go = tmp_path / "x.tar.gz"
     with tarfile.open(not_go, "w:gz"):

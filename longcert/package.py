@@ -202,6 +202,10 @@ def _image_record(result: BuildResult) -> dict[str, Any]:
     return record
 
 
+# The files besides the binaries and attestations whose sha256 manifest.json records.
+EVIDENCE_FILES = ("SHA256SUMS", "patch.diff", "verify.json", "build.log")
+
+
 def write(
     builds_dir: Path,
     name: str,
@@ -236,6 +240,9 @@ def write(
             shutil.copy2(result.log_path, staging / "build.log")
         data = manifest(tree, patch, result, reports, inputs)
         data["attestations"] = write_attestations(staging, tree, patch, result, data)
+        # what an identical rebuild re-checks before it answers with this build
+        data["evidence"] = {file: sha256_file(staging / file) for file in EVIDENCE_FILES
+                            if (staging / file).is_file()}
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
         staging.chmod(0o755)
         _swap_into_place(staging, target)

@@ -255,6 +255,7 @@ def _reuse_existing(
     if not settings.force and not dry_run:
         existing = publish.existing_build(settings.builds_dir, name, inputs)
         if existing is not None:
+            _check_tag_unmoved(existing, release, settings, reporter)
             reporter.say(
                 f"longcert: {existing.path} is this build already (same inputs, every "
                 "sha256 re-checked, verified): nothing to do"
@@ -264,6 +265,27 @@ def _reuse_existing(
             return PipelineResult(release, output=output, published=published)
     package.check_target(settings.builds_dir, name, settings.force)
     return None
+
+
+def _check_tag_unmoved(
+    existing: publish.Build, release: Release, settings: Settings, reporter: Reporter
+) -> None:
+    """Reuse only while the tag still names the commit the build was made from: a tag moved
+    upstream is another build under the same name (refused, --force rebuilds it). A remote
+    that cannot be asked now leaves the recorded commit, as the fetch would use its mirror."""
+    kube = existing.manifest.get("kubernetes")
+    recorded = str(kube.get("commit", "")) if isinstance(kube, dict) else ""
+    now = source.tag_commit(settings.repo, release.tag, settings.repo_credentials)
+    if now is None:
+        reporter.step(f"{settings.repo} cannot be asked for {release.tag} now: reusing the "
+                      f"build of {recorded[:12]} as recorded")
+    elif now != recorded:
+        raise PublishError(
+            f"{existing.path} was built from {release.tag} = {recorded[:12]}, but the tag now "
+            f"names {now[:12] or 'nothing'} on {settings.repo}: the tag moved",
+            "pass --force to build the tag as it is now (the old build is replaced only once "
+            "the new one passes)",
+        )
 
 
 def _preamble(release: Release, settings: Settings, until: str, reporter: Reporter) -> None:

@@ -195,6 +195,22 @@ def ls_remote(credentials: Credentials, *args: str) -> str:
         return str(command.ls_remote(*args))
 
 
+def tag_commit(remote: str, tag: str, credentials: Credentials = None) -> str | None:
+    """The commit ``tag`` names on ``remote`` now (an annotated tag peeled); "" when the remote
+    has no such tag, None when the remote cannot be asked."""
+    url = normalize_remote(remote)
+    ref = f"refs/tags/{tag}"
+    try:
+        out = ls_remote(credentials, "--", url, ref, f"{ref}^{{}}")
+    except git.GitCommandError:
+        return None
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, name = line.partition("\t")
+        found[name.strip()] = sha.strip()
+    return found.get(f"{ref}^{{}}") or found.get(ref) or ""
+
+
 def remote_tags(remote: str, credentials: Credentials = None) -> list[str]:
     """Every tag name on ``remote`` (``git ls-remote --tags``)."""
     try:

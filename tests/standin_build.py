@@ -111,6 +111,8 @@ def make_build(
         },
     }
     manifest["attestations"] = _attestations(out, artifacts)
+    manifest["evidence"] = {name: hashlib.sha256((out / name).read_bytes()).hexdigest()
+                            for name in ("SHA256SUMS", "patch.diff", "verify.json", "build.log")}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return out
 

@@ -391,7 +391,37 @@ def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Bu
             else "inputs not recorded (an older build)"
         )
         raise PublishError(f"{target} already exists and is a different build: {differs}", hint)
+    _check_as_written(build, hint)
     return build
+
+
+def _check_as_written(build: Build, hint: str) -> None:
+    """What reuse re-checks beyond load_build: every file is a regular file nobody but its
+    owner may write, the binaries keep their mode, and the evidence (SHA256SUMS, patch.diff,
+    verify.json, build.log) has the sha256 manifest.json recorded when it was written."""
+    evidence = build.manifest.get("evidence")
+    if not isinstance(evidence, Mapping) or not evidence:
+        raise PublishError(
+            f"{build.path} records no sha256 of its evidence (written by an older longcert): "
+            "it cannot be re-checked for reuse", hint)
+    binaries = {item.name for item in build.files if item.name.startswith("kubeadm-")
+                and not item.name.endswith(".spdx.json")}
+    for path in sorted(build.path.iterdir()):
+        mode = path.lstat().st_mode
+        if not stat.S_ISREG(mode):
+            raise PublishError(f"{path} is not a regular file; a build holds only the files "
+                               "it wrote", hint)
+        if mode & 0o002:  # (group write is a umask's choice, 0002 on many systems)
+            raise PublishError(f"{path} is writable by anyone (mode {mode & 0o777:04o}): not "
+                               "as it was written, so not reused", hint)
+        if path.name in binaries and not mode & 0o100:
+            raise PublishError(f"{path} is no longer executable (mode {mode & 0o777:04o})", hint)
+    for name, recorded in evidence.items():
+        path = build.path / str(name)
+        have = sha256_file(path) if path.is_file() else "missing"
+        if have != recorded:
+            raise PublishError(f"{path} changed after the build wrote it (sha256 "
+                               f"{have[:16]}, recorded {str(recorded)[:16]})", hint)
 
 
 def _artifacts(m: _Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:

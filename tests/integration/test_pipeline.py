@@ -329,3 +329,24 @@ def test_builds_from_nothing_are_reproducible(cli: Cli, standin_repo: Path, tmp_
     assert outputs[0] == outputs[1]
     assert "kubeadm-linux-amd64.spdx.json" in outputs[0]
     assert not [v.name for v in engine.volumes.list() if v.name.startswith("longcert-fresh-")]
+
+
+def test_an_identical_build_is_not_reused_once_its_tag_moved(cli: Cli, standin_repo: Path,
+                                                             tmp_path: Path) -> None:
+    """Reuse answers only while the tag still names the recorded commit (issue 22)."""
+    tag = standin.DEMO_TAG
+    repo = tmp_path / "moving"
+    subprocess.run(["git", "clone", "-q", str(standin_repo), str(repo)], check=True)
+    args = ("build", "--version", tag, "--years", "6", "--repo", str(repo))
+    assert cli(*args).returncode == 0
+    again = cli(*args)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr
+    subprocess.run([*GIT, "-C", str(repo), "checkout", "-q", tag], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "moved"],
+                   check=True)
+    subprocess.run([*GIT, "-C", str(repo), "tag", "-f", "-a", tag, "-m", tag], check=True,
+                   capture_output=True)
+    moved = cli(*args)
+    assert moved.returncode == 9, moved.stdout + moved.stderr
+    assert "but the tag now names" in moved.stderr and "the tag moved" in moved.stderr
+    assert "--force" in moved.stderr

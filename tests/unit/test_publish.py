@@ -630,3 +630,49 @@ def test_a_registry_given_without_oci_is_not_taken_for_a_directory(
     assert isinstance(parse_target(f"dir:{text}", conf), DirectoryTarget)
     (tmp_path / text.split("/")[0]).mkdir()  # a directory of that name here: it is one
     assert isinstance(parse_target(text, conf), DirectoryTarget)
+
+
+# --- what reuse of an identical build re-checks (issue 22) --------------------------------
+
+REUSE_INPUTS = {"remote": "file:///standin/kubernetes", "tag": "v1.33.7"}
+
+
+def _reusable(tmp_path: Path) -> Path:
+    return make_build(tmp_path / "builds", inputs=dict(REUSE_INPUTS))
+
+
+def _reuse(out: Path) -> object:
+    return publish.existing_build(out.parent, out.name, dict(REUSE_INPUTS))
+
+
+def test_an_intact_build_is_reused(tmp_path: Path) -> None:
+    out = _reusable(tmp_path)
+    assert _reuse(out) is not None
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda out: (out / "kubeadm-linux-amd64").chmod(0o777), "is writable by anyone (mode 0777)"),
+    (lambda out: (out / "kubeadm-linux-amd64").chmod(0o644), "is no longer executable"),
+    (lambda out: (out / "build.log").write_text("edited\n"), "build.log changed after the build"),
+    (lambda out: (out / "verify.json").write_text(
+        (out / "verify.json").read_text().replace('"checks": []', '"checks": [1]')),
+     "verify.json changed after the build"),
+    (lambda out: (out / "patch.diff").write_text("+ nothing\n"), "patch.diff changed after"),
+    (lambda out: (out / "extra").mkdir(), "extra is not a regular file"),
+])
+def test_reuse_refuses_a_build_changed_after_it_was_written(
+    tmp_path: Path, change: Callable[[Path], object], said: str
+) -> None:
+    out = _reusable(tmp_path)
+    change(out)
+    with pytest.raises(PublishError, match=re.escape(said)):
+        _reuse(out)
+
+
+def test_a_build_without_recorded_evidence_is_not_reused(tmp_path: Path) -> None:
+    out = _reusable(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["evidence"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PublishError, match="records no sha256 of its evidence"):
+        _reuse(out)

@@ -116,6 +116,15 @@ def recover_stale_git_locks(mirror: Path) -> list[str]:
     candidates = [mirror / name for name in GIT_LOCK_FILES]
     if (mirror / "refs").is_dir():
         candidates += sorted((mirror / "refs").rglob("*.lock"))
+    # an interrupted fetch's partial pack, and an interrupted `git worktree add`, which
+    # registers the worktree locked ("initializing") until its checkout ends: prune never
+    # removes a locked registration, so the next add of that path would fail
+    pack = mirror / "objects" / "pack"
+    if pack.is_dir():
+        candidates += sorted(pack.glob("tmp_pack_*")) + sorted(pack.glob("tmp_idx_*"))
+    if (mirror / "worktrees").is_dir():
+        candidates += [lock for lock in sorted((mirror / "worktrees").glob("*/locked"))
+                       if _reads(lock).startswith("initializing")]
     found = [path for path in candidates if path.is_file()]
     if not found:
         return removed
@@ -130,6 +139,13 @@ def recover_stale_git_locks(mirror: Path) -> list[str]:
 
 
 GIT_LOCK_FILES = ("shallow.lock", "config.lock", "packed-refs.lock", "HEAD.lock", "index.lock")
+
+
+def _reads(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[:64]
+    except OSError:
+        return ""
 
 
 def _open_files() -> set[str]:
@@ -509,6 +525,7 @@ def prune_worktrees(mirror: Path) -> None:
     if not (mirror / "HEAD").is_file():
         return
     with mirror_lock(mirror), contextlib.suppress(git.GitError):
+        recover_stale_git_locks(mirror)
         git.Repo(mirror).git.worktree("prune")
 
 

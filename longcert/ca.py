@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from longcert import verify
+from longcert import userfiles, verify
 from longcert.errors import ConfigError, VerifyError
 from longcert.settings import MAX_YEARS, parse_years
 from longcert.versions import KubeVersion
@@ -230,13 +230,24 @@ def _public_der(public: PublicKeyTypes) -> bytes:
     )
 
 
-def checksums(root: Path) -> dict[str, str]:
-    """sha256 and mode of every file under ``root``, by relative path."""
+def checksums(root: Path, what: str = "--ca-dir file") -> dict[str, str]:
+    """sha256 and mode of every file under ``root``, by relative path (a symlink inside
+    ``root`` as its target's name). The directory is copied into containers, so only
+    directories, regular files of at most userfiles.MAX_MANIFEST_BYTES and symlinks that stay
+    inside ``root``: a symlink loop or a way out, a FIFO, a device or a huge file is refused
+    in one line naming it."""
     sums = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            sums[path.relative_to(root).as_posix()] = f"{digest} {path.stat().st_mode & 0o7777:o}"
+        name = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            target = userfiles.inside(path, root, what=what)
+            sums[name] = f"-> {target.relative_to(root.resolve()).as_posix()}"
+            continue
+        if path.is_dir():
+            continue
+        data = userfiles.read_bytes(path, limit=userfiles.MAX_MANIFEST_BYTES, what=what,
+                                    root=root)
+        sums[name] = f"{hashlib.sha256(data).hexdigest()} {path.stat().st_mode & 0o7777:o}"
     return sums
 
 
@@ -247,6 +258,7 @@ def load_ca_dir(path: Path, leaf_years: int, now: datetime | None = None) -> CAD
     if not path.is_dir():
         raise ConfigError(f"--ca-dir {path} is not a directory")
     now = now or datetime.now(UTC)
+    sums = checksums(path)  # every file a regular, bounded one before any is parsed
     certs: dict[str, x509.Certificate] = {}
     for base, _ in CA_SUBJECTS:
         crt, key_path = path / f"{base}.crt", path / f"{base}.key"
@@ -257,11 +269,11 @@ def load_ca_dir(path: Path, leaf_years: int, now: datetime | None = None) -> CAD
                     "`invoke ca` writes ca, front-proxy-ca and etcd/ca (.crt and .key)",
                 )
         try:
-            cert = verify.load_certificate(crt.read_bytes())
+            cert = verify.load_certificate(_bounded(crt, path))
         except ValueError:
             raise ConfigError(f"--ca-dir {path}: {base}.crt is not a PEM certificate") from None
         try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            key = serialization.load_pem_private_key(_bounded(key_path, path), password=None)
         except (ValueError, TypeError):
             # The reason is not shown: cryptography's text may quote what it could not parse.
             raise ConfigError(
@@ -288,7 +300,12 @@ def load_ca_dir(path: Path, leaf_years: int, now: datetime | None = None) -> CAD
     if len(present) == 1:
         missing = next(n for n in SERVICE_ACCOUNT_FILES if n not in present)
         raise ConfigError(f"--ca-dir {path}: {present[0]} without {missing}")
-    return CADir(path, certs, checksums(path))
+    return CADir(path, certs, sums)
+
+
+def _bounded(file: Path, root: Path) -> bytes:
+    return userfiles.read_bytes(file, limit=userfiles.MAX_PKI_FILE_BYTES, what="--ca-dir file",
+                                root=root)
 
 
 def copy_into(ca_dir: Path, pki: Path) -> None:

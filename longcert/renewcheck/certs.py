@@ -6,6 +6,7 @@ it and what would make it unusable (a key or a cluster CA that does not match it
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from longcert import verify
+from longcert import userfiles, verify
 
 CA_FILES = tuple(f"pki/{name}.crt" for name in verify.CA_CERTS)
 
@@ -110,19 +111,21 @@ def inventory(root: Path) -> tuple[dict[str, Seen], list[str]]:
     for crt in sorted(pki.rglob("*.crt")) if pki.is_dir() else []:
         name = crt.relative_to(root).as_posix()
         try:
-            certs[name] = verify.load_certificate(crt.read_bytes())
-        except ValueError:
-            notes.append(f"{name}: not a PEM certificate, left out")
+            certs[name] = verify.load_certificate(read_file(crt, root))
+        except ValueError as exc:
+            why = f" ({exc})" if "malformed extension" in str(exc) else ""
+            notes.append(f"{name}: not a PEM certificate{why}, left out")
     cas = {name: cert for name, cert in certs.items() if name in CA_FILES}
     seen: dict[str, Seen] = {}
     for name, cert in certs.items():
         problems = []
         key = root / (name.removesuffix(".crt") + ".key")
-        if name not in CA_FILES and key.is_file() and not _key_matches(key.read_bytes(), cert):
+        if name not in CA_FILES and key.is_file() and not _key_matches(read_file(key, root),
+                                                                        cert):
             problems.append(f"{key.name} does not match the certificate")
         seen[name] = _seen(name, cert, cas, problems=problems)
     for conf in sorted(root.glob("*.conf")):
-        found, note = _kubeconfig(conf, cas.get("pki/ca.crt"), cas)
+        found, note = _kubeconfig(conf, read_file(conf, root), cas.get("pki/ca.crt"), cas)
         if found is not None:
             seen[conf.name] = found
         if note:
@@ -130,31 +133,62 @@ def inventory(root: Path) -> tuple[dict[str, Seen], list[str]]:
     return seen, notes
 
 
-def _kubeconfig(
-    path: Path, ca: x509.Certificate | None, cas: dict[str, x509.Certificate]
-) -> tuple[Seen | None, str]:
-    """The client certificate of a kubeconfig, with what would make it unusable: a client key
-    that is not the certificate's, a cluster CA that is not pki/ca.crt."""
+def read_file(path: Path, root: Path) -> bytes:
+    """A file of the --etc copy: regular, at most userfiles.MAX_MANIFEST_BYTES, not leading
+    outside the copy (a FIFO would hang the check, /dev/zero never end)."""
+    return userfiles.read_bytes(path, limit=userfiles.MAX_MANIFEST_BYTES, what="--etc file",
+                                root=root)
+
+
+def _first(data: dict[str, Any], key: str, inner: str) -> dict[str, Any]:
+    """``data[key][0][inner]`` of a kubeconfig, or {} when it is not there."""
+    items = data.get(key)
+    first = items[0] if isinstance(items, list) and items else {}
+    found = first.get(inner) if isinstance(first, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def _b64(value: object) -> bytes | None:
+    """A kubeconfig's base64 field, None when it is not base64 text."""
+    if not isinstance(value, str):
+        return None
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-        user = ((data.get("users") or [{}])[0].get("user")) or {}
-        cluster = ((data.get("clusters") or [{}])[0].get("cluster")) or {}
-    except (yaml.YAMLError, AttributeError, IndexError):
-        return None, f"{path.name}: not a kubeconfig, left out"
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _kubeconfig(
+    path: Path, raw: bytes, ca: x509.Certificate | None, cas: dict[str, x509.Certificate]
+) -> tuple[Seen | None, str]:
+    """The client certificate of a kubeconfig (``raw``, its bytes), with what would make it
+    unusable: a client key that is not the certificate's, a cluster CA that is not pki/ca.crt.
+    Whatever is malformed is a note, never an error of the check."""
+    try:
+        data = yaml.safe_load(raw.decode()) or {}
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        return None, f"{path.name}: not a kubeconfig (not UTF-8 YAML), left out"
+    if not isinstance(data, dict):
+        return None, f"{path.name}: not a kubeconfig (not a mapping), left out"
+    user, cluster = _first(data, "users", "user"), _first(data, "clusters", "cluster")
     if not user.get("client-certificate-data"):
         where = user.get("client-certificate") or "no client certificate"
         return None, f"{path.name}: client certificate in {where}, not embedded (not renewed)"
+    der = _b64(user["client-certificate-data"])
     try:
-        cert = verify.load_certificate(base64.b64decode(user["client-certificate-data"]))
+        cert = verify.load_certificate(der if der is not None else b"")
     except ValueError:
         return None, f"{path.name}: its client-certificate-data is not a certificate"
     problems = []
-    if not _key_matches(base64.b64decode(user.get("client-key-data") or ""), cert):
+    key = _b64(user.get("client-key-data") or "")
+    if key is None:
+        problems.append("client-key-data is not base64")
+    elif not _key_matches(key, cert):
         problems.append("client-key-data does not match the client certificate")
     authority = cluster.get("certificate-authority-data")
     if ca is not None and authority:
         try:
-            same = verify.load_certificate(base64.b64decode(authority)) == ca
+            same = verify.load_certificate(_b64(authority) or b"") == ca
         except ValueError:
             same = False
         if not same:

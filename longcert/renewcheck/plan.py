@@ -15,7 +15,7 @@ import yaml
 
 from longcert import kit, verify
 from longcert.errors import ConfigError
-from longcert.renewcheck.certs import Seen
+from longcert.renewcheck.certs import Seen, read_file
 from longcert.versions import KubeVersion
 
 CONFIG_FILE = f"{verify.CONFIG_MOUNT}/kubeadm.yaml"
@@ -29,9 +29,9 @@ def pki_version(root: Path, config_text: str | None) -> tuple[KubeVersion, str]:
     manifest = root / "manifests" / "kube-apiserver.yaml"
     if manifest.is_file():
         try:
-            pod = yaml.safe_load(manifest.read_text()) or {}
-            images = [c.get("image", "") for c in pod["spec"]["containers"]]
-        except (yaml.YAMLError, KeyError, TypeError, AttributeError):
+            pod = yaml.safe_load(read_file(manifest, root).decode()) or {}
+            images = [str(c.get("image", "")) for c in pod["spec"]["containers"]]
+        except (yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             images = []
         for image in images:
             tag = image.split("@")[0].rsplit(":", 1)[-1] if ":" in image else ""
@@ -148,9 +148,9 @@ def _service_subnet(vip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 def _cluster_name(admin: Path) -> str:
     try:
-        data = yaml.safe_load(admin.read_text()) or {}
+        data = yaml.safe_load(read_file(admin, admin.parent).decode()) or {}
         return str(data["clusters"][0]["name"])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, IndexError, TypeError):
         return "kubernetes"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from longcert import container, runs, verify
+from longcert import container, runs, userfiles, verify
 from longcert.ca import checksums
 from longcert.errors import ConfigError, VerifyError
 from longcert.renewcheck.certs import Seen, inventory
@@ -33,14 +33,25 @@ from longcert.versions import KubeVersion
 ASIDE = "renew-check-aside"  # scratch directory (outside the copy) for files moved aside
 
 
+def binary_head(binary: Path) -> bytes:
+    """The first 4 KiB of a regular file (enough to tell its format): never the whole of it."""
+    try:
+        with binary.open("rb") as handle:
+            return handle.read(4096)
+    except OSError as exc:
+        raise ConfigError(f"--binary {binary}: {exc.strerror or exc}") from None
+
+
 def asked_years(years: str | None, binary: Path) -> int:
     """--years, else the leaf validity in the manifest.json of the build the binary is in."""
     if years is not None:
         return parse_years(years, "years")
     manifest = binary.parent / "manifest.json"
     try:
-        return int(json.loads(manifest.read_text())["validity"]["leaf_years"])
-    except (OSError, ValueError, KeyError, TypeError):
+        text = userfiles.read_text(manifest, limit=userfiles.MAX_MANIFEST_BYTES,
+                                   what="manifest.json")
+        return int(json.loads(text)["validity"]["leaf_years"])
+    except (ConfigError, ValueError, KeyError, TypeError):
         raise ConfigError("--years is required",
                           "the leaf validity the renewed certificates must have") from None
 
@@ -77,21 +88,22 @@ def check(
     if not (root / "pki" / "ca.crt").is_file():
         raise ConfigError(f"--etc {etc} has no pki/ca.crt",
                           "point it at a copy of a kubeadm control-plane node's /etc/kubernetes")
-    config_text = Path(config).read_text() if config else None
+    config_text = userfiles.read_text(Path(config), limit=userfiles.MAX_MANIFEST_BYTES,
+                                      what="--config") if config else None
     if config and not config_text:
         raise ConfigError(f"--config {config} is empty")
     leaf_years = asked_years(years, binary_path)
     version, version_from = pki_version(root, config_text)
-    platform, header = verify.binary_platform(binary_path.read_bytes()[:4096])
+    platform, header = verify.binary_platform(binary_head(binary_path))
     if not platform.startswith("linux/"):
         raise ConfigError(f"--binary {binary} cannot run here ({header or 'unknown format'})",
                           "renew-check needs a linux kubeadm")
     prefix, extra_mounts, _ = verify._executor(platform)
-    sums = checksums(root)
+    sums = checksums(root, "--etc file")
     before, notes = inventory(root)
     report = _run(binary_path, root, version, version_from, leaf_years, config_text, before,
                   notes, image or verify.DEFAULT_VERIFY_IMAGE, prefix, extra_mounts, now)
-    if checksums(root) != sums:
+    if checksums(root, "--etc file") != sums:
         raise VerifyError(f"--etc {etc} changed during the dry run")  # never: only a copy ran
     from longcert.progress import Reporter
 

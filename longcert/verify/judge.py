@@ -168,10 +168,17 @@ def signing_ca(cert: x509.Certificate, cas: dict[str, x509.Certificate]) -> x509
 
 
 def load_certificate(data: bytes) -> x509.Certificate:
-    """Parse PEM; old kubeadm gives its CAs serial number 0, which cryptography warns about."""
+    """Parse PEM; old kubeadm gives its CAs serial number 0, which cryptography warns about.
+    The extensions are parsed here too (cryptography parses them lazily): a certificate with a
+    duplicate or malformed extension is a ValueError now, not an error wherever it is read."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return x509.load_pem_x509_certificate(data)
+        cert = x509.load_pem_x509_certificate(data)
+        try:
+            _ = cert.extensions
+        except (x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+            raise ValueError(f"a malformed extension: {type(exc).__name__}") from None
+        return cert
 
 
 def serial_number(cert: x509.Certificate) -> int:

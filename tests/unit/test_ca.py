@@ -202,3 +202,26 @@ def test_verify_ca_dir_bad_input_before_any_engine(args: list[str], message: str
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert ca.checksums(short) == before
+
+
+@pytest.mark.parametrize("hostile", ["loop", "fifo", "huge", "outside"])
+def test_a_hostile_ca_dir_is_one_short_line(tmp_path: Path, hostile: str) -> None:
+    """verify --ca-dir: a symlink loop, a FIFO, a huge file or a link out (issue 22)."""
+    import os
+
+    cas = tmp_path / "pki"
+    ca.make_ca_dir(cas, 100)
+    bad = cas / "etcd" / "extra.crt"
+    if hostile == "loop":
+        bad.symlink_to(cas / "etcd" / "other.crt")
+        (cas / "etcd" / "other.crt").symlink_to(bad)
+    elif hostile == "fifo":
+        os.mkfifo(bad)
+    elif hostile == "huge":
+        with bad.open("wb") as handle:
+            handle.truncate(3 << 30)
+    else:
+        bad.symlink_to("/etc/passwd")
+    with pytest.raises(ConfigError) as err:
+        ca.load_ca_dir(cas, 10)
+    assert "etcd/extra.crt" in str(err.value) and len(str(err.value)) < 300

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -277,3 +279,75 @@ def test_bad_input_is_one_line_and_leaves_the_input_alone(
     assert message in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert ca.checksums(etc) == before
+
+
+# --- hostile and malformed files in the --etc copy (issue 22) -------------------------------
+
+
+def _duplicate_extension_pem(etc: Path) -> bytes:
+    """pki/ca.crt with its KeyUsage extension's OID turned into BasicConstraints': two
+    BasicConstraints extensions (the signature no longer matches; parsing is what is tried)."""
+    der = x509.load_pem_x509_certificate((etc / "pki" / "ca.crt").read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+    key_usage, basic_constraints = bytes.fromhex("0603551d0f"), bytes.fromhex("0603551d13")
+    assert key_usage in der and basic_constraints in der
+    forged = der.replace(key_usage, basic_constraints, 1)
+    body = base64.encodebytes(forged).decode().replace("\n", "")
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n".encode()
+
+
+@pytest.mark.parametrize(("conf", "note"), [
+    (b"\xff\xfeusers: []\n", "admin.conf: not a kubeconfig (not UTF-8 YAML), left out"),
+    (b"- a list\n", "admin.conf: not a kubeconfig (not a mapping), left out"),
+    (b"users: {user: {client-certificate-data: x}}\n",
+     "admin.conf: client certificate in no client certificate, not embedded (not renewed)"),
+    (b"users: [{user: {client-certificate-data: 42}}]\n",
+     "admin.conf: its client-certificate-data is not a certificate"),
+])
+def test_a_malformed_kubeconfig_is_a_note_not_an_internal_error(
+    etc: Path, conf: bytes, note: str
+) -> None:
+    (etc / "admin.conf").write_bytes(conf)
+    seen, notes = renewcheck.inventory(etc)
+    assert "admin.conf" not in seen and note in notes
+
+
+def test_bad_base64_in_client_key_data_is_a_problem(etc: Path) -> None:
+    data = yaml.safe_load((etc / "admin.conf").read_text())
+    data["users"][0]["user"]["client-key-data"] = "not base64 !!!"
+    (etc / "admin.conf").write_text(yaml.safe_dump(data))
+    seen, _ = renewcheck.inventory(etc)
+    assert seen["admin.conf"].problems == ("client-key-data is not base64",)
+
+
+def test_a_certificate_with_a_duplicate_extension_is_left_out_with_a_note(etc: Path) -> None:
+    (etc / "pki" / "odd.crt").write_bytes(_duplicate_extension_pem(etc))
+    seen, notes = renewcheck.inventory(etc)
+    assert "pki/odd.crt" not in seen
+    assert any(n.startswith("pki/odd.crt: not a PEM certificate (a malformed extension")
+               for n in notes), notes
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: os.mkfifo(p),
+    lambda p: p.symlink_to("/dev/zero"),
+    lambda p: os.truncate(p.open("wb").close() or p, 3 << 30),  # 3 GB, sparse
+])
+def test_a_fifo_a_device_or_a_huge_crt_is_refused_at_once(
+    etc: Path, make: Callable[[Path], object]
+) -> None:
+    make(etc / "pki" / "hostile.crt")
+    with pytest.raises(ConfigError) as err:
+        renewcheck.inventory(etc)
+    message = str(err.value)
+    assert "pki/hostile.crt" in message and "\n" not in message and len(message) < 300
+    assert any(why in message for why in ("FIFO", "leads outside", "bytes, more than"))
+
+
+def test_a_symlink_loop_in_the_copy_is_one_short_line(etc: Path) -> None:
+    (etc / "pki" / "a.crt").symlink_to(etc / "pki" / "b.crt")
+    (etc / "pki" / "b.crt").symlink_to(etc / "pki" / "a.crt")
+    with pytest.raises(ConfigError) as err:
+        ca.checksums(etc, "--etc file")
+    assert "loop" in str(err.value) and len(str(err.value)) < 300

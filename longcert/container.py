@@ -67,7 +67,13 @@ def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     labels = {LABEL: "1", **(extra or {})}
     if runs.current_id():
         labels[runs.RUN_LABEL] = runs.current_id()
+        # when the run ends, however it ends, whatever carries its label goes too
+        runs.at_exit(_remove_own_containers)
     return labels
+
+
+def _remove_own_containers(run_id: str) -> None:
+    remove_run_containers(connect(), run_id)
 
 
 def remove_run_containers(client: docker.DockerClient, run_id: str) -> list[str]:

@@ -101,6 +101,10 @@ class Run:
     id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(3)}")
     _fd: int = -1
     builds_dirs: list[str] = field(default_factory=list)
+    # Called with the run id when the run ends (container.remove_run_containers, once the run
+    # has labelled a container): a container whose create call a stop interrupted is the
+    # engine's, not yet this process's, and only its label finds it.
+    exit_hooks: list[Callable[[str], object]] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -130,9 +134,17 @@ class Run:
             self.builds_dirs.append(text)
             self._write()
 
-    def stop(self) -> None:
+    def stop(self, *, stopped: bool = False) -> None:
+        """End the registration: run the exit hooks; unless the run was ``stopped`` (an
+        exception, a signal) with exit hooks, drop the record. After a stop the record stays,
+        unlocked, so the next sweep looks once more for what a request still in flight at
+        the engine made after the hooks ran."""
+        for hook in self.exit_hooks:
+            with contextlib.suppress(Exception):
+                hook(self.id)
         if self._fd >= 0:
-            self.path.unlink(missing_ok=True)
+            if not (stopped and self.exit_hooks):
+                self.path.unlink(missing_ok=True)
             os.close(self._fd)
             self._fd = -1
 
@@ -155,11 +167,19 @@ def registered(cache_dir: Path) -> Iterator[Run]:
     run = Run(cache_dir)
     run.start()
     _current = run
+    stopped = True
     try:
         yield run
+        stopped = False
     finally:
         _current = None
-        run.stop()
+        run.stop(stopped=stopped)
+
+
+def at_exit(hook: Callable[[str], object]) -> None:
+    """Have the current run call ``hook(run_id)`` when it ends (once per hook)."""
+    if _current is not None and hook not in _current.exit_hooks:
+        _current.exit_hooks.append(hook)
 
 
 def note_builds_dir(path: Path) -> None:

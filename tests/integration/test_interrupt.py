@@ -57,3 +57,35 @@ def test_ctrl_c_during_compile(standin_repo: Path, shared_cache: Path, tmp_path:
         if proc.poll() is None:
             proc.kill()
         engine.volumes.get(volume).remove(force=True)
+
+
+@pytest.mark.parametrize("purpose", ["build", "verify", "renew-check", "kit"])
+def test_a_stop_while_a_container_is_created_leaves_none(
+    tmp_path: Path, engine: docker.DockerClient, purpose: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM between the engine creating a container and the create call returning: the
+    container is the engine's, not yet this process's (issue 22). The run, ending, removes
+    what carries its label, and keeps its record for the next sweep to look once more."""
+    from longcert import container, runs
+    from tests.integration.conftest import TEST_IMAGE
+
+    client = container.connect()
+    collection = docker.models.containers.ContainerCollection
+    real_create = collection.create
+
+    def create_then_stop(self: object, *args: object, **kwargs: object) -> object:
+        real_create(self, *args, **kwargs)  # type: ignore[arg-type]
+        raise runs.Terminated(signal.SIGTERM)  # the engine made it; the answer never came
+
+    monkeypatch.setattr(collection, "create", create_then_stop)
+    cache = tmp_path / "cache"
+    with pytest.raises(runs.Terminated), runs.registered(cache) as run:
+        run_id = run.id
+        with container.BuildContainer(client, TEST_IMAGE,
+                                      labels={"org.longcert.purpose": purpose}):
+            pass  # never reached
+    label = {"label": f"{runs.RUN_LABEL}={run_id}"}
+    assert not engine.containers.list(all=True, filters=label)
+    assert (cache / "runs" / f"{run_id}.lock").exists()  # for the next sweep
+    assert runs.sweep(cache, lambda rid: container.remove_run_containers(engine, rid)) == []
+    assert not (cache / "runs" / f"{run_id}.lock").exists()

@@ -50,6 +50,11 @@ class Limits:
     pids: int = 4096
     cap_add: tuple[str, ...] = ("CHOWN", "DAC_OVERRIDE", "FOWNER")
 
+    def unprivileged(self) -> Limits:
+        """The same bounds with no capability at all: for containers that run a binary that
+        may come from elsewhere (verify, renew-check, the kit's image list)."""
+        return Limits(self.memory, self.pids, ())
+
     def create_options(self) -> dict[str, Any]:
         return {
             "cap_drop": ["ALL"],
@@ -59,6 +64,38 @@ class Limits:
             "mem_limit": self.memory,
             "memswap_limit": self.memory,  # no swap beyond the limit
         }
+
+
+# The user a container that runs a kubeadm from elsewhere runs as when longcert runs as root
+# (nobody): the binary gets no root inside the container, and no capabilities either.
+UNPRIVILEGED_UID = 65534
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Who runs a possibly foreign kubeadm: ``user`` for the container; ``owner`` the uid the
+    directories it writes must belong to (None: the invoking user's own, as they are)."""
+
+    user: str
+    owner: int | None
+
+    def give(self, *paths: Path) -> None:
+        """Make ``paths`` (recursively) the sandbox user's, so it can write there."""
+        if self.owner is None:
+            return
+        for path in paths:
+            os.chown(path, self.owner, self.owner, follow_symlinks=False)
+            for parent, dirs, files in os.walk(path):
+                for name in dirs + files:
+                    os.chown(os.path.join(parent, name), self.owner, self.owner,
+                             follow_symlinks=False)
+
+
+def sandbox() -> Sandbox:
+    """The invoking user (uid:gid), or nobody when that is root."""
+    if os.getuid() == 0:
+        return Sandbox(f"{UNPRIVILEGED_UID}:{UNPRIVILEGED_UID}", UNPRIVILEGED_UID)
+    return Sandbox(f"{os.getuid()}:{os.getgid()}", None)
 
 
 def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:

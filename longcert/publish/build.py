@@ -194,6 +194,9 @@ def load_build(path: Path) -> Build:
     if not path.is_dir():
         # a wrong path is bad input (exit 2) wherever a build is asked for: publish and kit
         raise ConfigError(f"{path} is not a build directory", _builds_near(path))
+    if not (path / "manifest.json").exists():
+        raise ConfigError(f"{path} is not a build directory: it has no manifest.json",
+                          _builds_near(path))
     data = _read_json(path / "manifest.json", "manifest")
     m = _Fields(path, "manifest.json")
     if not isinstance(data, dict):

@@ -6,7 +6,6 @@ certificate before against after, prints the table and fails closed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -157,9 +156,13 @@ def _run(
             container.BindMount(verify.BIN_MOUNT, str(bin_dir), read_only=True),
             *extra_mounts,
         ]
-        user = f"{os.getuid()}:{os.getgid()}"
+        # the binary may come from anywhere: never root in its container, no capabilities
+        sandbox = container.sandbox()
+        sandbox.give(kube)
+        user = sandbox.user
         box = container.BuildContainer(client, image, mounts=mounts, user=user,
-                                       labels={"org.longcert.purpose": "renew-check"})
+                                       labels={"org.longcert.purpose": "renew-check"},
+                                       limits=container.Limits().unprivileged())
         commands: list[str] = []
         with box:
             code, output = box.capture([*prefix, f"{verify.BIN_MOUNT}/kubeadm", "version",

@@ -146,13 +146,17 @@ def verify_binary(
         shutil.copyfile(binary, bin_dir / "kubeadm")
         (bin_dir / "kubeadm").chmod(0o755)
         labels = {"org.longcert.purpose": "verify", "org.longcert.platform": platform}
-        user = f"{os.getuid()}:{os.getgid()}"
+        # the binary may come from anywhere: never root in its container, no capabilities
+        sandbox = container.sandbox()
+        user = sandbox.user
+        box_limits = (limits or container.Limits()).unprivileged()
 
         def open_box(index: int, log: Path | None) -> tuple[container.BuildContainer, _Dirs]:
             """A container with scenario ``index``'s own /etc/kubernetes and config."""
-            dirs = _Dirs(root / f"kubernetes-{index}", root / f"config-{index}")
+            dirs = _Dirs(root / f"kubernetes-{index}", root / f"config-{index}", sandbox)
             dirs.kube.mkdir()
             dirs.config.mkdir()
+            sandbox.give(dirs.kube)
             mounts = [
                 container.BindMount(KUBERNETES_DIR, str(dirs.kube)),
                 container.BindMount(CONFIG_MOUNT, str(dirs.config), read_only=True),
@@ -160,7 +164,7 @@ def verify_binary(
                 *extra_mounts,
             ]
             box = container.BuildContainer(
-                client, image, mounts=mounts, labels=labels, log_path=log, limits=limits,
+                client, image, mounts=mounts, labels=labels, log_path=log, limits=box_limits,
                 user=user,
             )
             return box, dirs
@@ -252,10 +256,12 @@ def scenario_workers(count: int) -> int:
 
 @dataclass(frozen=True)
 class _Dirs:
-    """A scenario's host directories: /etc/kubernetes and the config."""
+    """A scenario's host directories: /etc/kubernetes and the config, and who may write the
+    first."""
 
     kube: Path
     config: Path
+    sandbox: container.Sandbox
 
 
 class _Runner:
@@ -336,6 +342,7 @@ def _run_scenario(
     if scenario.seed_pki is not None:
         # kubeadm reuses CAs it finds in its certificatesDir (phases/certs/certs.go).
         shutil.copytree(scenario.seed_pki, dirs.kube / "pki", symlinks=False)
+        dirs.sandbox.give(dirs.kube / "pki")
     (dirs.config / "kubeadm.yaml").write_text(
         kubeadm_config(version, stored_periods=scenario.stored_periods, api=api,
                        encryption_algorithm=scenario.encryption_algorithm)
@@ -510,14 +517,15 @@ def list_images(binary: Path, config: str, *, image: str = DEFAULT_VERIFY_IMAGE)
         shutil.copyfile(binary, root / "bin" / "kubeadm")
         (root / "bin" / "kubeadm").chmod(0o755)
         (root / "config" / "kubeadm.yaml").write_text(config)
-        user = f"{os.getuid()}:{os.getgid()}"
+        user = container.sandbox().user
         mounts = [
             container.BindMount(BIN_MOUNT, str(root / "bin"), read_only=True),
             container.BindMount(CONFIG_MOUNT, str(root / "config"), read_only=True),
         ]
         labels = {"org.longcert.purpose": "images", "org.longcert.platform": NATIVE_PLATFORM}
         with container.BuildContainer(client, image, mounts=mounts, labels=labels,
-                                      user=user) as box:
+                                      user=user,
+                                      limits=container.Limits().unprivileged()) as box:
             code, output = box.capture(
                 [f"{BIN_MOUNT}/kubeadm", "config", "images", "list",
                  "--config", f"{CONFIG_MOUNT}/kubeadm.yaml"],

@@ -265,11 +265,16 @@ def test_write_kit_replaces_through_a_rename(tmp_path: Path) -> None:
 
 
 def test_kit_of_a_directory_that_is_not_a_build(tmp_path: Path) -> None:
-    with pytest.raises(PublishError, match="no kit for"):
+    with pytest.raises(ConfigError, match="is not a build directory: it has no manifest"):
         kit.make_kit(str(tmp_path))
     with pytest.raises(ConfigError, match="is not a build directory"):
         kit.make_kit(str(tmp_path / "absent"))
     assert list(tmp_path.iterdir()) == []
+    from tests.standin_build import make_build
+
+    unverified = make_build(tmp_path / "builds", passed=False)
+    with pytest.raises(PublishError, match="no kit for"):  # exit 9, as publish says of it
+        kit.make_kit(str(unverified))
 
 
 def test_the_kit_is_published_with_the_build_as_one_checked_archive(tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ def test_not_a_build_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"builds in {tmp_path / 'builds'}: {made.name}"):
         publish.load_build(tmp_path / "builds" / "kubeadm-v1.33.8-leaf10y-ca10y")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(PublishError, match=r"has no manifest\.json"):
+    with pytest.raises(ConfigError, match=r"has no manifest\.json"):
         publish.load_build(tmp_path / "empty")
 
 

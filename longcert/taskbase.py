@@ -10,6 +10,7 @@ and one call into the pipeline (:func:`_settings`, :func:`_run`).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -100,6 +101,13 @@ def _help(*names: str, **extra: str) -> dict[str, str]:
     return {**{n: SETTING_HELP[n] for n in names}, **extra}
 
 
+def _quiet_threads() -> None:
+    """After a stop, threads still winding down (GitPython's output pumps, reading a git
+    process the stop just killed) may fail on closed pipes: that is the stop, already said in
+    the exit line, not something to print after it."""
+    threading.excepthook = lambda args: None
+
+
 def cli(func: F) -> F:
     """Map longcert errors to one line and their exit code; Ctrl-C to 130, SIGTERM to 143 and
     SIGHUP to 129, each after the same cleanup (containers removed, nothing half-written)."""
@@ -117,8 +125,10 @@ def cli(func: F) -> F:
                 raise
             raise Exit(f"longcert: {type(err).__name__}: {err}", code=err.exit_code) from None
         except runs.Terminated as stop:
+            _quiet_threads()
             raise Exit(f"longcert: stopped by {stop}", code=128 + stop.signum) from None
         except KeyboardInterrupt:
+            _quiet_threads()
             raise Exit("longcert: interrupted", code=errors.INTERRUPTED_EXIT_CODE) from None
         except BrokenPipeError:  # the reader went away (`longcert config | head`)
             raise Exit(code=1) from None

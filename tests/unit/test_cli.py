@@ -189,3 +189,34 @@ def test_clean_go_caches_without_an_engine_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 3
     assert result.stderr.strip().startswith("longcert: EngineError: no Docker engine answers")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_after_a_stop_threads_winding_down_print_nothing() -> None:
+    """SIGHUP during a fetch: GitPython's pump threads fail on the pipes the stop closed
+    ("I/O operation on closed file"); that noise must not follow the exit line (issue 22)."""
+    import subprocess
+    import sys
+
+    from tests.cli import ROOT
+
+    script = (
+        "import sys, threading, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from invoke.exceptions import Exit\n"
+        "from longcert import runs\n"
+        "from longcert.taskbase import cli\n"
+        "def pump():\n"
+        "    time.sleep(0.3)\n"
+        "    raise ValueError('I/O operation on closed file')\n"
+        "@cli\n"
+        "def task(c, debug=False):\n"
+        "    threading.Thread(target=pump).start()\n"
+        "    raise runs.Terminated(1)\n"
+        "try:\n"
+        "    task(None)\n"
+        "except Exit as stop:\n"
+        "    print(stop.message, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.stderr.strip() == "longcert: stopped by SIGHUP", result.stderr

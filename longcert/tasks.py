@@ -103,12 +103,17 @@ def publish(
     debug: bool = False,
 ) -> None:
     """Publish a verified build to a directory, a GitHub release or an OCI registry."""
+    from longcert import pipeline, runs
     from longcert import publish as publish_mod
     from longcert.progress import Reporter
 
     conf = _settings(publish=publish, github_api_url=github_api_url,
                      oci_insecure=oci_insecure)
-    publish_mod.publish_directory(build, conf, Reporter(), dry_run=dry_run)
+    reporter = Reporter()
+    # a run like any other: what it stages carries its id, and what a killed one left goes
+    with runs.registered(conf.cache_dir):
+        pipeline.sweep(conf.cache_dir, reporter.step)
+        publish_mod.publish_directory(build, conf, reporter, dry_run=dry_run)
 
 
 @task(
@@ -160,16 +165,19 @@ def release(
     flags = _settings_flags(locals())
     selection = {k: flags.pop(k) for k in ("versions", "from_", "to", "dry_run")}
     from longcert import release as release_mod
+    from longcert import runs
     from longcert.progress import Reporter
 
-    release_mod.run(
-        _settings(**flags),
-        Reporter(),
-        versions=selection["versions"],
-        first=selection["from_"],
-        last=selection["to"],
-        dry_run=selection["dry_run"],
-    )
+    conf = _settings(**flags)
+    with runs.registered(conf.cache_dir):  # its publishing stages under its run id too
+        release_mod.run(
+            conf,
+            Reporter(),
+            versions=selection["versions"],
+            first=selection["from_"],
+            last=selection["to"],
+            dry_run=selection["dry_run"],
+        )
 
 
 @task(

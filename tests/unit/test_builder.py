@@ -36,38 +36,35 @@ def test_wheel_is_repacked_with_modes(tmp_path: Path) -> None:
     assert found["gocache/build"].mode == 0o1777  # named volumes inherit it
 
 
-def test_go_release_archive_is_repacked(tmp_path: Path) -> None:
-    archive = tmp_path / "go1.12.10.linux-amd64.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, data in (("go/VERSION", b"go1.12.10"), ("go/bin/go", b"\x7fELF")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o755
-            tar.addfile(info, io.BytesIO(data))
-    out = tmp_path / "go.tar"
-    assert builder.toolchain_from_archive(archive, out) == "1.12.10"
-    assert "usr/local/go/bin/go" in members(out)
-
-
-def _archive_with_link(path: Path, target: str) -> Path:
+def _go_archive(path: Path, link_to: str | None = None) -> Path:
+    """A go<version>.linux-amd64.tar.gz of two files, and go/bin/gofmt hard-linked to
+    ``link_to`` when given."""
     with tarfile.open(path, "w:gz") as tar:
         for name, data in (("go/VERSION", b"go1.12.10"), ("go/bin/go", b"\x7fELF")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o755
             tar.addfile(info, io.BytesIO(data))
-        link = tarfile.TarInfo("go/bin/gofmt")
-        link.type = tarfile.LNKTYPE
-        link.linkname = target
-        tar.addfile(link)
+        if link_to is not None:
+            link = tarfile.TarInfo("go/bin/gofmt")
+            link.type = tarfile.LNKTYPE
+            link.linkname = link_to
+            tar.addfile(link)
     return path
 
 
+def test_go_release_archive_is_repacked(tmp_path: Path) -> None:
+    archive = _go_archive(tmp_path / "go1.12.10.linux-amd64.tar.gz")
+    out = tmp_path / "go.tar"
+    assert builder.toolchain_from_archive(archive, out) == "1.12.10"
+    assert "usr/local/go/bin/go" in members(out)
+
+
 def test_a_hard_link_out_of_go_is_refused_and_one_inside_is_repacked(tmp_path: Path) -> None:
-    evil = _archive_with_link(tmp_path / "evil.tar.gz", "etc/shadow")
+    evil = _go_archive(tmp_path / "evil.tar.gz", "etc/shadow")
     with pytest.raises(ConfigError, match="is a hard link to etc/shadow, outside go/"):
         builder.toolchain_from_archive(evil, tmp_path / "o.tar")
-    good = _archive_with_link(tmp_path / "good.tar.gz", "go/bin/go")
+    good = _go_archive(tmp_path / "good.tar.gz", "go/bin/go")
     builder.toolchain_from_archive(good, tmp_path / "g.tar")
     assert members(tmp_path / "g.tar")["usr/local/go/bin/gofmt"].linkname == (
         "usr/local/go/bin/go")

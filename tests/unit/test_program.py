@@ -123,3 +123,16 @@ def test_old_flag_names_still_work_with_a_note_and_are_not_in_help(tmp_path: Pat
     assert "is not a build directory" in old.stderr
     short = longcert("--help", "build", cwd=tmp_path)
     assert "-y STRING, --years=STRING" in short.stdout
+
+
+def test_the_demo_finds_the_clone_it_runs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """`pipx install .` then `longcert demo` inside the clone: the package is not the checkout,
+    the working directory (or a parent) is."""
+    from longcert import demo, settings
+
+    monkeypatch.setattr(settings, "PROJECT_ROOT", None)
+    monkeypatch.chdir(ROOT / "tests" / "unit")
+    assert demo.checkout() == ROOT
+    monkeypatch.chdir(tmp_path)
+    assert demo.checkout() is None

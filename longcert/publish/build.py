@@ -378,7 +378,7 @@ def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Bu
     hint = "pass --force to replace it once the new build passes, or use another --builds-dir"
     try:
         build = load_build(target)
-    except PublishError as err:
+    except (PublishError, ConfigError) as err:  # something else holds the build's name
         raise PublishError(
             f"a build already exists and cannot be reused: {err.message}", hint
         ) from err

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,31 @@ def remote_key(remote: str) -> str:
     text = remote.strip().rstrip("/").removesuffix(".git").rstrip("/")
     scheme, sep, rest = text.partition("://")
     return f"{scheme.lower()}://{rest}" if sep else text
+
+
+def note_cache_volumes(cache_dir: Path, caches: CacheVolumes) -> None:
+    """Remember in ``<cache>/go-caches/`` the Go cache volumes a build from this cache directory
+    used, so `longcert clean --go-caches` removes those and no other job's."""
+    if caches.fresh:
+        return  # removed after the build anyway
+    folder = cache_dir / GO_CACHES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in (caches.build, caches.module):
+        (folder / name).touch()
+
+
+def noted_cache_volumes(cache_dir: Path) -> set[str]:
+    """The volume names :func:`note_cache_volumes` recorded for ``cache_dir``."""
+    folder = cache_dir / GO_CACHES_DIR
+    return {p.name for p in folder.iterdir() if p.is_file()} if folder.is_dir() else set()
+
+
+def forget_cache_volumes(cache_dir: Path, names: Iterable[str]) -> None:
+    for name in names:
+        (cache_dir / GO_CACHES_DIR / name).unlink(missing_ok=True)
+
+
+GO_CACHES_DIR = "go-caches"
 
 
 def cache_volumes(

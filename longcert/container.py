@@ -15,7 +15,7 @@ import contextlib
 import io
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -137,10 +137,12 @@ def is_cache_volume(name: str, base_names: Sequence[str]) -> bool:
 
 
 def remove_cache_volumes(
-    client: docker.DockerClient, base_names: Sequence[str]
+    client: docker.DockerClient, base_names: Sequence[str], *,
+    only: Collection[str] | None = None, dry_run: bool = False,
 ) -> tuple[list[str], list[str]]:
-    """Remove the Go cache volumes of every remote (:func:`is_cache_volume`); one a container
-    uses (a build running now) is left. Returns (removed, in use)."""
+    """Remove the Go cache volumes of every remote (:func:`is_cache_volume`), or with ``only``
+    just those of these names; one a container uses (a build running now) is left. With
+    ``dry_run`` nothing is removed: what would be. Returns (removed, in use)."""
     removed: list[str] = []
     in_use: list[str] = []
     try:
@@ -149,6 +151,12 @@ def remove_cache_volumes(
         raise EngineError(f"cannot list volumes: {_reason(exc)}") from exc
     for volume in sorted(volumes, key=lambda v: str(v.name)):
         if not is_cache_volume(str(volume.name), base_names):
+            continue
+        if only is not None and str(volume.name) not in only:
+            continue
+        if dry_run:
+            users = client.containers.list(all=True, filters={"volume": str(volume.name)})
+            (in_use if users else removed).append(str(volume.name))
             continue
         try:
             volume.remove()

@@ -389,6 +389,7 @@ def _compile(
             fresh_id=(runs.current_id() or "once") if settings.no_cache else None,
         )
         reporter.step(caches.describe())
+        build.note_cache_volumes(settings.cache_dir, caches)
         with reporter.ticking("compiling"):
             built = build.compile_kubeadm(
                 build_plan,

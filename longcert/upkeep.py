@@ -105,43 +105,59 @@ def go_lock(c: Context, go_version: str | None = None, index_url: str | None = N
     "cache_dir", "debug",
     trees="also remove the worktrees kept per tag (those not in use); the next build of a "
           "tag checks it out again",
-    go_caches="also remove the Go build and module cache volumes of every remote (those not "
-              "in use); the next build of each compiles cold"))
+    go_caches="also remove the Go build and module cache volumes builds from this --cache-dir "
+              "used (those not in use); the next build of each remote compiles cold",
+    all_go_caches="also remove the Go cache volumes of every remote on the engine, whatever "
+                  "cache directory used them (on a shared engine: other jobs' too)",
+    dry_run="say what would be removed, and remove nothing"))
 @cli
 def clean(
     c: Context,
     cache_dir: str | None = None,
     trees: bool = False,
     go_caches: bool = False,
+    all_go_caches: bool = False,
+    dry_run: bool = False,
     debug: bool = False,
 ) -> None:
     """Remove what runs that are no longer alive left behind.
 
     Their worktrees, scratch and staging directories and containers (a run still going is
-    never touched). --trees also
-    removes the worktree kept per tag for the next build (one Kubernetes checkout each), and
-    --go-caches the Go cache volumes of every remote, except what a running build uses."""
-    from longcert import container, pipeline, source
+    never touched). --trees also removes the worktree kept per tag for the next build (one
+    Kubernetes checkout each); --go-caches the Go cache volumes this cache directory's builds
+    used, --all-go-caches every remote's on the engine, except what a running build uses."""
+    from longcert import build, container, pipeline, source
 
     conf = _settings(cache_dir=cache_dir)
-    removed = pipeline.sweep(conf.cache_dir)
-    for item in removed:
-        print(f"removed {item}")
-    print(f"clean: {len(removed)} item(s) left by dead runs removed")
-    if trees:
+    verb = "would remove" if dry_run else "removed"
+    if dry_run:
+        print("clean --dry-run: what runs that are no longer alive left is swept by the next "
+              "run, not listed here")
+    else:
+        removed = pipeline.sweep(conf.cache_dir)
+        for item in removed:
+            print(f"removed {item}")
+        print(f"clean: {len(removed)} item(s) left by dead runs removed")
+    if trees and not dry_run:
         kept = source.remove_kept_worktrees(conf.cache_dir)
         for item in kept:
             print(f"removed {item}")
         print(f"clean: {len(kept)} kept worktree(s) removed")
-    if go_caches:
+    if go_caches or all_go_caches:
+        only = None if all_go_caches else build.noted_cache_volumes(conf.cache_dir)
         volumes, in_use = container.remove_cache_volumes(
-            container.connect(), [conf.build_cache_volume, conf.module_cache_volume]
+            container.connect(), [conf.build_cache_volume, conf.module_cache_volume],
+            only=only, dry_run=dry_run,
         )
+        if not dry_run:
+            build.forget_cache_volumes(conf.cache_dir, volumes)
         for name in volumes:
-            print(f"removed volume {name}")
+            print(f"{verb} volume {name}")
         for name in in_use:
             print(f"kept volume {name}: a running build uses it")
-        print(f"clean: {len(volumes)} Go cache volume(s) removed")
+        scope = "of every remote on the engine" if all_go_caches else (
+            f"of {conf.cache_dir}'s builds")
+        print(f"clean: {len(volumes)} Go cache volume(s) {scope} {verb}")
 
 
 @task(auto_shortflags=False)

@@ -246,18 +246,57 @@ def test_clean_go_caches_removes_every_remotes_volumes_but_one_in_use(
     busy = engine.containers.run(TEST_IMAGE, ["sleep", "600"], detach=True, network_mode="none",
                                  volumes={f"{module}-ba9876543210": {"bind": "/c", "mode": "rw"}})
     try:
-        done = finish([invoke("clean", "--go-caches", cache=tmp_path / "cache",
+        done = finish([invoke("clean", "--all-go-caches", cache=tmp_path / "cache",
                               builds=tmp_path / "builds", cwd=tmp_path,
                               extra={"LONGCERT_BUILD_CACHE_VOLUME": build,
                                      "LONGCERT_MODULE_CACHE_VOLUME": module})])[0]
         assert done[0] == 0, done[2]
         assert f"kept volume {module}-ba9876543210: a running build uses it" in done[1]
-        assert "clean: 3 Go cache volume(s) removed" in done[1]
+        assert "clean: 3 Go cache volume(s) of every remote on the engine removed" in done[1]
         left = {v.name for v in engine.volumes.list() if v.name.startswith(base)}
         assert left == {f"{module}-ba9876543210", f"{base}-unrelated"}
     finally:
         busy.remove(force=True)
         for name in names:
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.volumes.get(name).remove(force=True)
+
+
+@pytest.mark.docker
+def test_clean_go_caches_removes_only_this_cache_directorys_volumes(
+    tmp_path: Path, engine: docker.DockerClient
+) -> None:
+    """Two jobs, two cache directories, one engine (issue 19): --go-caches removes the volumes
+    builds from its own --cache-dir used, never the other job's; --dry-run removes nothing."""
+    from longcert import build
+
+    base = f"lc-scope-{uuid.uuid4().hex[:8]}"
+    mine, theirs = f"{base}-build-0123456789ab", f"{base}-build-ba9876543210"
+    for name in (mine, theirs):
+        engine.volumes.create(name)
+    caches = {"mine": tmp_path / "mine", "theirs": tmp_path / "theirs"}
+    for job, volume in (("mine", mine), ("theirs", theirs)):
+        build.note_cache_volumes(caches[job], build.CacheVolumes(volume, f"{base}-mod-x",
+                                                                 False, "remote x"))
+    env = {"LONGCERT_BUILD_CACHE_VOLUME": f"{base}-build",
+           "LONGCERT_MODULE_CACHE_VOLUME": f"{base}-mod"}
+    try:
+        dry = finish([invoke("clean", "--go-caches", "--dry-run", cache=caches["mine"],
+                             builds=tmp_path / "builds", cwd=tmp_path, extra=env)])[0]
+        assert dry[0] == 0, dry[2]
+        assert f"would remove volume {mine}" in dry[1] and theirs not in dry[1]
+        assert {mine, theirs} <= {v.name for v in engine.volumes.list()}
+        done = finish([invoke("clean", "--go-caches", cache=caches["mine"],
+                              builds=tmp_path / "builds", cwd=tmp_path, extra=env)])[0]
+        assert done[0] == 0, done[2]
+        assert f"removed volume {mine}" in done[1]
+        assert "clean: 1 Go cache volume(s) of" in done[1]
+        left = {v.name for v in engine.volumes.list() if v.name.startswith(base)}
+        assert left == {theirs}
+        assert build.noted_cache_volumes(caches["mine"]) == {f"{base}-mod-x"}
+        assert theirs in build.noted_cache_volumes(caches["theirs"])
+    finally:
+        for name in (mine, theirs):
             with contextlib.suppress(docker.errors.NotFound):
                 engine.volumes.get(name).remove(force=True)
 

@@ -14,7 +14,7 @@ import docker
 import pytest
 import yaml
 
-from longcert import verify
+from longcert import build, verify
 from longcert.package import build_id
 from longcert.versions import KubeVersion
 from tests.cli import ROOT
@@ -256,7 +256,8 @@ def test_newest_minor_builds_with_a_warning_and_its_newest_config_api(
     assert native["stored_config_checked"] > 0 and native["renewals_checked"] > 0
 
 
-def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path: Path) -> None:
+def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path: Path,
+                                        shared_cache: Path) -> None:
     """Some distribution imports drop .go-version: the Go comes from cross/VERSION and
     hack/lib/golang.sh gets it through GO_VERSION instead of reading the missing file."""
     repo = tmp_path / "nodot"
@@ -276,6 +277,11 @@ def test_tree_without_go_version_dotfile(cli: Cli, standin_repo: Path, tmp_path:
     assert manifest["go"]["wanted"] == {"version": TEST_GO,
                                         "source": "build/build-image/cross/VERSION"}
     assert manifest["go_caches"] == f"remote {repo}"
+    # remembered in the cache directory, for `clean --go-caches` (its volumes and no others)
+    used = re.search(r"Go caches (longcert-go-build-[0-9a-f]{12}), (longcert-go-mod-[0-9a-f]{12})",
+                     result.stdout)
+    assert used is not None
+    assert set(used.groups()) <= build.noted_cache_volumes(shared_cache)
 
 
 def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_repo: Path,

@@ -577,9 +577,10 @@ def _image_rows(choice: image.ImageChoice, toolbox: image.Toolbox) -> list[tuple
 
 
 def summary_rows(result: PipelineResult) -> list[list[str]]:
-    """One row per packaged artifact: file, size, sha256, verification status and validity."""
+    """One row per packaged artifact: file, size, sha256, verification status and validity;
+    for an identical build answered from the existing one, its manifest's artifacts."""
     if result.build is None:
-        return []
+        return _existing_rows(result.output.manifest) if result.output is not None else []
     status = {r.platform: r for r in result.reports}
     rows = []
     for artifact in result.build.artifacts:
@@ -591,3 +592,24 @@ def summary_rows(result: PipelineResult) -> list[list[str]]:
             [artifact.file_name, f"{artifact.size / 2**20:.1f} MiB", artifact.sha256, verified]
         )
     return rows
+
+
+def _existing_rows(manifest: dict[str, Any]) -> list[list[str]]:
+    """summary_rows of a build already written, from its manifest (as publish checked it)."""
+    validity = manifest.get("validity") or {}
+    platforms = (manifest.get("verification") or {}).get("platforms") or {}
+    rows = []
+    for artifact in manifest.get("artifacts") or []:
+        status = (platforms.get(artifact.get("platform")) or {}).get("status", "-")
+        rows.append([
+            str(artifact.get("file", "")),
+            f"{int(artifact.get('size', 0)) / 2**20:.1f} MiB",
+            str(artifact.get("sha256", "")),
+            f"{status}: leaf {validity.get('leaf_years')}y, CA {validity.get('ca_years')}y",
+        ])
+    return rows
+
+
+def up_to_date(result: PipelineResult) -> bool:
+    """Whether the run answered with an identical build already there (nothing built)."""
+    return result.build is None and result.output is not None

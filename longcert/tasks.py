@@ -71,8 +71,9 @@ def build(
     from longcert import pipeline
 
     reporter, result = _run(version, "package", **flags)
+    done = "up to date" if pipeline.up_to_date(result) else "built"
     reporter.summary(
-        f"built {result.output.path}"
+        f"{done} {result.output.path}"
         + (f", published to {result.published.location}" if result.published else ""),
         pipeline.summary_rows(result),
         ["artifact", "size", "sha256", "verified"],

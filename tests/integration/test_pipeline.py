@@ -293,6 +293,11 @@ def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_
     again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert "nothing to do" in again.stdout and "==> fetch" not in again.stdout
+    # says so, and shows the build's artifacts (not an empty table)
+    assert f"up to date {out}" in again.stdout and "built " not in again.stdout
+    sha = json.loads((out / "manifest.json").read_text())["artifacts"][0]["sha256"]
+    assert re.search(rf"kubeadm-linux-amd64 +\S+ MiB +{sha} +verified: leaf 6y, CA 10y",
+                     again.stdout), again.stdout
 
     # The same name from another remote is another build: refused, never taken for this one.
     other = tmp_path / "other"

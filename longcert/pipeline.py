@@ -478,6 +478,14 @@ def _limits(settings: Settings) -> container.Limits:
     return container.Limits(memory=settings.container_memory, pids=settings.container_pids)
 
 
+def _tree_go(tree: Path, release: Release) -> str:
+    """The Go the tree itself names ("" when it names none and the table has no row)."""
+    try:
+        return go_version_for_tree(tree, release.version).version
+    except ConfigError:
+        return ""
+
+
 def _check_go_fits_tree(
     choice: image.ImageChoice, tree: Path, release: Release, settings: Settings,
     reporter: Reporter,
@@ -486,10 +494,7 @@ def _check_go_fits_tree(
     (config/go-incompatibilities.yaml), and warn of one above the newest Go the minor is known
     to run with (config/go-versions.yaml's ceiling)."""
     go = choice.go.version
-    try:
-        own = go_version_for_tree(tree, release.version).version
-    except ConfigError:
-        own = ""
+    own = _tree_go(tree, release)
     own_fits = bool(own) and own != go and not vendored_incompatibilities(tree, own)
     fix = (f"build with the tree's own Go {own}: "
            f"`{image.builder_image_command(settings.image, own)}`" if own_fits
@@ -519,11 +524,8 @@ def _stand_in_go_crash(
     that makes the tree's own Go, the stack trace left in the build log."""
     crash = next((line for report in reports for line in report.failures()
                   if verify.CRASHED in line), "")
-    try:
-        own = go_version_for_tree(tree, release.version).version
-    except ConfigError:
-        return
-    if not crash or own == go:
+    own = _tree_go(tree, release)
+    if not crash or not own or own == go:
         return
     first = crash.split(f"{verify.CRASHED}: ", 1)[-1]
     raise VerifyError(

@@ -177,10 +177,6 @@ class GoPolicy:
                     f"({self.ceiling_note or 'config/go-versions.yaml'})")
         return ""
 
-    def accepts(self, candidate: str, wanted: str, floor: str | None) -> bool:
-        """Whether a Go other than the one the tree names may build it under this rule."""
-        return not self.refusal(candidate, wanted, floor)
-
 
 def _read_go_table() -> dict[str, GoPolicy]:
     try:

@@ -407,8 +407,7 @@ def _check_as_written(build: Build, hint: str) -> None:
         raise PublishError(
             f"{build.path} records no sha256 of its evidence (written by an older longcert): "
             "it cannot be re-checked for reuse", hint)
-    binaries = {item.name for item in build.files if item.name.startswith("kubeadm-")
-                and not item.name.endswith(".spdx.json")}
+    binaries = {item.name for item in build.binaries}
     for path in sorted(build.path.iterdir()):
         mode = path.lstat().st_mode
         if not stat.S_ISREG(mode):

@@ -119,12 +119,12 @@ def test_go_rules_by_era() -> None:
     assert {rule[m] for m in range(15, 18)} == {"own"}
     assert {rule[m] for m in range(18, 40)} == {"floor"}
     own = versions.go_policy(KubeVersion.parse("v1.16.3"))
-    assert own.accepts("1.12.17", "1.12.9", "1.12") and not own.accepts("1.13.15", "1.12.9", None)
+    assert not own.refusal("1.12.17", "1.12.9", "1.12") and own.refusal("1.13.15", "1.12.9", None)
     floor = versions.go_policy(KubeVersion.parse("v1.31.0"))
-    assert floor.accepts("1.24.9", "1.22.5", "1.22.0")
-    assert not floor.accepts("1.24.11", "1.22.5", None)  # above v1.31's ceiling 1.24.9
-    assert not floor.accepts("1.22.4", "1.22.5", "1.22.0")  # older than the tree's own
-    assert not floor.accepts("1.21.13", "1.21.0", "1.22.0")  # below go.mod's floor
+    assert not floor.refusal("1.24.9", "1.22.5", "1.22.0")
+    assert floor.refusal("1.24.11", "1.22.5", None)  # above v1.31's ceiling 1.24.9
+    assert floor.refusal("1.22.4", "1.22.5", "1.22.0")  # older than the tree's own
+    assert floor.refusal("1.21.13", "1.21.0", "1.22.0")  # below go.mod's floor
     assert versions.go_policy(KubeVersion.parse("v1.39.0")).note.startswith("not in the table")
 
 

@@ -24,7 +24,7 @@ from longcert.errors import (
     VerifyError,
 )
 from longcert.patching import Release, resolve
-from longcert.progress import Reporter
+from longcert.progress import Reporter, short_hash
 from longcert.settings import Settings
 from longcert.versions import (
     GO_RULES,
@@ -304,19 +304,21 @@ def _preamble(release: Release, settings: Settings, until: str, reporter: Report
         if settings.go_version != "auto" or "{go_version}" not in settings.image:
             platform = container.engine_platform(client)
             early = _choose_image(client, platform, settings, release, None, None, reporter)
-            rows += _image_rows(early, image.assess(early.probe, engine_platform=platform))
+            rows += _image_rows(early, image.assess(early.probe, engine_platform=platform),
+                                detailed=reporter.verbose)
     if release.unchecked:
         reporter.warn(
             f"{release.tag} is newer than every patch set (the newest, {release.patch_set.name}, "
             f"was checked up to v{release.patch_set.last}): trying it; anchors still fail "
             "closed and verification still proves the result"
         )
-    reporter.preamble(f"{until} {release.tag} (patch set {release.patch_set.name})", rows)
+    task = "build" if until == "package" else until  # the task a user typed, named by it
+    reporter.preamble(f"{task} {release.tag} (patch set {release.patch_set.name})", rows)
 
 
 def _fetch(release: Release, settings: Settings, reporter: Reporter) -> source.SourceTree:
     """Stage fetch: the tag's tree from the mirror cache."""
-    with _stage(reporter, "fetch"):
+    with _stage(reporter, "fetch"), reporter.ticking(f"fetching {release.tag}"):
         tree = source.checkout(
             settings.repo,
             release.version,
@@ -324,6 +326,7 @@ def _fetch(release: Release, settings: Settings, reporter: Reporter) -> source.S
             reporter.step,
             settings.repo_credentials,
             reuse=not settings.keep_worktree,  # a kept-for-debugging tree is never reset
+            activity=reporter.activity,
         )
         reporter.step(f"{tree.tag} = {tree.commit[:12]} from {tree.remote}")
     return tree
@@ -416,6 +419,10 @@ def _verify(
         ]
         reports = []
         for platform, binary in binaries:
+
+            def activity(line: str, platform: str = platform) -> None:
+                reporter.activity(f"{platform}: {line}")
+
             with reporter.ticking(f"verifying {platform}"):
                 report = verify.verify_binary(
                     binary,
@@ -426,6 +433,7 @@ def _verify(
                     pinned=patch.pinned,
                     log_path=log,
                     limits=_limits(settings),
+                    on_activity=activity,
                 )
             how = report.executed_with or f"header {report.header}"
             reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
@@ -569,13 +577,18 @@ def _choose_image(
     )
 
 
-def _image_rows(choice: image.ImageChoice, toolbox: image.Toolbox) -> list[tuple[str, str, str]]:
-    """Preamble rows: the builder image, what the probe found, what longcert supplies."""
-    return [
-        ("builder image", f"{choice.image} ({choice.image_id[:19]})", choice.chosen_by),
-        ("image probe", choice.probe.summary(), "probed once per image id"),
-        ("supplied", ", ".join(toolbox.supplied) or "nothing", "by longcert, read-only"),
-    ]
+def _image_rows(
+    choice: image.ImageChoice, toolbox: image.Toolbox, *, detailed: bool = True
+) -> list[tuple[str, str, str]]:
+    """Preamble rows: the builder image; ``detailed`` (--verbose) adds what the probe found
+    and what longcert supplies (the compile stage says both again)."""
+    rows = [("builder image", f"{choice.image} ({choice.image_id[:19]})", choice.chosen_by)]
+    if detailed:
+        rows += [
+            ("image probe", choice.probe.summary(), "probed once per image id"),
+            ("supplied", ", ".join(toolbox.supplied) or "nothing", "by longcert, read-only"),
+        ]
+    return rows
 
 
 def summary_rows(result: PipelineResult) -> list[list[str]]:
@@ -591,7 +604,8 @@ def summary_rows(result: PipelineResult) -> list[list[str]]:
         if report is not None:
             verified = f"{report.status}: leaf {report.leaf_years}y, CA {report.ca_years}y"
         rows.append(
-            [artifact.file_name, f"{artifact.size / 2**20:.1f} MiB", artifact.sha256, verified]
+            [artifact.file_name, f"{artifact.size / 2**20:.1f} MiB", short_hash(artifact.sha256),
+             verified]
         )
     return rows
 
@@ -606,7 +620,7 @@ def _existing_rows(manifest: dict[str, Any]) -> list[list[str]]:
         rows.append([
             str(artifact.get("file", "")),
             f"{int(artifact.get('size', 0)) / 2**20:.1f} MiB",
-            str(artifact.get("sha256", "")),
+            short_hash(str(artifact.get("sha256", ""))),
             f"{status}: leaf {validity.get('leaf_years')}y, CA {validity.get('ca_years')}y",
         ])
     return rows

@@ -73,12 +73,12 @@ def mirror_path(cache_dir: Path, remote: str) -> Path:
 
 
 class _CloneProgress(git.RemoteProgress):
-    """Reports each fetch phase at most once per quarter of its progress."""
+    """Hands git's progress ("Receiving objects: 45%") to ``activity``: the live status line
+    on a terminal, the heartbeat's last line elsewhere, never a line of its own."""
 
-    def __init__(self, report: ProgressFn) -> None:
+    def __init__(self, activity: ProgressFn) -> None:
         super().__init__()
-        self._report = report
-        self._seen: set[tuple[int, int]] = set()
+        self._activity = activity
 
     def update(
         self, op_code: int, cur_count: object, max_count: object = None, message: str = ""
@@ -87,12 +87,8 @@ class _CloneProgress(git.RemoteProgress):
             percent = 100.0 * float(str(cur_count)) / float(str(max_count))
         except (TypeError, ValueError, ZeroDivisionError):
             return
-        key = (op_code & self.OP_MASK, int(percent // 25))
-        if key in self._seen:
-            return
-        self._seen.add(key)
         stage = str(self._cur_line or "fetching").split(":")[0].strip()
-        self._report(f"{stage}: {percent:.0f}%")
+        self._activity(f"git: {stage}: {percent:.0f}%")
 
 
 def mirror_lock(
@@ -274,6 +270,7 @@ def fetch_tag(
     cache_dir: Path,
     progress: ProgressFn | None = None,
     credentials: Credentials = None,
+    activity: ProgressFn | None = None,
 ) -> tuple[Path, str]:
     """Make sure the mirror holds ``version``'s tag (shallow, that tag only); return mirror, sha.
 
@@ -307,7 +304,7 @@ def fetch_tag(
                 f"+{ref}:{ref}",
                 depth=1,
                 no_tags=True,
-                progress=_CloneProgress(progress) if progress else None,
+                progress=_CloneProgress(activity) if activity else None,
             )
     except git.GitCommandError as exc:
         raise _fetch_error(exc, url, version, credentials) from exc
@@ -348,13 +345,15 @@ def checkout(
     credentials: Credentials = None,
     *,
     reuse: bool = True,
+    activity: ProgressFn | None = None,
 ) -> SourceTree:
     """Fetch ``version`` into the mirror and give a detached worktree of it, exactly the tag.
 
     With ``reuse`` (the default) the tag's worktree kept in the cache is taken and reset
     (:func:`reset_worktree`: far cheaper than writing every file again), made the first time;
     when another run holds it, a fresh one is checked out instead, as without ``reuse``.
-    Release it with :func:`remove_worktree`."""
+    Release it with :func:`remove_worktree`. Git's progress goes to ``activity``, the rest
+    (locks waited for, what was reused) to ``progress``."""
     url = normalize_remote(remote)
     mirror = mirror_path(cache_dir, url)
     held = None
@@ -374,7 +373,7 @@ def checkout(
     reused = False
     try:
         with mirror_lock(mirror, progress):
-            mirror, commit = fetch_tag(url, version, cache_dir, progress, credentials)
+            mirror, commit = fetch_tag(url, version, cache_dir, progress, credentials, activity)
             repo = git.Repo(mirror)
             repo.git.worktree("prune")
             if held is not None:

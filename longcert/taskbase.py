@@ -80,6 +80,7 @@ SETTING_HELP = {
     "keep_worktree": "keep the patched worktree after the run",
     "no_cache": "compile with empty Go caches (fresh volumes, removed after the build)",
     "debug": "show a traceback on errors",
+    "verbose": "show every setting in the preamble, not only those changed from the defaults",
     "publish": "after a verified build, publish it to TARGET: a directory (PATH or dir:PATH), "
     "github:OWNER/REPO (token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
     "github_api_url": "GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
@@ -157,7 +158,7 @@ def _flags(**values: Any) -> dict[str, Any]:
 
 def _settings_flags(task_locals: dict[str, Any]) -> dict[str, Any]:
     """A task's own parameters minus the context, the version and --debug."""
-    return {k: v for k, v in task_locals.items() if k not in ("c", "version", "debug")}
+    return {k: v for k, v in task_locals.items() if k not in ("c", "version", "debug", "verbose")}
 
 
 def _settings(**values: Any) -> Any:
@@ -166,18 +167,20 @@ def _settings(**values: Any) -> Any:
     return settings.load(_flags(**values))
 
 
-def _run(version: str | None, until: str, dry_run: bool = False, **values: Any) -> Any:
+def _run(
+    version: str | None, until: str, dry_run: bool = False, verbose: bool = False, **values: Any
+) -> Any:
     from longcert import pipeline
     from longcert.progress import Reporter
 
     if not version:
         raise errors.ConfigError("--version is required", "e.g. --version v1.9.4")
-    reporter = Reporter()
+    reporter = Reporter(verbose=verbose)
     result = pipeline.run(version, _settings(**values), reporter, until=until, dry_run=dry_run)
     return reporter, result
 
 
-COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "debug")
+COMMON = ("repo", "years", "ca_years", "cache_dir", "keep_worktree", "verbose", "debug")
 BUILD = (
     *COMMON,
     "platforms",

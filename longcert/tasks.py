@@ -64,13 +64,14 @@ def build(
     publish: str | None = None,
     github_api_url: str | None = None,
     oci_insecure: bool = False,
+    verbose: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch, patch, compile, verify and package kubeadm into builds/<id>/; --publish it."""
     flags = _settings_flags(locals())
     from longcert import pipeline
 
-    reporter, result = _run(version, "package", **flags)
+    reporter, result = _run(version, "package", verbose=verbose, **flags)
     done = "up to date" if pipeline.up_to_date(result) else "built"
     reporter.summary(
         f"{done} {result.output.path}"
@@ -157,6 +158,7 @@ def release(
     force: bool = False,
     keep_worktree: bool = False,
     dry_run: bool = False,
+    verbose: bool = False,
     debug: bool = False,
 ) -> None:
     """Build, verify and publish every selected version the target lacks; print a table.
@@ -173,7 +175,7 @@ def release(
     with runs.registered(conf.cache_dir):  # its publishing stages under its run id too
         release_mod.run(
             conf,
-            Reporter(),
+            Reporter(verbose=verbose),
             versions=selection["versions"],
             first=selection["from_"],
             last=selection["to"],
@@ -222,17 +224,21 @@ def matrix(
     )
 
 
-@task(auto_shortflags=False, help=_help("repo", "cache_dir", "debug", version=VERSION_HELP))
+@task(
+    auto_shortflags=False,
+    help=_help("repo", "cache_dir", "verbose", "debug", version=VERSION_HELP),
+)
 @cli
 def fetch(
     c: Context,
     version: str | None = None,
     repo: str | None = None,
     cache_dir: str | None = None,
+    verbose: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch one tag (shallow) into the mirror cache and check it out, then clean up."""
-    _run(version, "fetch", **_settings_flags(locals()))
+    _run(version, "fetch", verbose=verbose, **_settings_flags(locals()))
 
 
 @task(
@@ -245,6 +251,7 @@ def fetch(
         "pin_validity",
         "cache_dir",
         "keep_worktree",
+        "verbose",
         "debug",
         version=VERSION_HELP,
         dry_run="print the diff without applying it",
@@ -262,11 +269,12 @@ def patch(
     cache_dir: str | None = None,
     dry_run: bool = False,
     keep_worktree: bool = False,
+    verbose: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch and patch a tag, and print the diff (--dry-run: do not apply it)."""
     flags = _settings_flags(locals())
-    _, result = _run(version, "patch", dry_run=flags.pop("dry_run"), **flags)
+    _, result = _run(version, "patch", dry_run=flags.pop("dry_run"), verbose=verbose, **flags)
     sys.stdout.write(result.patch.diff)
 
 
@@ -289,10 +297,11 @@ def compile_(
     no_cache: bool = False,
     cache_dir: str | None = None,
     keep_worktree: bool = False,
+    verbose: bool = False,
     debug: bool = False,
 ) -> None:
     """Fetch, patch and compile kubeadm without verifying or packaging (use --keep-worktree)."""
-    _, result = _run(version, "compile", **_settings_flags(locals()))
+    _, result = _run(version, "compile", verbose=verbose, **_settings_flags(locals()))
     for artifact in result.build.artifacts:
         print(f"{artifact.platform}  {artifact.path}  {artifact.sha256}")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from longcert.errors import ConfigError
+from longcert.progress import short_hash
 from longcert.publish.build import Build, load_build
 from longcert.publish.directory import DirectoryTarget
 from longcert.publish.github import TOKEN_ENV, GitHubTarget
@@ -128,7 +129,7 @@ def publish_directory(
             "--build is required", "e.g. --build builds/kubeadm-v1.33.7-leaf10y-ca10y"
         )
     if not settings.publish:
-        raise ConfigError("--to is required", f"give {TARGET_FORMS}")
+        raise ConfigError("--publish is required", f"give {TARGET_FORMS}")
     build = load_build(Path(build_dir))
     target = open_target(settings.publish, settings, dry_run=dry_run)
     result = push(build, target, reporter, dry_run=dry_run)
@@ -137,7 +138,7 @@ def publish_directory(
     for action in result.actions:  # files for a directory or release, blobs for a registry
         state = f"would {action.verb}" if dry_run and action.verb != "skip" else action.verb
         size = human_size(action.size) if action.size else "-"
-        rows.append([action.name, size, sums.get(action.name, "-"), state])
+        rows.append([action.name, size, short_hash(sums.get(action.name, "-")), state])
     verb = "would publish" if dry_run else "published"
     if not result.changed:
         verb = "already published"

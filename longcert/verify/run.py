@@ -9,13 +9,14 @@ the ``verify`` command (:func:`check_file`) and ``kubeadm config images list``
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def verify_binary(
     on_line: LineFn | None = None,
     limits: container.Limits | None = None,
     seed_pki: Path | None = None,
+    on_activity: LineFn | None = None,
 ) -> VerifyReport:
     """Check ``binary``: run it (natively or under qemu) to make the PKI, kubeconfigs and a
     renewal, and check every certificate; darwin/windows get a header check only.
@@ -130,6 +132,7 @@ def verify_binary(
     own container and directory; the report, the log and ``on_line`` get them in order, and
     the report (errors included) is the one running them one after the other gives.
     ``seed_pki``: a certificatesDir (CAs of your own) copied into each scenario's pki/ first.
+    ``on_activity`` hears which scenarios run ("scenario 2 of 4 (pinned)"), for a status line.
     """
     platform, header = binary_platform(binary.read_bytes()[:4096])
     if not platform:
@@ -208,17 +211,20 @@ def verify_binary(
                     for s in scenarios(version, leaf_years, ca_years, pinned)]
             known = version
             workers = scenario_workers(len(plan))
+            progress = ScenarioProgress([s.name for s in plan], on_activity)
             if workers <= 1:  # one after the other, in this container, as always
                 results: list[ScenarioResult] = []
-                for scenario in plan:
-                    results.append(_run_scenario(
-                        run, main_dirs, known, api, scenario,
-                        renew_allowed=not problems and not any(r.problems() for r in results),
-                    ))
+                for index, scenario in enumerate(plan):
+                    with progress.running(index):
+                        results.append(_run_scenario(
+                            run, main_dirs, known, api, scenario,
+                            renew_allowed=not problems and not any(r.problems() for r in results),
+                        ))
             else:
                 results = _parallel_scenarios(
                     plan, workers, run, main_dirs, open_box, root, log_path, on_line,
                     known, api, renew_allowed=not problems, prefix=prefix, user=user,
+                    progress=progress,
                 )
     checks, problems, missing = merge_scenarios(problems, results)
     return VerifyReport(
@@ -247,6 +253,48 @@ def go_crash(output: str) -> str:
         if text.startswith(("panic: ", "fatal error: ")):
             return text
     return ""
+
+
+class ScenarioProgress:
+    """Which of a plan's scenarios run and how many are done, told to ``on_activity`` as one
+    line ("scenario 2 of 4 (pinned), 3 of 4 (config-8760h) running; 1 done") each time that
+    changes; scenarios may run on several threads at once."""
+
+    def __init__(self, names: list[str], on_activity: LineFn | None) -> None:
+        self.names = names
+        self.on_activity = on_activity
+        self.running_now: list[int] = []
+        self.done = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def running(self, index: int) -> Iterator[None]:
+        self._change(lambda: self.running_now.append(index))
+        try:
+            yield
+        finally:
+            self._change(lambda: self._finish(index))
+
+    def _finish(self, index: int) -> None:
+        self.running_now.remove(index)
+        self.done += 1
+
+    def _change(self, change: Callable[[], None]) -> None:
+        with self._lock:
+            change()
+            line = self.line()
+        if self.on_activity is not None:
+            self.on_activity(line)
+
+    def line(self) -> str:
+        total = len(self.names)
+        running = ", ".join(
+            f"{i + 1} of {total} ({self.names[i]})" for i in sorted(self.running_now)
+        )
+        parts = [f"scenario {running} running"] if running else []
+        if self.done:
+            parts.append(f"{self.done} of {total} done")
+        return "; ".join(parts) or f"{total} scenarios"
 
 
 def scenario_workers(count: int) -> int:
@@ -416,6 +464,7 @@ def _parallel_scenarios(
     renew_allowed: bool,
     prefix: list[str],
     user: str,
+    progress: ScenarioProgress | None = None,
 ) -> list[ScenarioResult]:
     """Scenario 0 in the open container ``run`` uses, the others each in a new one, on a pool
     of ``workers`` threads. Their output reaches the log and ``on_line`` in scenario order;
@@ -427,6 +476,12 @@ def _parallel_scenarios(
     stopping = threading.Event()
 
     def task(index: int) -> ScenarioResult:
+        if progress is None:
+            return one(index)
+        with progress.running(index):
+            return one(index)
+
+    def one(index: int) -> ScenarioResult:
         scenario = plan[index]
         if index == 0:
             main = _Runner(run.box, prefix, user, lines[0].append)

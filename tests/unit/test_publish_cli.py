@@ -43,7 +43,7 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
     ("args", "code", "message"),
     [
         (["publish", "--publish", "dir:out"], 2, "--build is required"),
-        (["publish", "--build", "builds/x"], 2, "--to is required"),
+        (["publish", "--build", "builds/x"], 2, "--publish is required"),
         (["publish", "--build", "nowhere", "--publish", "dir:out"], 2, "is not a build directory"),
         (["kit", "--build", "nowhere"], 2, "is not a build directory"),
         (["release", "--publish", "dir:out"], 2, "no versions to release"),

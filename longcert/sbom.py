@@ -26,6 +26,7 @@ class Module:
     path: str
     version: str
     sum: str = ""  # go.sum's h1: hash, when the binary records one
+    local: str = ""  # the tree's directory a `=> ./staging/...` replace built it from
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class BinaryInfo:
 
 def parse_go_version_m(output: str) -> BinaryInfo:
     """Parse ``go version -m`` output (pure). Replaced modules (``=>``) count as what was built:
-    the replacement's path and version."""
+    the replacement's path and version; a replacement by a directory of the tree (Kubernetes'
+    ``./staging/src/k8s.io/...``) keeps the module's own path, with the directory noted."""
     go_version, package, main = "", "", None
     deps: list[Module] = []
     settings: list[tuple[str, str]] = []
@@ -62,8 +64,11 @@ def parse_go_version_m(output: str) -> BinaryInfo:
             main = Module(rest[0], rest[1] if len(rest) > 1 else "", _at(rest, 2))
         elif kind == "dep" and len(rest) >= 2:
             deps.append(Module(rest[0], rest[1], _at(rest, 2)))
-        elif kind == "=>" and len(rest) >= 2 and deps:
-            deps[-1] = Module(rest[0], rest[1], _at(rest, 2))
+        elif kind == "=>" and rest and deps:
+            if rest[0].startswith(("./", "../", "/")):
+                deps[-1] = Module(deps[-1].path, deps[-1].version, deps[-1].sum, rest[0])
+            elif len(rest) >= 2:
+                deps[-1] = Module(rest[0], rest[1], _at(rest, 2))
         elif kind == "build" and rest:
             key, _, value = rest[0].partition("=")
             settings.append((key, value))
@@ -72,6 +77,57 @@ def parse_go_version_m(output: str) -> BinaryInfo:
 
 def _at(values: list[str], index: int) -> str:
     return values[index] if len(values) > index else ""
+
+
+def staging_version(tag: str) -> str:
+    """The version Kubernetes publishes its staging modules (k8s.io/client-go, k8s.io/api, ...)
+    under for release ``tag``: v1.28.7 -> v0.28.7, the versions vulnerability databases and
+    scanners match (https://github.com/kubernetes/kubernetes/tree/master/staging#readme)."""
+    return "v0." + tag.removeprefix("v").partition(".")[2] if tag.startswith("v1.") else tag
+
+
+def module_version(module: Module, tag: str) -> str:
+    """What a dependency is, for a scanner: a module built from the tree's own staging
+    directory (or recorded as ``(devel)`` / ``v0.0.0`` under k8s.io) is the staging release of
+    ``tag``; any other keeps the version the binary records."""
+    own = module.local or module.version in ("(devel)", "v0.0.0", "")
+    if own and module.path.startswith("k8s.io/"):
+        return staging_version(tag)
+    return module.version
+
+
+# Who supplies a module, from its path (NTIA minimum elements ask for a supplier). The
+# known prefixes are their projects' own; any other is named by its host and owner.
+_SUPPLIERS = (
+    ("k8s.io/", "The Kubernetes Authors"),
+    ("sigs.k8s.io/", "The Kubernetes Authors"),
+    ("golang.org/x/", "The Go Authors"),
+    ("google.golang.org/", "Google LLC"),
+    ("go.etcd.io/", "The etcd Authors"),
+    ("go.opentelemetry.io/", "The OpenTelemetry Authors"),
+)
+
+
+def supplier(path: str) -> str:
+    """The SPDX supplier of module ``path``: ``Organization: NAME``."""
+    for prefix, name in _SUPPLIERS:
+        if path.startswith(prefix):
+            return f"Organization: {name}"
+    parts = path.split("/")
+    owner = "/".join(parts[:2]) if len(parts) > 2 and "." in parts[0] else parts[0]
+    return f"Organization: {_SUPPLIER_TEXT.sub('-', owner) or 'unknown'}"
+
+
+_SUPPLIER_TEXT = re.compile(r"[^A-Za-z0-9._/~+-]")
+
+
+def download_location(remote: str, tag: str) -> str:
+    """SPDX's downloadLocation for the source: ``git+URL@tag`` for a remote others can reach
+    (https, ssh, git), NOASSERTION for a path or file:// URL on this machine (which SPDX has
+    no form for; sourceInfo names it)."""
+    if re.match(r"(https|http|ssh|git)://", remote) or re.match(r"[\w.-]+@[\w.-]+:", remote):
+        return f"git+{remote}@{tag}"
+    return "NOASSERTION"
 
 
 def _purl(path: str, version: str) -> dict[str, str]:
@@ -103,8 +159,12 @@ def spdx_document(
             "name": file_name,
             "versionInfo": tag,
             "downloadLocation": "NOASSERTION",
+            "supplier": "Organization: The Kubernetes Authors, patched by longcert",
             "filesAnalyzed": False,
             "checksums": [{"algorithm": "SHA256", "checksumValue": sha256}],
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "Apache-2.0",
+            "copyrightText": "NOASSERTION",
             "primaryPackagePurpose": "APPLICATION",
             "comment": f"kubeadm {tag} for {platform}, certificate validity patched by longcert",
         },
@@ -112,9 +172,13 @@ def spdx_document(
             "SPDXID": "SPDXRef-Source",
             "name": MAIN_MODULE,
             "versionInfo": tag,
-            "downloadLocation": f"git+{remote}@{tag}",
-            "sourceInfo": f"git commit {commit}",
+            "downloadLocation": download_location(remote, tag),
+            "sourceInfo": f"git commit {commit} of {remote}",
+            "supplier": "Organization: The Kubernetes Authors",
             "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "Apache-2.0",
+            "copyrightText": "NOASSERTION",
             "externalRefs": [_purl(MAIN_MODULE, tag)],
         },
     ]
@@ -123,6 +187,9 @@ def spdx_document(
          "relatedSpdxElement": binary_id},
         {"spdxElementId": binary_id, "relationshipType": "GENERATED_FROM",
          "relatedSpdxElement": "SPDXRef-Source"},
+        # the main module's code is in the binary: this ties it into the dependency tree
+        {"spdxElementId": binary_id, "relationshipType": "CONTAINS",
+         "relatedSpdxElement": "SPDXRef-Source"},
     ]
     if info.go_version:
         packages.append({
@@ -130,23 +197,35 @@ def spdx_document(
             "name": "stdlib",
             "versionInfo": f"go{info.go_version}",
             "downloadLocation": "https://go.dev/dl/",
+            "supplier": "Organization: The Go Authors",
             "filesAnalyzed": False,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "BSD-3-Clause",
+            "copyrightText": "NOASSERTION",
             "externalRefs": [_purl("stdlib", f"go{info.go_version}")],
         })
         relationships.append({"spdxElementId": binary_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": "SPDXRef-Go-stdlib"})
     for number, dep in enumerate(sorted(set(info.deps), key=lambda m: (m.path, m.version))):
         dep_id = f"SPDXRef-Module-{number}"
+        version = module_version(dep, tag)
         entry: dict[str, Any] = {
             "SPDXID": dep_id,
             "name": dep.path,
-            "versionInfo": dep.version,
+            "versionInfo": version,
             "downloadLocation": "NOASSERTION",
+            "supplier": supplier(dep.path),
             "filesAnalyzed": False,
-            "externalRefs": [_purl(dep.path, dep.version)],
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "externalRefs": [_purl(dep.path, version)],
         }
-        if dep.sum:
-            entry["comment"] = f"go.sum {dep.sum}"
+        notes = [f"go.sum {dep.sum}"] if dep.sum else []
+        if dep.local:
+            notes.append(f"built from the tree's {dep.local} (recorded as {dep.version})")
+        if notes:
+            entry["comment"] = "; ".join(notes)
         packages.append(entry)
         relationships.append({"spdxElementId": binary_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": dep_id})

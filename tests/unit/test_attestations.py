@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from longcert import provenance, sbom
+from tests.sbom_check import sbom_problems
 
 GO_VERSION_M = """\
 /go/src/k8s.io/kubernetes/_output/local/bin/linux/amd64/kubeadm: go1.24.11
@@ -28,7 +33,8 @@ def test_go_version_m_is_parsed() -> None:
     assert info.deps == (
         sbom.Module("github.com/spf13/cobra", "v1.8.1",
                     "h1:e5/vxKd/rZsfSJMUX1agtjeTDf+qv1/JdBF8gg5k9ZM="),
-        sbom.Module("./staging/src/k8s.io/api", "(devel)", ""),  # the replacement was built
+        # built from the tree's staging directory: the module keeps its own path
+        sbom.Module("k8s.io/api", "v0.0.0", "", "./staging/src/k8s.io/api"),
     )
     assert ("CGO_ENABLED", "0") in info.settings
     empty = sbom.parse_go_version_m("")
@@ -111,3 +117,56 @@ def test_builder_id_in_github_actions() -> None:
         "https://github.com/acme/longcert/.github/workflows/release.yml@refs/heads/main")
     hostile = {**environ, "GITHUB_REPOSITORY": "acme/longcert\nX-Evil: 1"}
     assert provenance.builder_id(hostile).startswith("urn:longcert:local-builder:")
+
+
+# `go version -m` of each era's kubeadm: GOPATH builds record only the Go (v1.9 - v1.14 trees
+# built the upstream way), module builds list their dependencies, and replace-era trees
+# (v1.15+) build k8s.io/* from ./staging with `=>` lines.
+GOPATH_ERA = "/go/src/k8s.io/kubernetes/_output/bin/kubeadm: go1.10.8\n"
+WORKSPACE_ERA = """\
+/work/_output/local/bin/linux/amd64/kubeadm: go1.24.11
+\tpath\tk8s.io/kubernetes/cmd/kubeadm
+\tmod\tk8s.io/kubernetes\t(devel)\t
+\tdep\tk8s.io/client-go\t(devel)\t
+\tdep\tsigs.k8s.io/yaml\tv1.4.0\th1:Mk1wCc2gy/F0THH0TAp1QYyJNzRm2KCLy3o5ASXVI5I=
+\tdep\tgopkg.in/yaml.v3\tv3.0.1\t
+\tdep\tgolang.org/x/net\tv0.38.0\t
+"""
+
+
+@pytest.mark.parametrize("output", [GO_VERSION_M, GOPATH_ERA, WORKSPACE_ERA],
+                         ids=["replace-era", "gopath-era", "workspace-era"])
+@pytest.mark.parametrize("remote", ["https://github.com/kubernetes/kubernetes.git",
+                                    "file:///srv/mirrors/kubernetes", "/srv/mirrors/kubernetes",
+                                    "git@github.com:kubernetes/kubernetes.git"])
+def test_every_era_sbom_passes_the_validators(output: str, remote: str, tmp_path: Path) -> None:
+    """pyspdxtools' validator and the NTIA minimum elements, whatever the era and --repo."""
+    doc = sbom.spdx_document(
+        file_name="kubeadm-linux-amd64", sha256="a" * 64, platform="linux/amd64",
+        tag="v1.28.7", commit="c" * 40, remote=remote,
+        info=sbom.parse_go_version_m(output), created=1700000000,
+    )
+    path = tmp_path / "kubeadm-linux-amd64.spdx.json"
+    path.write_text(json.dumps(doc))
+    assert sbom_problems(path) == []
+    source = next(p for p in doc["packages"] if p["SPDXID"] == "SPDXRef-Source")
+    local = not remote.startswith(("https://", "git@"))
+    assert (source["downloadLocation"] == "NOASSERTION") is local
+    assert remote in source["sourceInfo"]
+
+
+def test_staging_modules_get_the_purls_scanners_match() -> None:
+    for output in (GO_VERSION_M, WORKSPACE_ERA):
+        doc = sbom.spdx_document(
+            file_name="k", sha256="a" * 64, platform="linux/amd64", tag="v1.28.7",
+            commit="c" * 40, remote="/k", info=sbom.parse_go_version_m(output), created=0,
+        )
+        purls = {ref["referenceLocator"] for p in doc["packages"]
+                 for ref in p.get("externalRefs", [])}
+        staged = "pkg:golang/k8s.io/api@v0.28.7" if output is GO_VERSION_M else \
+            "pkg:golang/k8s.io/client-go@v0.28.7"
+        assert staged in purls
+        assert not any("(devel)" in purl or "./" in purl for purl in purls), purls
+    assert sbom.supplier("github.com/spf13/cobra") == "Organization: github.com/spf13"
+    assert sbom.supplier("k8s.io/utils") == "Organization: The Kubernetes Authors"
+    assert sbom.staging_version("v1.33.7") == "v0.33.7"

@@ -401,22 +401,14 @@ def verify_with_ca(
         kube_version,
         leaf_years,
         ca_years,
-        image=image or verify.DEFAULT_VERIFY_IMAGE,
+        image=verify.resolve_run_image(image),
         pinned=pinned,
         seed_pki=cas.path,
     )
     report = judge(report, cas)
     if checksums(cas.path) != cas.checksums:
         raise VerifyError(f"--ca-dir {ca_dir} changed while it was verified")
-    how = report.executed_with or f"not executed, header {report.header}"
-    from longcert.progress import Reporter
-
-    Reporter().summary(
-        f"{binary}: {report.tag or 'unknown version'} {report.platform} ({how}) with the CAs "
-        f"of {ca_dir}: {report.status}",
-        verify.report_rows(report),
-        ["file", "subject", "issuer", "not before", "not after", "days", "expected", "result"],
-    )
+    verify.show_summary(report, f"checked {binary} with the CAs of {ca_dir}")
     if json_path:
         Path(json_path).write_text(report.to_json())
     verify.require_pass(report)

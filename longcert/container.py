@@ -35,6 +35,7 @@ from longcert.imagestore import image_id as image_id
 from longcert.imagestore import import_rootfs as import_rootfs
 from longcert.imagestore import inspect_image as inspect_image
 from longcert.imagestore import local_image_names as local_image_names
+from longcert.imagestore import runnable_image as runnable_image
 from longcert.imagestore import split_reference as split_reference
 
 LABEL = "org.longcert"

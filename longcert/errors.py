@@ -6,24 +6,35 @@ Each message says what failed, the likely cause and what to do. ``tasks.py`` tur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 
 class LongcertError(Exception):
-    """Base class: a failure the user can act on. ``str(err)`` is the one-line message."""
+    """Base class: a failure the user can act on. ``str(err)`` starts with the one-line
+    message (and hint); ``details``, when given, follow it one per indented line (a failed
+    verification's failing files), so the first line stays the error."""
 
     exit_code: ClassVar[int] = 1
     when: ClassVar[str] = "an unexpected failure inside longcert"
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, details: Sequence[str] = ()
+    ) -> None:
         self.message = message
         self.hint = hint
+        self.details = tuple(details)
         super().__init__(message)
 
-    def __str__(self) -> str:
+    @property
+    def line(self) -> str:
+        """The one-line error: the message and the hint."""
         if self.hint:
             return f"{self.message} ({self.hint})"
         return self.message
+
+    def __str__(self) -> str:
+        return "\n".join([self.line, *(f"  {detail}" for detail in self.details)])
 
 
 class ConfigError(LongcertError):
@@ -67,6 +78,17 @@ class PublishError(LongcertError):
         "the output directory or a publish target could not be written, a build to publish is "
         "not verified or not as a build writes it, or credentials would leave over plain HTTP"
     )
+
+
+class NoAnswerError(PublishError):
+    """A PublishError (exit code 9, not a row of its own in the table): nothing answered, or
+    the connection broke before the answer, so a request that changes something may or may not
+    have been carried out. Publishing re-checks the target before it tries such a step again,
+    unless ``final``: trying again cannot help, or the tries are used up already."""
+
+    def __init__(self, message: str, hint: str | None = None, *, final: bool = False) -> None:
+        super().__init__(message, hint)
+        self.final = final
 
 
 INTERRUPTED_EXIT_CODE = 130

@@ -62,6 +62,30 @@ def ensure_image(
     return str(pulled.id)
 
 
+def runnable_image(
+    client: docker.DockerClient, wanted: str, progress: Callable[[str], None] | None = None
+) -> str:
+    """The id of the image to run a static kubeadm in: ``wanted`` when present or pullable,
+    else the Debian base ``builder-image`` makes when the engine has it (said through
+    ``progress``); an ImageError naming both otherwise."""
+    fallback = f"{BASE_REPOSITORY}:bookworm"
+    try:
+        return ensure_image(client, wanted, "", progress)
+    except ImageError as missing:
+        found = image_id(client, fallback) if wanted != fallback else None
+        if found is None:
+            raise ImageError(
+                f"no image to run kubeadm in: {missing}"
+                + (f", and {fallback} is not present either" if wanted != fallback else ""),
+                f"`docker pull {wanted}` where a registry can be reached (or `docker load` it), "
+                "or pass --run-image with any Linux image you have (kubeadm is static; the image "
+                "needs only `sleep`)",
+            ) from missing
+        if progress is not None:
+            progress(f"{wanted} is neither present nor pullable: running kubeadm in {fallback}")
+        return found
+
+
 def split_reference(reference: str) -> tuple[str, str]:
     """``repo[:tag]`` or ``repo@sha256:...`` -> (repository, tag or digest); the engine takes
     a digest where a tag goes. (A registry host's port is not a tag.)"""

@@ -5,6 +5,8 @@ builds/<build-id>/
   SHA256SUMS            `sha256sum -c SHA256SUMS` checks them
   patch.diff            the exact diff applied to the tree
   verify.json           the verification report
+  report.html           the report people open: verdict, tables, validity timeline (SVG)
+  REPORT.md             the verdict and the tables in Markdown
   kubeadm-<os>-<arch>.spdx.json   an SPDX SBOM of each binary, from `go version -m`
   provenance.json       in-toto / SLSA v1 provenance binding the binaries to their inputs
   build.log             the compile and verification output
@@ -28,6 +30,8 @@ from longcert.errors import PublishError
 from longcert.patching import PatchResult
 from longcert.source import SourceTree
 from longcert.verify import VerifyReport, has_validity_config
+from longcert.verify.document import HTML_FILE, MARKDOWN_FILE, html_report, markdown_report
+from longcert.verify.report import count_checks
 from longcert.versions import KubeVersion
 
 # The rollout kit as one file beside the binaries (written by longcert.kit, carried by publish: a
@@ -164,6 +168,10 @@ def manifest(
                     "stored_config_checked": sum(
                         1 for c in r.checks if c.stage.startswith("config-")
                     ),
+                    # every certificate and kubeconfig of every scenario: the count the
+                    # build's lines, the reports and the release notes give
+                    "checks": count_checks(r)[0],
+                    "scenarios": count_checks(r)[1],
                 }
                 for r in reports
             },
@@ -202,8 +210,12 @@ def _image_record(result: BuildResult) -> dict[str, Any]:
     return record
 
 
+# The report people open, beside the binaries; manifest.json lists them (file and sha256) as
+# ``reports``, and publishing carries them. Builds written before them have none.
+REPORT_FILES = (HTML_FILE, MARKDOWN_FILE)
+
 # The files besides the binaries and attestations whose sha256 manifest.json records.
-EVIDENCE_FILES = ("SHA256SUMS", "patch.diff", "verify.json", "build.log")
+EVIDENCE_FILES = ("SHA256SUMS", "patch.diff", "verify.json", *REPORT_FILES, "build.log")
 
 
 def write(
@@ -236,10 +248,15 @@ def write(
             "platforms": [r.to_dict() for r in reports],
         }
         (staging / "verify.json").write_text(json.dumps(verify_json, indent=2) + "\n")
+        (staging / HTML_FILE).write_text(html_report(reports), encoding="utf-8")
+        (staging / MARKDOWN_FILE).write_text(markdown_report(reports), encoding="utf-8")
         if result.log_path.is_file():
             shutil.copy2(result.log_path, staging / "build.log")
         data = manifest(tree, patch, result, reports, inputs)
         data["attestations"] = write_attestations(staging, tree, patch, result, data)
+        data["reports"] = [
+            {"file": file, "sha256": sha256_file(staging / file)} for file in REPORT_FILES
+        ]
         # what an identical rebuild re-checks before it answers with this build
         data["evidence"] = {file: sha256_file(staging / file) for file in EVIDENCE_FILES
                             if (staging / file).is_file()}

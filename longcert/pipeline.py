@@ -436,7 +436,8 @@ def _verify(
                     on_activity=activity,
                 )
             how = report.executed_with or f"header {report.header}"
-            reporter.step(f"{platform}: {report.status} ({how}), {len(report.checks)} checks")
+            counted = verify.checks_phrase(*verify.count_checks(report))
+            reporter.step(f"{platform}: {report.status} ({how}), {counted}")
             reports.append(report)
         if not all(report.passed for report in reports):
             kept = _keep_failure_evidence(settings, name, patch.diff, reports)

@@ -69,6 +69,7 @@ class Settings:
     platforms: tuple[str, ...]
     go_version: str
     image: str
+    run_image: str
     go_download_url: str
     registry_mirror: str
     build_cache_volume: str
@@ -81,6 +82,8 @@ class Settings:
     publish: str
     github_api_url: str
     oci_insecure: bool
+    publish_retries: int
+    publish_retry_seconds: int
     container_memory: str
     container_pids: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -207,19 +210,21 @@ def _parse_go_version(value: object) -> str:
     raise ConfigError(f"--go-version must be 'auto' or a Go version such as 1.24.11, got {value!r}")
 
 
-def _parse_image(value: object) -> str:
+def _parse_image(value: object, name: str = "image") -> str:
+    flag = "--" + name.replace("_", "-")
     text = str(value).strip()
-    if not text or any(c.isspace() for c in text):
-        raise ConfigError(f"--image must be an image reference, got {value!r}")
-    try:
-        text.format(go_version="1.0")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"--image {text!r} has an unknown placeholder", "only {go_version} is known"
-        ) from exc
+    if not text or any(c.isspace() for c in text) or text.startswith("-"):
+        raise ConfigError(f"{flag} must be an image reference, got {value!r}")
+    if name == "image":
+        try:
+            text.format(go_version="1.0")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{flag} {text!r} has an unknown placeholder", "only {go_version} is known"
+            ) from exc
     if "@" in text and not re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", text):
         raise ConfigError(
-            f"--image {text!r} has a malformed digest",
+            f"{flag} {text!r} has a malformed digest",
             "a digest is @sha256: and 64 lower-case hex digits",
         )
     return text
@@ -414,6 +419,7 @@ def load(
         platforms=checked("platforms", parse_platforms),
         go_version=checked("go_version", _parse_go_version),
         image=checked("image", _parse_image),
+        run_image=checked("run_image", lambda v: _parse_image(v, "run_image")),
         go_download_url=checked("go_download_url", parse_download_url),
         registry_mirror=checked("registry_mirror", _parse_registry_mirror),
         build_cache_volume=checked(
@@ -432,6 +438,12 @@ def load(
             "github_api_url", lambda v: _parse_http_url(v, "github_api_url")
         ),
         oci_insecure=checked("oci_insecure", lambda v: _parse_bool(v, "oci_insecure")),
+        publish_retries=checked(
+            "publish_retries", lambda v: _parse_count(v, "publish_retries", 0, 20)
+        ),
+        publish_retry_seconds=checked(
+            "publish_retry_seconds", lambda v: _parse_count(v, "publish_retry_seconds", 0, 3600)
+        ),
         container_memory=checked("container_memory", _parse_memory),
         container_pids=checked("container_pids", _parse_pids),
         sources=sources,
@@ -492,6 +504,16 @@ def _parse_memory(value: object) -> str:
             f"--container-memory must be a size such as 8g or 4096m, got {value!r}",
         )
     return text
+
+
+def _parse_count(value: object, name: str, least: int, most: int) -> int:
+    """A whole number from ``least`` to ``most`` (ASCII digits; not a bool)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,6}", text):
+        raise ConfigError(f"setting {name} must be a whole number, got {value!r}")
+    if not least <= int(text) <= most:
+        raise ConfigError(f"setting {name} must be {least} to {most}, got {int(text)}")
+    return int(text)
 
 
 def _parse_pids(value: object) -> int:

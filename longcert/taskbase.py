@@ -80,6 +80,8 @@ SETTING_HELP = {
     "keep_worktree": "keep the patched worktree after the run",
     "no_cache": "compile with empty Go caches (fresh volumes, removed after the build)",
     "debug": "show a traceback on errors",
+    "run_image": "image to run kubeadm in (default debian:bookworm-slim; pulled when missing, "
+    "else longcert/debian-base:bookworm): kubeadm is static, any Linux image with sleep works",
     "verbose": "show every setting in the preamble, not only those changed from the defaults",
     "publish": "after a verified build, publish it to TARGET: a directory (PATH or dir:PATH), "
     "github:OWNER/REPO (token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",

@@ -314,8 +314,7 @@ def compile_(
         "version": "the tag the binary must report, e.g. v1.28.7 (default: what it reports)",
         "years": SETTING_HELP["years"],
         "ca_years": SETTING_HELP["ca_years"],
-        "run_image": "image to run the binary in (default longcert/debian-base:bookworm, made "
-        "by builder-image)",
+        "run_image": SETTING_HELP["run_image"],
         "json": "also write the report as JSON to this path",
         "pin_validity": "v1.31+: expect a --pin-validity build (a config storing 8760h must "
         "not shorten the certificates); default: expect upstream's behaviour",
@@ -341,12 +340,12 @@ def verify(
     from longcert import runs
     from longcert import verify as verify_mod
 
-    conf = _settings(years=years, ca_years=ca_years)
+    conf = _settings(years=years, ca_years=ca_years, run_image=run_image)
     if ca_dir:
         from longcert import ca as ca_mod
 
         with runs.registered(conf.cache_dir):
-            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=run_image,
+            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=conf.run_image,
                                   json_path=json, pinned=pin_validity)
         return
     with runs.registered(conf.cache_dir):
@@ -355,7 +354,7 @@ def verify(
             version,
             conf.years,
             conf.ca_years,
-            image=run_image,
+            image=conf.run_image,
             json_path=json,
             pinned=pin_validity,
         )
@@ -406,7 +405,7 @@ def ca(
         "manifest.json of the build the binary is in)",
         "config": "the cluster's kubeadm configuration (`kubeadm config view`, or the "
         "kubeadm-config ConfigMap's ClusterConfiguration); default: read from the certificates",
-        "run_image": "image to run the binary in (default longcert/debian-base:bookworm)",
+        "run_image": SETTING_HELP["run_image"],
         "json": "also write the before/after report as JSON to this path",
         "debug": SETTING_HELP["debug"],
     },
@@ -428,8 +427,9 @@ def renew_check(
     would end up shorter than asked, unsigned by its CA, or broken."""
     from longcert import renewcheck, runs
 
-    with runs.registered(_settings().cache_dir):
-        renewcheck.check(binary, etc, years, config=config, image=run_image, json_path=json)
+    conf = _settings(run_image=run_image)
+    with runs.registered(conf.cache_dir):
+        renewcheck.check(binary, etc, years, config=config, image=conf.run_image, json_path=json)
 
 
 @task(
@@ -441,8 +441,7 @@ def renew_check(
         "set as imageRepository in the kit's cluster configuration, and its images listed "
         "(`kubeadm config images list`, run offline with the build's binary) for mirroring",
         "install_path": "where install.sh puts kubeadm (default /usr/bin/kubeadm)",
-        "run_image": "image to run `kubeadm config images list` in (default "
-        "longcert/debian-base:bookworm)",
+        "run_image": SETTING_HELP["run_image"],
         "serving_rotation": "also make kubelets take serving certificates from the cluster CA "
         "(serverTLSBootstrap); each kubelet restart then leaves a CSR to approve before kubectl "
         "logs/exec work on that node",
@@ -466,9 +465,9 @@ def kit(
     from longcert import kit as kit_mod
     from longcert import runs
 
-    conf = _settings()
+    conf = _settings(run_image=run_image)
     with runs.registered(conf.cache_dir):
-        kit_mod.make_kit(build, image_repository, install_path, image=run_image,
+        kit_mod.make_kit(build, image_repository, install_path, image=conf.run_image,
                          serving_rotation=serving_rotation)
 
 

@@ -10,6 +10,9 @@ holding their tag (several drafts may share one), published by ``PATCH`` with ``
 (422 when a published release already has the tag). ``fail_uploads`` makes the upload of the
 named assets break half-way once: the server reads half the body, records a "starter" asset and
 drops the connection; ``fail_publish`` makes the next publish of a draft answer 500 once.
+``faults`` is the flaky mode (:class:`tests.loopback.Faults`): planned 5xx, 429 with
+Retry-After and reset connections, before the request is handled at all, or a request carried
+out whose answer is lost (``lose``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.loopback import Faults
 
 
 @dataclass
@@ -61,6 +66,7 @@ class FakeGitHub:
         self.requests: list[tuple[str, str]] = []
         self.fail_uploads: set[str] = set()
         self.fail_publish = False
+        self.faults = Faults()
         self.download_auth_headers: list[str] = []
         self.upload_origin = ""  # where upload_url points (default: this server)
         self._ids = iter(range(1000, 10**6))
@@ -154,6 +160,11 @@ class FakeGitHub:
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         with self._lock:
             self.requests.append((method, h.path))
+        fault = self.faults.take(method, h.path)
+        if fault is not None and fault.lose:
+            h.lose_answer = True  # type: ignore[attr-defined]  # handled, then no answer
+        elif fault is not None:
+            return self.faults.serve(h, fault)
         parts = urlsplit(h.path)
         path, query = unquote(parts.path), parse_qs(parts.query)
         length = int(h.headers.get("Content-Length") or 0)
@@ -276,6 +287,9 @@ class FakeGitHub:
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, payload: Any,
               content_type: str = "application/json") -> None:
+        if getattr(h, "lose_answer", False):
+            Faults.reset(h)
+            return None
         if payload is None:
             data = b""
         elif isinstance(payload, bytes):

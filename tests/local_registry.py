@@ -2,23 +2,30 @@
 
 Started with a temporary config (filesystem storage in a temporary directory, a free loopback
 port), stopped (by its own pid) when the test session is done. ``.ci/run`` installs the package.
+Its flaky mode is :class:`FlakyFront`: a loopback front that passes every request on to it
+unless its ``faults`` (:class:`tests.loopback.Faults`) plan a failure for that request.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.loopback import Faults
 
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -142,3 +149,66 @@ def stop(registry: LocalRegistry) -> None:
     except subprocess.TimeoutExpired:
         registry.process.kill()
         registry.process.wait(timeout=10)
+
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
+
+
+class FlakyFront:
+    """The registry behind a flaky network: a loopback server on its own port that forwards
+    every request (Host header and all, so the registry's upload locations name the front) to
+    ``registry``, unless ``faults`` plans a failure for it. ``requests`` logs (method, path)."""
+
+    def __init__(self, registry: LocalRegistry) -> None:
+        self.faults = Faults()
+        self.requests: list[tuple[str, str]] = []
+        upstream, front = registry.host, self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def forward(self) -> None:
+                front.requests.append((self.command, self.path))
+                fault = front.faults.take(self.command, self.path)
+                if fault is not None:
+                    return front.faults.serve(self, fault)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in _HOP_BY_HOP}
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                connection = http.client.HTTPConnection(upstream, timeout=60)
+                try:
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    reply = connection.getresponse()
+                    data = reply.read()
+                    self.send_response(reply.status, reply.reason)
+                    for name, value in reply.getheaders():
+                        if name.lower() not in _HOP_BY_HOP:
+                            self.send_header(name, value)
+                    size = reply.getheader("Content-Length") if self.command == "HEAD" else None
+                    self.send_header("Content-Length", size or str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    connection.close()
+                return None
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

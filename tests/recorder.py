@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import Faults
+
 USER, PASSWORD = "robot", "pw-secret"
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 TOKEN = "registry-token-7f3a"
@@ -48,6 +50,7 @@ class _Server:
     def __init__(self, host: str, answer: Answer) -> None:
         self.seen: list[Seen] = []
         self.answer = answer
+        self.faults = Faults()  # the flaky mode: planned 5xx, 429, resets before any answer
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +60,9 @@ class _Server:
                 return None
 
             def handle_one(self) -> None:
+                fault = owner.faults.take(self.command, self.path)
+                if fault is not None:
+                    return owner.faults.serve(self, fault)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 seen = Seen(self.command, self.path, dict(self.headers.items()), body)

@@ -160,7 +160,7 @@ def make_kit(
         listed = verify.list_images(
             build.path / "kubeadm-linux-amd64",
             config,
-            image=image or verify.DEFAULT_VERIFY_IMAGE,
+            image=verify.resolve_run_image(image),
         )
         inputs = replace(inputs, images=tuple(listed))
     path = write_kit(build.path, plan_kit(inputs))

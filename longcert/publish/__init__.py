@@ -15,7 +15,10 @@ Where to read what:
 
 - ``build``: loading and checking a build directory (:func:`load_build`, :func:`existing_build`)
 - ``plan``: the :class:`Target` protocol, :class:`Action` and :class:`PublishResult`
-- ``http``: the HTTP client the remote targets share, with auth and redirect rules
+- ``http``: the HTTP client the remote targets share, with auth and redirect rules and the
+  retry policy (backoff, ``Retry-After``)
+- ``credentials``: credentials besides the environment: the Docker config and its credential
+  helpers, ``gh auth token``
 - ``directory``, ``github``, ``oci``: one module per target
 - ``targets``: a target from its text form, and the :func:`push` entry points
 
@@ -33,6 +36,12 @@ from longcert.publish.build import (
     existing_build,
     load_build,
 )
+from longcert.publish.credentials import (
+    credential_helper,
+    docker_credentials,
+    gh_hostname,
+    gh_token,
+)
 from longcert.publish.directory import DirectoryTarget
 from longcert.publish.github import (
     CONTENT_TYPES,
@@ -42,7 +51,15 @@ from longcert.publish.github import (
     release_notes,
     release_title,
 )
-from longcert.publish.http import HTTP_TIMEOUT, Http, Response, credentials_allowed
+from longcert.publish.http import (
+    HTTP_TIMEOUT,
+    NO_RETRIES,
+    Http,
+    Response,
+    RetryPolicy,
+    credentials_allowed,
+    parse_retry_after,
+)
 from longcert.publish.oci import (
     GOARM_VARIANT,
     MANIFEST_ACCEPT,
@@ -67,6 +84,7 @@ from longcert.publish.targets import (
     parse_target,
     publish_directory,
     push,
+    retry_policy,
 )
 from longcert.settings import is_local_host
 
@@ -78,6 +96,7 @@ __all__ = [
     "HTTP_TIMEOUT",
     "MANIFEST_ACCEPT",
     "METADATA_FILES",
+    "NO_RETRIES",
     "OCI_CONFIG",
     "OCI_INDEX",
     "OCI_LAYER",
@@ -103,18 +122,25 @@ __all__ = [
     "PublishError",
     "PublishResult",
     "Response",
+    "RetryPolicy",
     "Target",
+    "credential_helper",
     "credentials_allowed",
+    "docker_credentials",
     "existing_build",
+    "gh_hostname",
+    "gh_token",
     "is_local_host",
     "load_build",
     "oci_images",
     "open_target",
     "parse_challenge",
+    "parse_retry_after",
     "parse_target",
     "publish_directory",
     "push",
     "registry_credentials",
     "release_notes",
     "release_title",
+    "retry_policy",
 ]

@@ -21,14 +21,15 @@ from typing import Any
 from longcert import package
 from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
-from longcert.package import KIT_ARCHIVE
+from longcert.package import KIT_ARCHIVE, REPORT_FILES
 from longcert.provenance import PROVENANCE_FILE
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
 from longcert.verify import binary_platform
 from longcert.versions import KubeVersion
 
-# Published beside the binaries, in this order: manifest.json last, because its presence is what
+# Published beside the binaries (after them, their attestations, the kit and the reports), in
+# this order: manifest.json last, because its presence is what
 # `has` takes as "this build is completely published".
 METADATA_FILES = ("SHA256SUMS", "patch.diff", "manifest.json")
 
@@ -79,7 +80,8 @@ class Build(BuildRef):
 
     path: Path
     manifest: Mapping[str, Any] = field(compare=False, hash=False)
-    files: tuple[BuildFile, ...]  # binaries, SBOMs, provenance.json, kit.tar.gz, METADATA_FILES
+    # binaries, SBOMs, provenance.json, kit.tar.gz, report.html and REPORT.md, METADATA_FILES
+    files: tuple[BuildFile, ...]
 
     @property
     def binaries(self) -> tuple[BuildFile, ...]:
@@ -268,6 +270,7 @@ def load_build(path: Path) -> Build:
     files.extend(_attestations(path, m, data, artifacts))
     if (path / KIT_ARCHIVE).exists() or (path / KIT_ARCHIVE).is_symlink():
         files.append(_kit(path))
+    files.extend(_reports(path, m, data))
     for name in METADATA_FILES:
         meta = path / name
         _check_regular(path, name)
@@ -340,6 +343,24 @@ def _attestations(
     return files
 
 
+def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]:
+    """report.html and REPORT.md, checked against the sha256 manifest.json lists for them
+    (``reports``); none for a build written before builds had them."""
+    if "reports" not in data:
+        return []
+    listed = m.get(data, "reports")
+    names = [entry.get("file") if isinstance(entry, dict) else None
+             for entry in (listed if isinstance(listed, list) else [])]
+    if not isinstance(listed, list) or sorted(map(str, names)) != sorted(REPORT_FILES):
+        raise m.bad("reports", f"is {_shown(listed)}, not one entry for each of "
+                    f"{', '.join(REPORT_FILES)}")
+    return [
+        _checked_file(path, m.text(entry, "reports[].file"),
+                      m.text(entry, "reports[].sha256", _SHA256))
+        for entry in listed
+    ]
+
+
 MAX_KIT_BYTES = 16 << 20
 
 
@@ -401,7 +422,8 @@ def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Bu
 def _check_as_written(build: Build, hint: str) -> None:
     """What reuse re-checks beyond load_build: every file is a regular file nobody but its
     owner may write, the binaries keep their mode, and the evidence (SHA256SUMS, patch.diff,
-    verify.json, build.log) has the sha256 manifest.json recorded when it was written."""
+    verify.json, the reports, build.log) has the sha256 manifest.json recorded when it was
+    written."""
     evidence = build.manifest.get("evidence")
     if not isinstance(evidence, Mapping) or not evidence:
         raise PublishError(
@@ -473,6 +495,9 @@ def _check_verified(
             raise m.bad("verification.platforms", f"names {_shown(key)}, not a known platform")
         m.text(entry, f"verification.platforms.{key}.status")
         m.integer(entry, f"verification.platforms.{key}.certificates_checked", 0, 10**6)
+        for count in ("checks", "scenarios"):  # written since the reports (may be absent)
+            if isinstance(entry, dict) and count in entry:
+                m.integer(entry, f"verification.platforms.{key}.{count}", 0, 10**6)
     for platform in platforms:
         status = checked.get(platform, {}).get("status", "missing")
         found = [r for r in reports if isinstance(r, dict) and r.get("platform") == platform]

@@ -6,6 +6,13 @@ half-filled release; a re-run finds the draft (in the list of releases, since Gi
 tag shows no drafts) and finishes it. An asset already there with the same sha256 is skipped, a
 different one is refused, an upload that did not finish is replaced, and ``manifest.json`` is
 uploaded last.
+
+Requests are tried again as the target's :class:`~longcert.publish.http.RetryPolicy` says. The
+two that create something are not simply sent again when their answer is lost: a release that
+may have been made is looked for first, and an upload that broke off (which leaves a "starter"
+asset, or a complete one) is checked, deleted unless it is complete and right, and sent again.
+The token comes from ``GITHUB_TOKEN``, else from ``gh auth token`` (see
+:mod:`longcert.publish.credentials`).
 """
 
 from __future__ import annotations
@@ -18,18 +25,33 @@ from pathlib import Path
 from typing import Any
 
 from longcert import __version__
-from longcert.errors import PublishError
+from longcert.errors import NoAnswerError, PublishError
 from longcert.publish.build import Build, BuildFile, BuildRef
-from longcert.publish.http import Http, Response, credentials_allowed, host_of, strip_query
+from longcert.publish.http import (
+    RETRY_STATUSES,
+    Http,
+    Response,
+    RetryPolicy,
+    credentials_allowed,
+    host_of,
+    strip_query,
+)
 from longcert.publish.plan import Action, ProgressFn, PublishResult, human_size, quiet
+from longcert.verify.report import checks_phrase
 
 TOKEN_ENV = "GITHUB_TOKEN"
+GH_SOURCE = "`gh auth token`"
+# A create (release, asset upload) answered with one of these, or not answered, is re-checked
+# and sent again: errors that may pass, which may or may not have left something behind.
+RECHECK_STATUSES = frozenset(RETRY_STATUSES | {500})
 GITHUB_JSON = "application/vnd.github+json"
 CONTENT_TYPES = {
     "manifest.json": "application/json",
     "SHA256SUMS": "text/plain",
     "patch.diff": "text/x-diff",
     "kit.tar.gz": "application/gzip",
+    "report.html": "text/html; charset=utf-8",
+    "REPORT.md": "text/markdown; charset=utf-8",
 }
 
 
@@ -38,15 +60,26 @@ def release_title(build: BuildRef) -> str:
     return f"kubeadm {build.tag}: leaf certificates {build.leaf_years}y, CAs {build.ca_years}y"
 
 
-def release_notes(build: Build) -> str:
-    """Markdown notes from manifest.json: version, validities, Go, patch, verification, sha256."""
+def _checked_phrase(entry: Mapping[str, Any]) -> str:
+    """What one platform's verification covered, counted as the build counts it; a build
+    written before manifest.json kept that count says how many init certificates it checked."""
+    checks, scenarios = entry.get("checks"), entry.get("scenarios")
+    if isinstance(checks, int) and isinstance(scenarios, int):
+        return checks_phrase(checks, scenarios)
+    return f"{entry.get('certificates_checked', 0)} certificates"
+
+
+def release_notes(build: Build, repository: str = "OWNER/REPO") -> str:
+    """Markdown notes from manifest.json: version, validities, Go, patch, verification, sha256,
+    how to install the binary and check its attestation (``repository``: OWNER/REPO of the
+    release)."""
     m = build.manifest
     kube, validity, go = m.get("kubernetes", {}), m.get("validity", {}), m.get("go", {})
     patch, verification = m.get("patch", {}), m.get("verification", {})
     tool = m.get("tool", {})
     platforms = verification.get("platforms", {}) if isinstance(verification, dict) else {}
     checked = ", ".join(
-        f"{p} {v.get('status')} ({v.get('certificates_checked', 0)} certificates)"
+        f"{p} {v.get('status')} ({_checked_phrase(v)})"
         for p, v in platforms.items()
         if isinstance(v, dict)
     )
@@ -75,26 +108,59 @@ def release_notes(build: Build) -> str:
             continue  # its own sha256 cannot be in the notes it generates
         size = human_size(item.size)
         lines.append(f"| `{item.name}` | {item.platform or '-'} | {size} | `{item.sha256}` |")
+    names = {item.name for item in build.files}
     lines += [
         "",
         "Check the downloads with `sha256sum -c SHA256SUMS`; `patch.diff` is the exact change "
-        "to the Kubernetes source.",
+        "to the Kubernetes source."
+        + (
+            " `report.html` shows every certificate checked and its validity timeline."
+            if "report.html" in names
+            else ""
+        ),
     ]
+    unix = [b for b in build.binaries if not b.platform.startswith("windows/")]
+    binary = next((b for b in unix if b.platform == "linux/amd64"), unix[0] if unix else None)
+    if binary is not None:
+        base = f"https://github.com/{repository}/releases/download/{build.build_id}"
+        lines += [
+            "",
+            "Install:",
+            "",
+            "```sh",
+            f"curl -fLO {base}/{binary.name}",
+            f"curl -fLO {base}/SHA256SUMS",
+            "sha256sum -c SHA256SUMS --ignore-missing",
+            f"gh attestation verify {binary.name} --repo {repository}",
+            f"sudo install -m 0755 {binary.name} /usr/local/bin/kubeadm",
+            "```",
+        ]
     return "\n".join(lines) + "\n"
 
 
 class GitHubTarget:
     """A GitHub (or GitHub Enterprise) release per build, tagged with the build id."""
 
-    def __init__(self, owner: str, repo: str, api_url: str, token: str | None) -> None:
+    def __init__(
+        self,
+        owner: str,
+        repo: str,
+        api_url: str,
+        token: str | None,
+        *,
+        token_source: str = TOKEN_ENV,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        """``token_source`` names where the token came from, for messages (never the token)."""
         self.owner = owner
         self.repo = repo
         self.api_url = api_url.rstrip("/")
         self._token = token or ""
-        self.http = Http(f"github:{owner}/{repo}", secrets=(self._token,))
+        self.token_source = token_source
+        self.http = Http(f"github:{owner}/{repo}", secrets=(self._token,), retry=retry)
         if self._token and not credentials_allowed(self.api_url):
             raise PublishError(
-                f"{self.name}: {TOKEN_ENV} would be sent over plain HTTP to "
+                f"{self.name}: {token_source} would be sent over plain HTTP to "
                 f"{host_of(self.api_url)} (github_api_url {self.api_url})",
                 "use an https:// github_api_url; plain HTTP is only for this machine's loopback",
             )
@@ -102,6 +168,10 @@ class GitHubTarget:
     @property
     def name(self) -> str:
         return f"github:{self.owner}/{self.repo}"
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self._token)
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
@@ -117,6 +187,7 @@ class GitHubTarget:
         ok: tuple[int, ...] = (200,),
         allow: tuple[int, ...] = (),
         accept: str = GITHUB_JSON,
+        idempotent: bool | None = None,
     ) -> Response:
         headers = {
             "Accept": accept,
@@ -130,23 +201,38 @@ class GitHubTarget:
         elif content_type:
             headers["Content-Type"] = content_type
         reply = self.http.request(
-            method, url, headers=headers, secret_headers=self._auth(), body=data
+            method,
+            url,
+            headers=headers,
+            secret_headers=self._auth(),
+            body=data,
+            idempotent=idempotent,
         )
         if reply.status in ok or reply.status in allow:
             return reply
-        raise PublishError(
+        raise self._error(method, url, reply)
+
+    def _error(self, method: str, url: str, reply: Response) -> PublishError:
+        return PublishError(
             self.http.redact(
                 f"{self.name}: {method} {strip_query(url)} answered {reply.status} "
-                f"{reply.message()}"
+                f"{reply.message()}{reply.after()}"
             ),
-            self._hint(reply.status),
+            self._hint(reply.status, reply),
         )
 
-    def _hint(self, status: int) -> str:
+    def _hint(self, status: int, reply: Response | None = None) -> str:
+        limited = reply is not None and (
+            status == 429
+            or "retry-after" in reply.headers
+            or reply.headers.get("x-ratelimit-remaining") == "0"
+        )
+        if limited:
+            return "GitHub's rate limit: wait a while, then run the same command again"
         if status in (401, 403):
             return (
-                f"check {TOKEN_ENV}: it must be valid for {self.owner}/{self.repo} with "
-                "contents: write"
+                f"check {self.token_source}: it must be valid for {self.owner}/{self.repo} "
+                "with contents: write"
             )
         if status == 404:
             return f"check that {self.owner}/{self.repo} exists and github_api_url ({self.api_url})"
@@ -274,6 +360,7 @@ class GitHubTarget:
         self, build: Build, dry_run: bool = False, progress: ProgressFn | None = None
     ) -> PublishResult:
         say = progress or quiet
+        self.http.notify = say  # a retry says so
         release = self._release(build)
         actions = self._plan(build, release)
         if dry_run or all(a.verb == "skip" for a in actions):
@@ -314,14 +401,14 @@ class GitHubTarget:
         payload = {
             "tag_name": build.build_id,
             "name": release_title(build),
-            "body": release_notes(build),
+            "body": release_notes(build, f"{self.owner}/{self.repo}"),
             "draft": True,
             "prerelease": "-" in build.tag,
             "make_latest": "false",
         }
-        reply = self._call(
-            "POST", self._repo_url("releases"), payload=payload, ok=(201,), allow=(422,)
-        )
+        reply = self._create_release(build, payload)
+        if isinstance(reply, dict):
+            return reply  # the release a request whose answer was lost made
         if reply.status == 422:  # published meanwhile by a concurrent run: use that one
             existing = self._release(build)
             if existing is None:
@@ -342,12 +429,47 @@ class GitHubTarget:
             return oldest[0]
         return data
 
+    def _create_release(
+        self, build: BuildRef, payload: Mapping[str, Any]
+    ) -> Response | dict[str, Any]:
+        """POST the draft release. A request that got no answer, or an answer that may pass, is
+        not just sent again: the draft it may have made is looked for first (and used)."""
+        tries = self.http.retries()
+        url = self._repo_url("releases")
+        what = f"creating draft release {build.build_id}"
+        failure: PublishError
+        while True:
+            try:
+                reply = self._call(
+                    "POST",
+                    url,
+                    payload=payload,
+                    ok=(201,),
+                    allow=(422, *RECHECK_STATUSES),
+                    idempotent=False,
+                )
+            except NoAnswerError as err:
+                why, failure, final = err.message.rpartition(" failed: ")[2], err, err.final
+            else:
+                if reply.status not in RECHECK_STATUSES:
+                    return reply
+                why = f"answered {reply.status} {reply.message()}"
+                failure, final = self._error("POST", url, reply), reply.final
+            # what Http tried again already (refused, 429, 503) is not tried again here
+            if final or not self.http.waiting(tries, what, why):
+                raise failure
+            made = self._release(build)
+            if made is not None:
+                return made
+
     def _publish_draft(self, build: BuildRef, release: Mapping[str, Any]) -> dict[str, Any]:
-        """Publish the draft, now that it holds every asset: GitHub makes the tag and shows it."""
+        """Publish the draft, now that it holds every asset: GitHub makes the tag and shows it.
+        Sending this twice does no harm (the second finds it published), so it is retried."""
         reply = self._call(
             "PATCH",
             self._repo_url(f"releases/{release['id']}"),
             payload={"draft": False, "make_latest": "false"},
+            idempotent=True,
         )
         data = reply.json()
         if not isinstance(data, dict) or data.get("draft") is not False:
@@ -358,19 +480,56 @@ class GitHubTarget:
         return data
 
     def _upload(self, release: Mapping[str, Any], item: BuildFile) -> None:
-        base = str(release["upload_url"]).split("{", 1)[0]
-        url = f"{base}?{urllib.parse.urlencode({'name': item.name})}"
         try:
-            self._call(
-                "POST",
-                url,
-                body=item.path,
-                ok=(201,),
-                content_type=CONTENT_TYPES.get(item.name, "application/octet-stream"),
-            )
+            self._upload_retrying(release, item)
         except PublishError as err:
             raise PublishError(
                 f"uploading {item.name} to {self.name} failed: {err.message}",
                 "run the same command again: assets already uploaded are skipped and an "
                 "unfinished one is replaced",
             ) from None
+
+    def _upload_retrying(self, release: Mapping[str, Any], item: BuildFile) -> None:
+        """Upload one asset. An upload that broke off or got an answer that may pass is checked
+        before it is sent again: an asset it left that is complete and right is kept, any other
+        (a "starter" asset, half a file) is deleted first, as GitHub asks."""
+        base = str(release["upload_url"]).split("{", 1)[0]
+        url = f"{base}?{urllib.parse.urlencode({'name': item.name})}"
+        tries = self.http.retries()
+        failure: PublishError
+        while True:
+            try:
+                reply = self._call(
+                    "POST",
+                    url,
+                    body=item.path,
+                    ok=(201,),
+                    allow=tuple(sorted(RECHECK_STATUSES)),
+                    content_type=CONTENT_TYPES.get(item.name, "application/octet-stream"),
+                    idempotent=False,
+                )
+            except NoAnswerError as err:
+                why, failure, final = err.message.rpartition(" failed: ")[2], err, err.final
+            else:
+                if reply.status == 201:
+                    return
+                why = f"answered {reply.status} {reply.message()}"
+                failure, final = self._error("POST", url, reply), reply.final
+            # what Http tried again already (refused, 429, 503) is not tried again here
+            if final or not self.http.waiting(tries, f"upload of {item.name}", why):
+                raise failure
+            left = self._assets(release).get(item.name)
+            if left is None:
+                continue
+            if (
+                left.get("state", "uploaded") == "uploaded"
+                and int(left.get("size", -1)) == item.size
+                and self._asset_sha256(left) == item.sha256
+            ):
+                return  # the upload arrived after all
+            self._call(
+                "DELETE",
+                self._repo_url(f"releases/assets/{left['id']}"),
+                ok=(204,),
+                allow=(404,),
+            )

@@ -6,7 +6,12 @@ in-toto statements, laid out as ``docker buildx`` does), and an image index over
 ``<tag>-leafNy-caNy``; the images are byte-for-byte reproducible, so a
 re-run uploads only what the registry lacks and the tag, written last, is never moved. Login is
 Basic or a bearer token from the registry's token service, with credentials from OCI_USERNAME /
-OCI_PASSWORD or ``docker login``.
+OCI_PASSWORD or the Docker config (``docker login``: its ``auths`` entries and credential
+helpers), looked up only when the registry asks for them.
+
+Every request is tried again as the target's :class:`~longcert.publish.http.RetryPolicy` says;
+a blob upload that breaks off starts again with a new upload session, once the registry has
+been asked whether the broken one did arrive after all.
 """
 
 from __future__ import annotations
@@ -19,21 +24,30 @@ import json
 import re
 import tarfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from longcert import __version__
-from longcert.errors import PublishError
+from longcert.errors import NoAnswerError, PublishError
 from longcert.publish.build import Build, BuildRef
+from longcert.publish.credentials import OCI_PASSWORD_ENV as OCI_PASSWORD_ENV
+from longcert.publish.credentials import OCI_USER_ENV as OCI_USER_ENV
+from longcert.publish.credentials import registry_credentials as registry_credentials
 from longcert.publish.github import release_title
-from longcert.publish.http import Http, Response, credentials_allowed, origin, strip_query
+from longcert.publish.http import (
+    RETRY_STATUSES,
+    Http,
+    Response,
+    RetryPolicy,
+    credentials_allowed,
+    origin,
+    strip_query,
+)
 from longcert.publish.plan import Action, ProgressFn, PublishResult, quiet
 from longcert.settings import is_local_host
 
-OCI_USER_ENV = "OCI_USERNAME"
-OCI_PASSWORD_ENV = "OCI_PASSWORD"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -50,6 +64,8 @@ MANIFEST_ACCEPT = ", ".join(
     )
 )
 GOARM_VARIANT = {"arm": "v7"}  # Kubernetes builds linux/arm with GOARM=7
+# (user, password), a function that looks them up when the registry first asks, or None.
+Credentials = tuple[str, str] | Callable[[], tuple[str, str] | None] | None
 
 
 @dataclass(frozen=True)
@@ -282,26 +298,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
-def registry_credentials(host: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
-    """OCI_USERNAME/OCI_PASSWORD, else the host's entry in the docker config (docker login)."""
-    if environ.get(OCI_USER_ENV) and environ.get(OCI_PASSWORD_ENV):
-        return environ[OCI_USER_ENV], environ[OCI_PASSWORD_ENV]
-    config_dir = Path(environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    try:
-        auths = json.loads((config_dir / "config.json").read_text()).get("auths", {})
-    except (OSError, ValueError, AttributeError):
-        return None
-    for key in (host, f"https://{host}", f"http://{host}"):
-        entry = auths.get(key) if isinstance(auths, dict) else None
-        if isinstance(entry, dict) and entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                return None
-            return user, password
-    return None
-
-
 class OciTarget:
     """``oci://HOST[:PORT]/REPOSITORY``: an image per platform and an index, tagged
     ``<tag>-leafNy-caNy``, through the OCI distribution API."""
@@ -312,16 +308,29 @@ class OciTarget:
         repository: str,
         *,
         insecure: bool = False,
-        credentials: tuple[str, str] | None = None,
+        credentials: Credentials = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
+        """``credentials``: (user, password), or a function that looks them up (called once,
+        only when the registry asks for credentials), or None for none."""
         self.host = host
         self.repository = repository
         scheme = "http" if insecure or is_local_host(host) else "https"
         self.base = f"{scheme}://{host}/v2/{repository}"
-        self._credentials = credentials
+        self._lookup = credentials if callable(credentials) else None
+        self._credentials = None if callable(credentials) else credentials
         self._auth_header = ""
-        self.http = Http(self.name, secrets=tuple(credentials or ()))
+        self.http = Http(self.name, secrets=tuple(self._credentials or ()), retry=retry)
         self._images: dict[Path, ImageSet] = {}
+
+    def _creds(self) -> tuple[str, str] | None:
+        """The credentials, looked up the first time they are needed; their parts are
+        redacted from every message from then on."""
+        if self._lookup is not None:
+            lookup, self._lookup = self._lookup, None
+            self._credentials = lookup()
+            self.http.secrets = (*self.http.secrets, *(s for s in self._credentials or () if s))
+        return self._credentials
 
     @property
     def name(self) -> str:
@@ -344,6 +353,7 @@ class OciTarget:
         body: bytes | None = None,
         ok: tuple[int, ...] = (200,),
         allow: tuple[int, ...] = (),
+        idempotent: bool | None = None,
     ) -> Response:
         hint = (
             "is the registry running? Without TLS on a host other than localhost set "
@@ -352,13 +362,13 @@ class OciTarget:
             else "is the registry running and listening there?"
         )
         all_headers = {"User-Agent": f"longcert/{__version__}", **(headers or {})}
-        reply = self._send(method, url, all_headers, body, hint)
+        reply = self._send(method, url, all_headers, body, hint, idempotent)
         # Only the registry itself may ask for credentials: a challenge from an upload location
         # or redirect on another server is not answered.
         own = self._own(reply.url or url)
         if reply.status == 401 and "www-authenticate" in reply.headers and own:
             self._authenticate(reply.headers["www-authenticate"], hint)
-            reply = self._send(method, url, all_headers, body, hint)
+            reply = self._send(method, url, all_headers, body, hint, idempotent)
         if reply.status in ok or reply.status in allow:
             return reply
         advice = (
@@ -370,20 +380,32 @@ class OciTarget:
         raise PublishError(
             self.http.redact(
                 f"{self.name}: {method} {strip_query(url)} answered "
-                f"{reply.status} {reply.message()}"
+                f"{reply.status} {reply.message()}{reply.after()}"
             ),
             advice,
         )
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, hint: str
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        hint: str,
+        idempotent: bool | None = None,
     ) -> Response:
         # The registry's credentials go to the registry's own address (scheme, host and port)
         # and nowhere else: an upload location on another server gets no Authorization header.
         own = self._own(url) and credentials_allowed(url)
         secret = {"Authorization": self._auth_header} if self._auth_header and own else {}
         return self.http.request(
-            method, url, headers=headers, secret_headers=secret, body=body, hint=hint
+            method,
+            url,
+            headers=headers,
+            secret_headers=secret,
+            body=body,
+            hint=hint,
+            idempotent=idempotent,
         )
 
     def _own(self, url: str) -> bool:
@@ -402,8 +424,9 @@ class OciTarget:
             )
         scheme, params = parse_challenge(challenge)
         basic = ""
-        if self._credentials:
-            user, password = self._credentials
+        credentials = self._creds()
+        if credentials:
+            user, password = credentials
             basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         if scheme == "basic":
             if not basic:
@@ -511,6 +534,7 @@ class OciTarget:
         self, build: Build, dry_run: bool = False, progress: ProgressFn | None = None
     ) -> PublishResult:
         say = progress or quiet
+        self.http.notify = say  # a retry says so
         actions = self.plan(build)
         ref = self.reference(build)
         if dry_run or all(a.verb == "skip" for a in actions):
@@ -543,7 +567,36 @@ class OciTarget:
         return PublishResult.of(self.name, ref, actions, dry_run)
 
     def _put_blob(self, blob: Blob) -> None:
-        started = self._call("POST", f"{self.base}/blobs/uploads/", ok=(202,))
+        """Upload ``blob`` (a monolithic upload: a session, then one PUT of the whole blob).
+        An upload that breaks off, or that the registry answers with an error that may pass,
+        starts again with a new session, unless the registry has the blob by then."""
+        tries = self.http.retries()
+        what = f"upload of blob {blob.digest[:19]}"
+        while True:
+            try:
+                reply = self._upload_once(blob)
+            except NoAnswerError as err:
+                why, final = err.message.rpartition(" failed: ")[2] or "no answer", err.final
+            else:
+                if reply.status == 201:
+                    return
+                why, final = f"answered {reply.status} {reply.message()}", reply.final
+            # what Http tried again already (refused, 429, 503) is not tried again here
+            if final or not self.http.waiting(tries, what, f"{why}; in a new upload session"):
+                raise PublishError(
+                    self.http.redact(f"{self.name}: {what} failed: {why}{_after(tries.tries)}"),
+                    "run the same command again; what the registry already has is skipped",
+                )
+            if self._has_blob(blob.digest):
+                return  # the broken upload arrived after all
+
+    def _upload_once(self, blob: Blob) -> Response:
+        """One upload of ``blob``: its answer when it is one worth a new session (201, or an
+        error that may pass), a PublishError for any other."""
+        # Starting a session changes nothing visible (an unused one expires): tried again freely.
+        started = self._call(
+            "POST", f"{self.base}/blobs/uploads/", ok=(202,), allow=(), idempotent=True
+        )
         location = started.headers.get("location")
         if not location:
             raise PublishError(f"{self.name}: the registry gave no upload location")
@@ -560,10 +613,40 @@ class OciTarget:
             )
         separator = "&" if "?" in location else "?"
         url = f"{location}{separator}{urllib.parse.urlencode({'digest': blob.digest})}"
-        self._call(
+        # Not sent twice to one session (a session an upload broke off in may be gone or hold
+        # half a blob): a failure that may pass comes back to _put_blob, which starts anew.
+        reply = self._call(
             "PUT",
             url,
             body=blob.data,
             headers={"Content-Type": "application/octet-stream"},
             ok=(201,),
+            allow=tuple(sorted(RESTART_STATUSES)),
+            idempotent=False,
         )
+        if reply.status == 404 and _error_code(reply) not in SESSION_GONE:
+            raise PublishError(
+                self.http.redact(
+                    f"{self.name}: PUT {strip_query(url)} answered 404 {reply.message()}"
+                ),
+                "run the same command again; what the registry already has is skipped",
+            )
+        return reply
+
+
+# A blob upload answered with one of these starts again in a new session: errors that may pass,
+# and the session having been lost (404 BLOB_UPLOAD_UNKNOWN).
+RESTART_STATUSES = frozenset(RETRY_STATUSES | {500, 404})
+SESSION_GONE = ("BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID")
+
+
+def _error_code(reply: Response) -> str:
+    data = reply.json()
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("code") or "")
+    return ""
+
+
+def _after(tries: int) -> str:
+    return f" (after {tries} tries)" if tries > 1 else ""

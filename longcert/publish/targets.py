@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 from longcert.errors import ConfigError
 from longcert.progress import short_hash
 from longcert.publish.build import Build, load_build
+from longcert.publish.credentials import gh_hostname, gh_token, registry_credentials
 from longcert.publish.directory import DirectoryTarget
-from longcert.publish.github import TOKEN_ENV, GitHubTarget
-from longcert.publish.oci import OciTarget, registry_credentials
+from longcert.publish.github import GH_SOURCE, TOKEN_ENV, GitHubTarget
+from longcert.publish.http import RetryPolicy
+from longcert.publish.oci import OciTarget
 from longcert.publish.plan import PublishResult, Target, human_size
 
 if TYPE_CHECKING:
@@ -32,8 +34,19 @@ _OCI = re.compile(
 )
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The publish_retries and publish_retry_seconds settings as the targets' RetryPolicy."""
+    return RetryPolicy(
+        retries=settings.publish_retries, budget=float(settings.publish_retry_seconds)
+    )
+
+
 def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | None = None) -> Target:
-    """A target from its text form (see TARGET_FORMS); ConfigError for anything else."""
+    """A target from its text form (see TARGET_FORMS); ConfigError for anything else.
+
+    A GitHub token comes from GITHUB_TOKEN, else from ``gh auth token`` for the API's host; a
+    registry's credentials are looked up (OCI_USERNAME/OCI_PASSWORD, the Docker config and its
+    credential helpers) only when the registry asks for them."""
     env = os.environ if environ is None else environ
     value = text.strip()
     if not value:
@@ -45,8 +58,16 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
                 f"publish target {value!r} is not github:OWNER/REPO",
                 "e.g. github:example/kubeadm-builds",
             )
+        token, source = env.get(TOKEN_ENV), TOKEN_ENV
+        if not token:
+            token, source = gh_token(settings.github_api_url, env), GH_SOURCE
         return GitHubTarget(
-            match.group(1), match.group(2), settings.github_api_url, env.get(TOKEN_ENV)
+            match.group(1),
+            match.group(2),
+            settings.github_api_url,
+            token,
+            token_source=source,
+            retry=retry_policy(settings),
         )
     if value.startswith("oci://"):
         match = _OCI.fullmatch(value.rstrip("/"))
@@ -60,7 +81,8 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
             host,
             match.group(2),
             insecure=settings.oci_insecure,
-            credentials=registry_credentials(host, env),
+            credentials=lambda: registry_credentials(host, env),
+            retry=retry_policy(settings),
         )
     if value.startswith("dir:"):
         value = value.removeprefix("dir:")
@@ -97,12 +119,13 @@ def open_target(
 ) -> Target:
     """parse_target, and refuse (before any build) a GitHub target without a token."""
     target = parse_target(text, settings, environ)
-    env = os.environ if environ is None else environ
-    if isinstance(target, GitHubTarget) and not env.get(TOKEN_ENV) and not dry_run:
+    if isinstance(target, GitHubTarget) and not target.has_token and not dry_run:
         raise ConfigError(
-            f"{target.name} needs a token in the {TOKEN_ENV} environment variable",
+            f"{target.name} needs a token in the {TOKEN_ENV} environment variable, or from "
+            f"{GH_SOURCE}",
             "in GitHub Actions: env GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }} and "
-            "permissions contents: write",
+            "permissions contents: write; elsewhere also `gh auth login --hostname "
+            f"{gh_hostname(settings.github_api_url)}` with gh on PATH",
         )
     return target
 

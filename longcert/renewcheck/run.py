@@ -101,7 +101,7 @@ def check(
     sums = checksums(root, "--etc file")
     before, notes = inventory(root)
     report = _run(binary_path, root, version, version_from, leaf_years, config_text, before,
-                  notes, image or verify.DEFAULT_VERIFY_IMAGE, prefix, extra_mounts, now)
+                  notes, verify.resolve_run_image(image), prefix, extra_mounts, now)
     if checksums(root, "--etc file") != sums:
         raise VerifyError(f"--etc {etc} changed during the dry run")  # never: only a copy ran
     from longcert.progress import Reporter

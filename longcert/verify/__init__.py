@@ -7,15 +7,20 @@ The binary runs in the builder container with no network and a scratch directory
 
 One module per question: :mod:`~longcert.verify.plan` says what runs (the config and the
 commands each version is given, and the scenarios), :mod:`~longcert.verify.judge` how a
-certificate or kubeconfig is judged, :mod:`~longcert.verify.report` how the report is written,
-and :mod:`~longcert.verify.run` runs the binary in containers and gathers the verdicts. Every
-name is used as ``verify.NAME``, as when this was one module.
+certificate or kubeconfig is judged, :mod:`~longcert.verify.report` how the report is written
+(JSON, counts, verdict, the printed summary, the error), :mod:`~longcert.verify.document` the
+report people open (report.html with its validity timeline, REPORT.md),
+:mod:`~longcert.verify.run` runs the binary in containers and gathers the verdicts, and
+:mod:`~longcert.verify.command` is the ``verify`` command (``verify.check_file``). Every
+name is used as
+``verify.NAME``, as when this was one module.
 """
 
 from __future__ import annotations
 
 import os  # noqa: F401  (tests patch verify.os.cpu_count, as before the split)
 
+from longcert.verify.command import check_file, show_summary
 from longcert.verify.judge import (
     CA_CERTS,
     DAYS_PER_YEAR,
@@ -60,11 +65,17 @@ from longcert.verify.plan import (
 )
 from longcert.verify.report import (
     VerifyReport,
+    checks_phrase,
+    count_checks,
+    failure_summary,
     report_rows,
     require_pass,
+    summary_lines,
+    verdict_lines,
 )
 from longcert.verify.run import (
     CRASHED,
+    DEFAULT_RUN_IMAGE,
     DEFAULT_VERIFY_IMAGE,
     NATIVE_PLATFORM,
     QEMU_BINARIES,
@@ -73,11 +84,11 @@ from longcert.verify.run import (
     _executor,
     _Runner,
     binary_platform,
-    check_file,
     go_crash,
     list_images,
     merge_scenarios,
     reported_version,
+    resolve_run_image,
     scenario_workers,
     verify_binary,
 )
@@ -90,6 +101,7 @@ __all__ = [
     "CONFIG_MOUNT",
     "CRASHED",
     "DAYS_PER_YEAR",
+    "DEFAULT_RUN_IMAGE",
     "DEFAULT_VERIFY_IMAGE",
     "KUBERNETES_DIR",
     "NATIVE_PLATFORM",
@@ -115,9 +127,12 @@ __all__ = [
     "check_cert",
     "check_directory",
     "check_file",
+    "checks_phrase",
     "config_api",
+    "count_checks",
     "expected_certs",
     "expected_kubeconfigs",
+    "failure_summary",
     "generate_commands",
     "generate_steps",
     "go_crash",
@@ -135,9 +150,13 @@ __all__ = [
     "report_rows",
     "reported_version",
     "require_pass",
+    "resolve_run_image",
     "scenario_workers",
     "scenarios",
     "serial_number",
+    "show_summary",
     "signing_ca",
+    "summary_lines",
+    "verdict_lines",
     "verify_binary",
 ]

@@ -42,6 +42,7 @@ class CertCheck:
     # renew all afterwards.
     stage: str = "init"
     serial: int = 0
+    key_type: str = ""  # RSA-2048, ECDSA-P256, ... ("" in reports written before it was kept)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +151,7 @@ def check_cert(
         expected_days,
         tuple(problems),
         serial=serial_number(cert),
+        key_type=key_type(cert),
     )
 
 

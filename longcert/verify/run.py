@@ -2,7 +2,7 @@
 QEMU) in network-less containers with a scratch /etc/kubernetes, each scenario in its own
 container where the cores allow, and gather every scenario's checks into one
 :class:`~longcert.verify.report.VerifyReport` (:func:`verify_binary`); needs the engine. Also
-the ``verify`` command (:func:`check_file`) and ``kubeadm config images list``
+the image kubeadm runs in (:func:`resolve_run_image`) and ``kubeadm config images list``
 (:func:`list_images`).
 """
 
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from longcert import container, runs
 from longcert.errors import ConfigError, VerifyError
-from longcert.progress import Reporter
 from longcert.verify.judge import CA_CERTS, CertCheck, check_directory, key_type_problems
 from longcert.verify.plan import (
     BIN_MOUNT,
@@ -38,10 +37,26 @@ from longcert.verify.plan import (
     renewal_checks,
     scenarios,
 )
-from longcert.verify.report import VerifyReport, report_rows, require_pass
+from longcert.verify.report import VerifyReport
 from longcert.versions import KubeVersion
 
+# The run_image setting's default (config/defaults.yaml), for callers without settings; the
+# Debian base builder-image makes is the fallback when this is neither present nor pullable.
+DEFAULT_RUN_IMAGE = "debian:bookworm-slim"
 DEFAULT_VERIFY_IMAGE = "longcert/debian-base:bookworm"
+
+
+def resolve_run_image(image: str | None, progress: LineFn | None = None) -> str:
+    """The id of the image verify, renew-check and kit run kubeadm in: ``image`` (the
+    run_image setting) when present or pullable, else the local Debian base; a pull or the
+    fallback is said through ``progress`` (default: a ``longcert:`` line on stdout)."""
+    return container.runnable_image(
+        container.connect(), image or DEFAULT_RUN_IMAGE, progress or _say_progress
+    )
+
+
+def _say_progress(line: str) -> None:
+    print(f"longcert: {line}", flush=True)
 
 
 LineFn = Callable[[str], None]
@@ -523,43 +538,7 @@ def _parallel_scenarios(
 # --- the verify and images commands -------------------------------------------------------
 
 
-def check_file(
-    binary: str | None,
-    version: str | None,
-    leaf_years: int,
-    ca_years: int,
-    *,
-    image: str | None = None,
-    json_path: str | None = None,
-    pinned: bool = False,
-) -> VerifyReport:
-    """`invoke verify`: check one binary, print the table, write JSON, raise on failure."""
-    if not binary:
-        raise ConfigError("--binary is required", "the path of the kubeadm binary to check")
-    if not Path(binary).is_file():
-        raise ConfigError(f"--binary {binary!r} is not a file")
-    kube_version = KubeVersion.parse(version) if version else None
-    report = verify_binary(
-        Path(binary),
-        kube_version,
-        leaf_years,
-        ca_years,
-        image=image or DEFAULT_VERIFY_IMAGE,
-        pinned=pinned,
-    )
-    how = report.executed_with or f"not executed, header {report.header}"
-    Reporter().summary(
-        f"{binary}: {report.tag or 'unknown version'} {report.platform} ({how}): {report.status}",
-        report_rows(report),
-        ["file", "subject", "issuer", "not before", "not after", "days", "expected", "result"],
-    )
-    if json_path:
-        Path(json_path).write_text(report.to_json())
-    require_pass(report)
-    return report
-
-
-def list_images(binary: Path, config: str, *, image: str = DEFAULT_VERIFY_IMAGE) -> list[str]:
+def list_images(binary: Path, config: str, *, image: str) -> list[str]:
     """`kubeadm config images list --config CONFIG` run with ``binary`` (linux/amd64, v1.11+)
     in a network-less container: the images a cluster made from ``config`` pulls, one per line.
     ``--config`` rather than ``--image-repository``: every version with the command reads it

@@ -34,9 +34,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel = next((work / "wheel").glob("longcert-*.whl"))
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # its dependencies come from the package index (or pip's cache), as for a user
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                    str(wheel)], check=True, capture_output=True)
+    # its dependencies as the release jobs install them: requirements/release.txt with
+    # --require-hashes, which refuses a dependency the lock lacks or a file whose hash differs
+    # (so this proves the lock complete and right, issue 20); then the wheel alone
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    locked = subprocess.run([*pip, "--require-hashes", "-r",
+                             str(ROOT / "requirements" / "release.txt")],
+                            capture_output=True, text=True, check=False)
+    assert locked.returncode == 0, locked.stderr[-2000:]
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True, capture_output=True)
     return venv
 
 

@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     EraBuilds,
     go_flags,
 )
+from tests.sbom_check import sbom_problems
 
 pytestmark = pytest.mark.docker
 
@@ -86,10 +87,12 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
     out = era_build(tag, years, ca_years, image)
     stdout = era_build.stdout(out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["SHA256SUMS", "build.log", "kubeadm-linux-amd64",
+    assert names == ["REPORT.md", "SHA256SUMS", "build.log", "kubeadm-linux-amd64",
                      "kubeadm-linux-amd64.spdx.json", "manifest.json", "patch.diff",
-                     "provenance.json", "verify.json"]
+                     "provenance.json", "report.html", "verify.json"]
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True)
+    # the SBOM passes pyspdxtools and the NTIA minimum elements (issue 20), every era
+    assert sbom_problems(out / "kubeadm-linux-amd64.spdx.json") == []
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kubernetes"]["tag"] == tag
     assert manifest["validity"] == {"leaf_years": years, "ca_years": ca_years,

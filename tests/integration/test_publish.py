@@ -36,7 +36,8 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
     names = sorted(p.name for p in published.iterdir())
     binaries = ["kubeadm-linux-amd64", "kubeadm-linux-arm64", "kubeadm-windows-amd64.exe"]
     assert names == sorted(["SHA256SUMS", *binaries, *(f"{b}.spdx.json" for b in binaries),
-                            "manifest.json", "patch.diff", "provenance.json"])
+                            "manifest.json", "patch.diff", "provenance.json", "report.html",
+                            "REPORT.md"])
     for name in names:  # fetched back: byte for byte the build's files
         assert (published / name).read_bytes() == (real_build.path / name).read_bytes()
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=published, check=True)

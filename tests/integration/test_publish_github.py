@@ -5,6 +5,7 @@ No Docker: these run with the unit tests too (`-m "not docker"`), on 127.0.0.1.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -39,13 +40,15 @@ def build(tmp_path: Path) -> publish.Build:
     return publish.load_build(make_build(tmp_path / "builds"))
 
 
-def target_of(fake: FakeGitHub) -> publish.Target:
-    conf = settings.load({"github_api_url": fake.api_url}, environ={})
+def target_of(fake: FakeGitHub, retries: int | None = None) -> publish.Target:
+    flags: dict[str, object] = {"github_api_url": fake.api_url, "publish_retries": retries}
+    conf = settings.load(flags, environ={})
     return publish.open_target(f"github:{fake.owner}/{fake.repo}", conf, dry_run=False)
 
 
-def push(fake: FakeGitHub, build: publish.Build, dry_run: bool = False) -> publish.PublishResult:
-    return publish.push(build, target_of(fake), Reporter(quiet=True), dry_run=dry_run)
+def push(fake: FakeGitHub, build: publish.Build, dry_run: bool = False,
+         retries: int | None = None) -> publish.PublishResult:
+    return publish.push(build, target_of(fake, retries), Reporter(quiet=True), dry_run=dry_run)
 
 
 def fetch_assets(fake: FakeGitHub, tag: str) -> dict[str, str]:
@@ -104,7 +107,9 @@ def test_upload_broken_half_way_is_completed_by_a_rerun(
     env = {"GITHUB_TOKEN": TOKEN, "LONGCERT_GITHUB_API_URL": github.api_url}
     args = ("publish", "--build", str(build.path), "--publish",
             f"github:{github.owner}/{github.repo}")
-    first = invoke(*args, env=env, cwd=tmp_path)
+    # without retries, so that the run stops there (with them, the same run replaces it:
+    # test_flaky_network_publish_ends_identical_to_a_clean_one)
+    first = invoke(*args, env={**env, "LONGCERT_PUBLISH_RETRIES": "0"}, cwd=tmp_path)
     assert first.returncode == 9, first.stderr
     lines = [ln for ln in first.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in first.stderr + first.stdout
@@ -141,7 +146,7 @@ def test_interrupted_upload_leaves_a_draft_that_a_rerun_finishes(
     broken = names.index("SHA256SUMS")  # an upload after the binaries breaks half-way
     github.fail_uploads = {"SHA256SUMS"}
     with pytest.raises(PublishError, match="uploading SHA256SUMS"):
-        push(github, build)
+        push(github, build, retries=0)  # with retries the same run replaces it
     draft = github.release(build.build_id)
     assert draft is not None and draft.draft
     assert [a.name for a in draft.assets] == names[: broken + 1]
@@ -259,5 +264,93 @@ def test_unreachable_api_is_a_publish_error(build: publish.Build,
     fake = FakeGitHub(token=TOKEN)
     fake.stop()  # nothing listens on that port any more
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    with pytest.raises(PublishError, match=r"failed: .*refused"):
-        push(fake, build)
+    with pytest.raises(PublishError, match=r"failed: .*refused.* \(after 2 tries\)"):
+        push(fake, build, retries=1)
+
+
+# ------------------------------------------------------------------ a flaky network
+
+
+def flaky_target(fake: FakeGitHub) -> tuple[publish.GitHubTarget, list[float]]:
+    """The target with the default retry policy, its sleeps recorded instead of slept."""
+    target = target_of(fake)
+    assert isinstance(target, publish.GitHubTarget)
+    sleeps: list[float] = []
+    target.http.retry = dataclasses.replace(target.http.retry, sleep=sleeps.append)
+    return target, sleeps
+
+
+def release_state(fake: FakeGitHub, tag: str) -> tuple[object, ...]:
+    """Everything a user sees of the release: title, notes, flags, assets by name."""
+    release = fake.published(tag)
+    assert release is not None
+    assets = sorted((a.name, a.state, a.content_type, hashlib.sha256(a.data).hexdigest())
+                    for a in release.assets)
+    return release.name, release.body, release.prerelease, release.draft, tuple(assets)
+
+
+def test_flaky_network_publish_ends_identical_to_a_clean_one(
+    github: FakeGitHub, build: publish.Build
+) -> None:
+    """5xx and resets on the first requests, 429 with Retry-After on the create, a create
+    whose answer is lost, an upload reset and one broken off half-way (leaving a "starter"
+    asset), a reset publish: one run ends with the release a clean run makes."""
+    clean = FakeGitHub(token=TOKEN)
+    try:
+        push(clean, build)
+        expected = release_state(clean, build.build_id)
+    finally:
+        clean.stop()
+
+    github.faults.add(1, status=502)
+    github.faults.add(1, reset=True)
+    github.faults.add(1, status=503)
+    github.faults.add(1, status=504)
+    github.faults.add(1, status=429, retry_after="7", method="POST", path=r"/releases$")
+    github.faults.add(1, lose=True, method="POST", path=r"/releases$")  # made, answer lost
+    github.faults.add(1, reset=True, method="POST", path=r"name=kubeadm-linux-amd64")
+    github.faults.add(1, status=503, retry_after="2", method="POST", path=r"name=SHA256SUMS")
+    github.faults.add(1, status=502, method="POST", path=r"name=patch\.diff")
+    github.faults.add(1, reset=True, method="PATCH")
+    github.fail_uploads = {"kubeadm-linux-arm64"}  # half the body, a starter asset, dropped
+    target, sleeps = flaky_target(github)
+    lines: list[str] = []
+    result = target.push(build, progress=lines.append)
+
+    assert [f.times for f in github.faults.plan] == [0] * len(github.faults.plan)  # all served
+    assert not github.fail_uploads
+    assert len(github.releases) == 1  # the draft the lost answer made was found, not doubled
+    assert release_state(github, build.build_id) == expected
+    assert fetch_assets(github, build.build_id) == {f.name: f.sha256 for f in build.files}
+    assert result.location.endswith(f"/releases/tag/{build.build_id}")
+    assert 7.0 in sleeps and 2.0 in sleeps  # Retry-After honoured
+    assert all(0 <= s <= 60 for s in sleeps)
+    starter_deleted = [p for m, p in github.requests
+                       if m == "DELETE" and "/releases/assets/" in p]
+    assert len(starter_deleted) == 1  # the half-uploaded asset, before its second upload
+    notices = [ln for ln in lines if "trying again" in ln]
+    assert len(notices) == len(sleeps) and all(TOKEN not in ln for ln in lines)
+    assert target_of(github).has(build)
+    assert push(github, build).changed == 0
+
+
+def test_a_server_that_stays_down_is_one_clear_error(
+    github: FakeGitHub, build: publish.Build
+) -> None:
+    github.faults.add(100, status=503, retry_after="1")
+    target, sleeps = flaky_target(github)
+    with pytest.raises(PublishError) as caught:
+        target.push(build)
+    assert "answered 503" in str(caught.value) and "(after 5 tries)" in str(caught.value)
+    assert sleeps == [1.0] * 4 and github.releases == []
+    assert TOKEN not in str(caught.value)
+
+
+def test_a_long_retry_after_is_not_waited_for(github: FakeGitHub, build: publish.Build) -> None:
+    """A Retry-After of a day is capped to a minute; past the budget the request fails."""
+    github.faults.add(100, status=429, retry_after="86400")
+    target, sleeps = flaky_target(github)
+    with pytest.raises(PublishError, match="answered 429") as caught:
+        target.push(build)
+    assert sleeps == [60.0, 60.0]  # two capped waits fit the 120s budget, a third would not
+    assert "rate limit" in str(caught.value)

@@ -7,6 +7,8 @@ The image is read back here with the distribution API, independently of longcert
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -21,7 +23,7 @@ import pytest
 from longcert import publish, settings
 from longcert.errors import PublishError
 from longcert.progress import Reporter
-from tests.local_registry import LocalRegistry
+from tests.local_registry import FlakyFront, LocalRegistry
 from tests.standin_build import make_build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,11 +125,12 @@ def test_registry_that_does_not_answer(tmp_path: Path) -> None:
     from tests.local_registry import free_port
 
     build = publish.load_build(make_build(tmp_path / "builds"))
-    conf = settings.load({}, environ={})
+    conf = settings.load({"publish_retries": 1}, environ={})
     oci = publish.parse_target(f"oci://127.0.0.1:{free_port()}/kubeadm", conf, environ={})
     with pytest.raises(PublishError) as caught:
         oci.plan(build)
     assert "refused" in str(caught.value) and "is the registry running" in str(caught.value)
+    assert "(after 2 tries)" in str(caught.value)  # refused: nothing sent, so tried again
 
 
 class _AuthRegistry(BaseHTTPRequestHandler):
@@ -196,3 +199,56 @@ def test_bearer_and_basic_registry_authentication() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_flaky_network_push_ends_identical_to_a_clean_one(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """5xx and resets on the first requests, 429 with Retry-After on a manifest, an upload
+    session refused, a blob upload reset and one broken off half-way, a reset tag: one push
+    ends with the images a clean push makes, the broken uploads restarted in new sessions."""
+    build = publish.load_build(make_build(tmp_path / "builds", tag="v1.29.15",
+                                          platforms=("linux/amd64", "linux/arm64")))
+    publish.push(build, target(registry, "clean/kubeadm"), Reporter(quiet=True))
+
+    front = FlakyFront(registry)
+    try:
+        front.faults.add(1, status=502)
+        front.faults.add(1, reset=True)
+        front.faults.add(1, status=503, method="HEAD")
+        front.faults.add(1, status=504, method="HEAD")
+        front.faults.add(1, status=503, method="POST", path=r"/blobs/uploads/$")
+        front.faults.add(1, reset=True, method="POST", path=r"/blobs/uploads/$")
+        front.faults.add(1, drop=True, method="PUT", path=r"/blobs/uploads/.*digest=")
+        front.faults.add(1, reset=True, method="PUT", path=r"/blobs/uploads/.*digest=")
+        front.faults.add(1, status=502, method="PUT", path=r"/blobs/uploads/.*digest=")
+        front.faults.add(1, status=429, retry_after="5", method="PUT", path=r"/manifests/sha256")
+        front.faults.add(1, reset=True, method="PUT", path=r"/manifests/v1\.29\.15")
+        oci = publish.open_target(f"oci://{front.host}/flaky/kubeadm",
+                                  settings.load({}, environ={}), dry_run=False,
+                                  environ={"DOCKER_CONFIG": "/nonexistent"})
+        assert isinstance(oci, publish.OciTarget)
+        sleeps: list[float] = []
+        oci.http.retry = dataclasses.replace(oci.http.retry, sleep=sleeps.append)
+        lines: list[str] = []
+        oci.push(build, progress=lines.append)
+    finally:
+        front.stop()
+
+    assert [f.times for f in front.faults.plan] == [0] * len(front.faults.plan)  # all served
+    assert 5.0 in sleeps and len([ln for ln in lines if "trying again" in ln]) == len(sleeps)
+    sessions = [p for m, p in front.requests if m == "POST" and p.endswith("/blobs/uploads/")]
+    blobs = 5 * 2  # per platform: layer, config; two attestation statements and their config
+    # one session per blob, one more per broken upload (drop, reset, 502); the 503 and the
+    # reset of the POST itself are tries of one session's start
+    assert len(sessions) == blobs + 3 + 2
+    oci_tag = build.image_tag
+    flaky = registry.fetch_image_files("flaky/kubeadm", oci_tag)
+    assert flaky == registry.fetch_image_files("clean/kubeadm", oci_tag)
+    assert registry.fetch_attestations("flaky/kubeadm", oci_tag) == \
+        registry.fetch_attestations("clean/kubeadm", oci_tag)
+    index = [hashlib.sha256(registry.get(f"{repo}/manifests/{oci_tag}",
+                                         "application/vnd.oci.image.index.v1+json")).hexdigest()
+             for repo in ("clean/kubeadm", "flaky/kubeadm")]
+    assert index[0] == index[1]
+    assert publish.push(build, target(registry, "flaky/kubeadm"), Reporter(quiet=True)).changed == 0

@@ -10,7 +10,10 @@ sees what would cross the network.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -284,5 +287,92 @@ def test_github_on_loopback_still_gets_the_token(monkeypatch: pytest.MonkeyPatch
                                      conf(github_api_url=fake.api_url), dry_run=False,
                                      environ={"GITHUB_TOKEN": GITHUB_TOKEN})
         assert publish.push(build, target, Reporter(quiet=True)).changed == len(build.files) + 2
+    finally:
+        fake.stop()
+
+
+# ------------------------------------------------------------------ credential sources, retries
+
+
+def _helper(tmp_path: Path) -> dict[str, str]:
+    """A Docker config whose credential helper (a script in tmp_path) gives robot/pw-secret for
+    any registry and leaves a mark that it ran; the environment that points there."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-test"
+    reply = json.dumps({"Username": USER, "Secret": PASSWORD})
+    helper.write_text(f"#!/bin/sh\ncat >/dev/null\ntouch '{tmp_path}/helper-ran'\n"
+                      f"echo '{reply}'\n")
+    helper.chmod(helper.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "config.json").write_text(json.dumps({"credsStore": "test"}))
+    return {"DOCKER_CONFIG": str(tmp_path), "PATH": str(bin_dir)}
+
+
+def test_helper_credentials_are_not_even_looked_up_for_plain_http_off_this_machine(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recorder.answer = lambda _: (401, {"WWW-Authenticate": 'Basic realm="r"'}, b"{}")
+    target = publish.parse_target("oci://registry.example.com:5000/tools/kubeadm",
+                                  conf(oci_insecure="true"), environ=_helper(tmp_path))
+    with network_through(recorder, monkeypatch), pytest.raises(PublishError, match="sends none"):
+        target.has(REF)
+    assert recorder.leaks(*SECRETS) == [] and not (tmp_path / "helper-ran").exists()
+
+
+def test_a_flaky_registry_with_helper_credentials_shows_no_secret(tmp_path: Path) -> None:
+    """The token service and the registry fail and reset on the way; every retry is said, and
+    neither those lines nor the final error carry the password, its Basic form or the token."""
+    server = registry(auth="bearer")
+    server.faults.add(1, status=503, path="^/token")
+    server.faults.add(1, reset=True, path="^/token")
+    server.faults.add(1, status=502, path="/manifests/")
+    server.faults.add(1, status=429, retry_after="1", path="/manifests/")
+    try:
+        target = publish.parse_target(f"oci://{server.address}/tools/kubeadm", conf(),
+                                      environ=_helper(tmp_path))
+        assert isinstance(target, publish.OciTarget)
+        lines: list[str] = []
+        target.http.notify = lines.append
+        target.http.retry = dataclasses.replace(target.http.retry, sleep=lambda _: None)
+        assert target.has(REF) is False  # authorized in the end: the manifest is missing
+        assert len(lines) == 4 and all("trying again" in ln for ln in lines)
+        assert [s for s in SECRETS if any(s in ln for ln in lines)] == []
+
+        server.faults.add(100, status=503, path="/manifests/")
+        with pytest.raises(PublishError) as caught:
+            target.has(REF)
+        assert "answered 503" in str(caught.value) and "(after 5 tries)" in str(caught.value)
+        assert [s for s in SECRETS if s in str(caught.value) + "".join(lines)] == []
+    finally:
+        server.stop()
+
+
+def test_github_cli_with_gh_auth_token_and_a_flaky_api_shows_no_token(tmp_path: Path) -> None:
+    """No GITHUB_TOKEN: the token comes from a fake `gh auth token`; the API resets and answers
+    503 on the way; the release is made and the token appears nowhere in the output."""
+    fake = FakeGitHub(token=GITHUB_TOKEN)
+    fake.faults.add(1, reset=True)
+    fake.faults.add(1, status=503, retry_after="0", method="POST")
+    fake.fail_uploads = {"SHA256SUMS"}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f"#!/bin/sh\nprintf '%s\\n' '{GITHUB_TOKEN}'\n")
+    gh.chmod(gh.stat().st_mode | stat.S_IXUSR)
+    out = make_build(tmp_path / "builds")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LONGCERT_") and k not in ("GITHUB_TOKEN", "GH_TOKEN")}
+    env.update(PATH=f"{bin_dir}:{env.get('PATH', '')}", LONGCERT_GITHUB_API_URL=fake.api_url)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
+             "--publish", f"github:{fake.owner}/{fake.repo}"],
+            capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "trying again" in result.stdout + result.stderr
+        assert GITHUB_TOKEN not in result.stdout + result.stderr
+        release = fake.published(publish.load_build(out).build_id)
+        assert release is not None
+        assert {a.state for a in release.assets} == {"uploaded"}
     finally:
         fake.stop()

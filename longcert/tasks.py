@@ -311,7 +311,8 @@ def compile_(
     help={
         "binary": "(required) path of a kubeadm binary (linux runs natively or under qemu; "
         "darwin and windows get a header check only)",
-        "version": "the tag the binary must report, e.g. v1.28.7 (default: what it reports)",
+        "version": "the tag the binary must report, e.g. v1.28.7 (default: the tag of the "
+        "manifest.json beside the binary, which must list its sha256; required without one)",
         "years": SETTING_HELP["years"],
         "ca_years": SETTING_HELP["ca_years"],
         "run_image": SETTING_HELP["run_image"],
@@ -341,22 +342,25 @@ def verify(
     from longcert import verify as verify_mod
 
     conf = _settings(years=years, ca_years=ca_years, run_image=run_image)
+    # without --version the release's manifest.json says what the binary must be
+    version, leaf_years, expected_ca_years, pinned = verify_mod.expectation(
+        binary, version, conf, pinned=pin_validity)
     if ca_dir:
         from longcert import ca as ca_mod
 
         with runs.registered(conf.cache_dir):
-            ca_mod.verify_with_ca(binary, version, conf.years, ca_dir, image=conf.run_image,
-                                  json_path=json, pinned=pin_validity)
+            ca_mod.verify_with_ca(binary, version, leaf_years, ca_dir, image=conf.run_image,
+                                  json_path=json, pinned=pinned)
         return
     with runs.registered(conf.cache_dir):
         verify_mod.check_file(
             binary,
             version,
-            conf.years,
-            conf.ca_years,
+            leaf_years,
+            expected_ca_years,
             image=conf.run_image,
             json_path=json,
-            pinned=pin_validity,
+            pinned=pinned,
         )
 
 

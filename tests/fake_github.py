@@ -47,6 +47,7 @@ class Release:
     prerelease: bool
     draft: bool = False
     assets: list[Asset] = field(default_factory=list)
+    target_commitish: str = ""  # "" = the default branch's head, as GitHub takes it
 
 
 class FakeGitHub:
@@ -206,7 +207,8 @@ class FakeGitHub:
                                            "errors": [{"code": "already_exists"}]})
             release = Release(next(self._ids), payload["tag_name"], payload.get("name", ""),
                               payload.get("body", ""), bool(payload.get("prerelease")),
-                              bool(payload.get("draft")))
+                              bool(payload.get("draft")),
+                              target_commitish=str(payload.get("target_commitish", "")))
             self.releases.append(release)
             return self._send(h, 201, self._release_json(release))
         if m := re.fullmatch(r"/releases/(\d+)", rest):

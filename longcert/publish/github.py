@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,6 +138,19 @@ def release_notes(build: Build, repository: str = "OWNER/REPO") -> str:
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def workflow_commit(owner: str, repo: str) -> str:
+    """The commit of OWNER/REPO a GitHub Actions run is building (``GITHUB_SHA``) when the
+    release goes to the repository the workflow runs in; "" anywhere else. Without it GitHub
+    tags the default branch's head at publish time, which may be a later commit than the one
+    whose workflow made the build."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return ""
+    if os.environ.get("GITHUB_REPOSITORY", "").lower() != f"{owner}/{repo}".lower():
+        return ""
+    commit = os.environ.get("GITHUB_SHA", "")
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else ""
 
 
 class GitHubTarget:
@@ -406,6 +421,9 @@ class GitHubTarget:
             "prerelease": "-" in build.tag,
             "make_latest": "false",
         }
+        commit = workflow_commit(self.owner, self.repo)
+        if commit:  # the tag goes where the build was made, not the branch head at publish
+            payload["target_commitish"] = commit
         reply = self._create_release(build, payload)
         if isinstance(reply, dict):
             return reply  # the release a request whose answer was lost made

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os  # noqa: F401  (tests patch verify.os.cpu_count, as before the split)
 
 from longcert.verify.command import check_file, show_summary
+from longcert.verify.expect import Expected, expectation, from_release, required_version
 from longcert.verify.judge import (
     CA_CERTS,
     DAYS_PER_YEAR,
@@ -112,6 +113,7 @@ __all__ = [
     "STORED_LEAF_HOURS",
     "TOLERANCE_DAYS",
     "CertCheck",
+    "Expected",
     "LineFn",
     "Scenario",
     "ScenarioResult",
@@ -130,9 +132,11 @@ __all__ = [
     "checks_phrase",
     "config_api",
     "count_checks",
+    "expectation",
     "expected_certs",
     "expected_kubeconfigs",
     "failure_summary",
+    "from_release",
     "generate_commands",
     "generate_steps",
     "go_crash",
@@ -150,6 +154,7 @@ __all__ = [
     "report_rows",
     "reported_version",
     "require_pass",
+    "required_version",
     "resolve_run_image",
     "scenario_workers",
     "scenarios",

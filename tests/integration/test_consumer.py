@@ -130,26 +130,32 @@ def test_a_consumer_verifies_a_published_kubeadm_with_only_docker(
     real_build: RealBuild, empty_engine: docker.DockerClient, busybox_in_registry: str,
     tmp_path: Path,
 ) -> None:
-    published = real_build.share / real_build.path.name
-    download = tmp_path / "kubeadm"
-    shutil.copyfile(published / "kubeadm-linux-amd64", download)  # "downloaded"
+    release = tmp_path / "release"  # "downloaded": the published directory as it is
+    shutil.copytree(real_build.share / real_build.path.name, release)
+    download = release / "kubeadm-linux-amd64"
     os.chmod(download, 0o755)
     # no stock image reachable and no longcert base: one line that says what to do
-    refused = consumer_verify(empty_engine, tmp_path, "--binary", str(download),
-                              "--version", standin.DEMO_TAG, "--years", "7")
+    refused = consumer_verify(empty_engine, tmp_path, "--binary", str(download))
     assert refused.returncode != 0
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr
     assert "no image to run kubeadm in" in lines[0] and "docker pull debian:bookworm-slim" \
         in lines[0], lines[0]
     assert "Traceback" not in refused.stderr
-    # a stock image from the registry: pulled, and the binary verified end to end
+    # a stock image from the registry: pulled, and the binary verified end to end against
+    # what its release's manifest.json says (tag and validities: no flags needed)
     result = consumer_verify(empty_engine, tmp_path, "--binary", str(download),
-                             "--version", standin.DEMO_TAG, "--years", "7",
                              "--run-image", busybox_in_registry, "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["status"], report["reported_version"]) == ("verified", standin.DEMO_TAG)
+    assert (report["leaf_years"], report["ca_years"]) == (7, 10)
     assert report["executed_with"] == "native" and len(report["checks"]) > 20
     names = {tag for image in empty_engine.images.list() for tag in image.tags}
     assert names == {busybox_in_registry}, names  # nothing longcert-made came in
+    # another kubeadm swapped in under the same name: refused before it runs (issue 20)
+    shutil.copyfile(real_build.path / "kubeadm-linux-arm64", download)
+    swapped = consumer_verify(empty_engine, tmp_path, "--binary", str(download),
+                              "--run-image", busybox_in_registry)
+    assert swapped.returncode == 8, swapped.stderr
+    assert "is not the kubeadm-linux-amd64 its release's manifest.json lists" in swapped.stderr

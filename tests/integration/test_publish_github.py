@@ -354,3 +354,21 @@ def test_a_long_retry_after_is_not_waited_for(github: FakeGitHub, build: publish
         target.push(build)
     assert sleeps == [60.0, 60.0]  # two capped waits fit the 120s budget, a third would not
     assert "rate limit" in str(caught.value)
+
+
+@pytest.mark.parametrize("repository", ["OWNER/REPO", "someone/else"])
+def test_the_release_tag_is_made_at_the_commit_the_workflow_built(
+    github: FakeGitHub, build: publish.Build, monkeypatch: pytest.MonkeyPatch, repository: str
+) -> None:
+    """In the release workflow the tag goes on GITHUB_SHA, the commit whose run made the
+    build, not on the branch head when publish runs (issue 20); a workflow of another
+    repository's commit means nothing here, so GitHub's default is left."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_SHA", commit)
+    ours = f"{github.owner}/{github.repo}"
+    monkeypatch.setenv("GITHUB_REPOSITORY", ours if repository == "OWNER/REPO" else repository)
+    push(github, build)
+    release = github.release(build.build_id)
+    assert release is not None
+    assert release.target_commitish == (commit if repository == "OWNER/REPO" else "")

@@ -85,7 +85,8 @@ def test_ca_left_at_ten_years_fails_on_leaf_outliving_ca(cli: Cli, standin_repo:
     assert result.returncode == 0, result.stderr
     binary = next(line.split()[1] for line in result.stdout.splitlines()
                   if line.startswith("linux/amd64 "))
-    verdict = cli("verify", "--binary", binary, "--years", "100", "--ca-years", "100")
+    verdict = cli("verify", "--binary", binary, "--years", "100", "--ca-years", "100",
+                  "--version", TAG)  # a worktree's binary: no manifest.json says its tag
     assert verdict.returncode == 8
     assert "linux/amd64: pki/apiserver.crt: leaf outlives its CA" in verdict.stderr
     assert "pki/ca.crt: valid 3650.0 days, expected 36500" in verdict.stderr
@@ -123,9 +124,13 @@ def test_a_binary_that_is_not_kubeadm_is_named_so(cli: Cli, tmp_path: Path) -> N
     """An executable that answers no kubeadm version is "not kubeadm", not "pass --version"."""
     other = tmp_path / "ls"
     shutil.copy2("/bin/ls", other)
-    result = cli("verify", "--binary", str(other), "--years", "10")
+    result = cli("verify", "--binary", str(other), "--years", "10", "--version", TAG)
     assert result.returncode == 8, result.stderr
     assert f"{other} is not kubeadm: `ls version -o json` answered no kubeadm version" in (
         result.stderr)
     assert "pass a kubeadm binary to --binary" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    # and without --version, beside no manifest.json: refused before anything runs
+    unsaid = cli("verify", "--binary", str(other), "--years", "10")
+    assert unsaid.returncode == 2, unsaid.stderr
+    assert "--version is required: nothing beside" in unsaid.stderr

@@ -315,3 +315,13 @@ def test_every_invoke_command_is_a_real_task_and_flag() -> None:
         assert helptext.returncode == 0, f"no task {task!r}: {helptext.stderr}"
         for flag in re.findall(r"(--[a-z-]+)", rest):
             assert re.search(rf"{flag}[=\s]", helptext.stdout), f"invoke {task} has no {flag}"
+
+
+def test_signing_and_publishing_run_in_a_protected_environment() -> None:
+    """attest and publish, the jobs with write or OIDC tokens, run in the `release`
+    environment, whose protection rules (reviewers, allowed branches) the repository sets
+    (issue 20); the jobs that compile do not."""
+    jobs = workflow()["jobs"]
+    assert jobs["attest"]["environment"] == "release"
+    assert jobs["publish"]["environment"] == "release"
+    assert "environment" not in jobs["build"] and "environment" not in jobs["plan"]

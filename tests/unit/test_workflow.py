@@ -325,3 +325,18 @@ def test_signing_and_publishing_run_in_a_protected_environment() -> None:
     assert jobs["attest"]["environment"] == "release"
     assert jobs["publish"]["environment"] == "release"
     assert "environment" not in jobs["build"] and "environment" not in jobs["plan"]
+
+
+def test_every_action_pin_says_where_it_was_checked() -> None:
+    """docs/publishing.md has a row per pinned action: the same version and commit as the
+    workflow, and where that commit was checked (or that it was not, issue 20)."""
+    table = (ROOT / "docs" / "publishing.md").read_text()
+    rows = {m.group(1): (m.group(2), m.group(3), m.group(4)) for m in re.finditer(
+        r"^\| `([\w./-]+)` \| (v[\d.]+) \| `([0-9a-f]{40})` \| (.+) \|$", table, re.M)}
+    pins = set(re.findall(r"uses: ([\w./-]+)@([0-9a-f]{40}) # (v[\d.]+)", WORKFLOW.read_text()))
+    assert pins
+    for action, commit, version in pins:
+        name = "/".join(action.split("/")[:2])  # actions/cache/restore is actions/cache
+        assert name in rows, f"{name} has no row in docs/publishing.md"
+        assert rows[name][:2] == (version, commit), (name, rows[name], version, commit)
+        assert rows[name][2].strip()

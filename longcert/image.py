@@ -378,7 +378,7 @@ def builder_image_command(template: str, go: str) -> str:
     """The exact command that makes the image ``template`` names for ``go``."""
     image = template.format(go_version=go)
     tag = "" if image == f"golang:{go}" else f" --tag {image}"
-    return f"longcert builder-image --go {go}{tag}"
+    return f"longcert builder-image --go-version {go}{tag}"
 
 
 def _present_or_pulled(

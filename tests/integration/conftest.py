@@ -37,7 +37,7 @@ def engine() -> docker.DockerClient:
     try:
         client.images.get(TEST_IMAGE)
     except docker.errors.ImageNotFound:
-        pytest.fail(f"{TEST_IMAGE} is missing: run `invoke builder-image --go {TEST_GO}`")
+        pytest.fail(f"{TEST_IMAGE} is missing: run `invoke builder-image --go-version {TEST_GO}`")
     return client
 
 

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import shutil
 import socket as socket_module
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,17 +41,25 @@ BUSYBOX = Path("/bin/busybox")
 
 @pytest.fixture(scope="module")
 def empty_engine() -> Iterator[docker.DockerClient]:
-    """A Docker daemon of its own (no images, no network setup), stopped afterwards."""
+    """A Docker daemon of its own (no images), stopped afterwards.
+
+    It gets a bridge of its own, made here: a second daemon started with `--bridge=none`
+    deletes the host's docker0, which the main engine's containers need."""
     root = Path(tempfile.mkdtemp(prefix="lc-engine-", dir="/tmp"))  # short: a socket path
     socket = root / "d.sock"
-    with (root / "dockerd.log").open("wb") as log:
-        daemon = subprocess.Popen(
-            ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-             "--pidfile", str(root / "pid"), "-H", f"unix://{socket}", "--bridge=none",
-             "--iptables=false", "--ip6tables=false"],
-            stdout=log, stderr=subprocess.STDOUT)
+    bridge = f"lc{uuid.uuid4().hex[:8]}"
+    subnet = f"172.31.{200 + secrets.randbelow(50)}"
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
     client = None
+    daemon = None
     try:
+        subprocess.run(["ip", "addr", "add", f"{subnet}.1/24", "dev", bridge], check=True)
+        with (root / "dockerd.log").open("wb") as log:
+            daemon = subprocess.Popen(
+                ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+                 "--pidfile", str(root / "pid"), "-H", f"unix://{socket}", f"--bridge={bridge}",
+                 "--iptables=false", "--ip6tables=false"],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not _answers(socket):
             if time.monotonic() > deadline or daemon.poll() is not None:
@@ -62,11 +72,14 @@ def empty_engine() -> Iterator[docker.DockerClient]:
     finally:
         if client is not None:
             client.close()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait(10)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -97,7 +97,7 @@ def test_a_tree_vendoring_reflect2_v101_is_refused_before_compiling(
     subprocess.run([*GIT, "-C", str(repo), "tag", "-f", "-a", "v1.22.15", "-m", "v1.22.15"],
                    check=True, capture_output=True)
     own_image = only_newer_gos.format(go_version="1.16.15")
-    make = f"`longcert builder-image --go 1.16.15 --tag {own_image}`"
+    make = f"`longcert builder-image --go-version 1.16.15 --tag {own_image}`"
 
     auto = cli("build", "--version", "v1.22.15", "--repo", str(repo), "--image", only_newer_gos)
     assert auto.returncode == IMAGE_ERROR, auto.stdout + auto.stderr
@@ -162,7 +162,7 @@ def test_auto_takes_the_nearest_go_the_vendored_code_runs_with(
             f"passed over {newest_only}:{NEWEST_GO}: example.com/unsafemap v0.3.0 breaks on Go "
             "1.25 and newer")
         assert refused.value.hint == (
-            f"make it with `longcert builder-image --go 1.23.9 --tag {newest_only}:1.23.9`")
+            f"make it with `longcert builder-image --go-version 1.23.9 --tag {newest_only}:1.23.9`")
 
         chosen = _choose(engine, both + ":{go_version}", "1.23.9", tree, shared_cache)
         assert chosen.image == f"{both}:{TEST_GO}" and chosen.go.version == TEST_GO
@@ -196,7 +196,7 @@ def test_a_kubeadm_crashing_under_a_stand_in_go_is_one_line(
     assert line.count("\n") == 0
     assert (f"kubeadm v1.28.8 built with Go {TEST_GO} instead of the tree's Go 1.21.7 crashes "
             "(panic: runtime error: invalid memory address or nil pointer dereference)") in line
-    assert "`longcert builder-image --go 1.21.7" in line
+    assert "`longcert builder-image --go-version 1.21.7" in line
     log = Path(line.rsplit("the stack trace is in ", 1)[1].rstrip(")"))
     assert "goroutine 1 [running]" in log.read_text()
     assert not (tmp_path / "builds").exists()

@@ -100,11 +100,22 @@ def test_kit_of_every_era(tag: str, era_build: EraBuilds, tmp_path: Path) -> Non
     build = _copy_of_build(era_build, tag, tmp_path)
     version = KubeVersion.parse(tag)
     before = _sums(build)
+    manifest_before = json.loads((build / "manifest.json").read_text())
     result = _kit(build, "--image-repository", MIRROR)
     assert result.returncode == 0, result.stderr
     after = _sums(build)
+    # the build's files stay as they were; manifest.json and SHA256SUMS gain the kit (issue 20)
+    recorded = ("manifest.json", "SHA256SUMS")
     assert {k: v for k, v in after.items()
-            if not k.startswith("kit/") and k != "kit.tar.gz"} == before
+            if not k.startswith("kit/") and k != "kit.tar.gz" and k not in recorded} == {
+        k: v for k, v in before.items() if k not in recorded}
+    manifest_after = json.loads((build / "manifest.json").read_text())
+    assert manifest_after.pop("kit") == {"file": "kit.tar.gz", "sha256": after["kit.tar.gz"],
+                                         "size": (build / "kit.tar.gz").stat().st_size}
+    assert manifest_after == manifest_before
+    subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=build, check=True,
+                   capture_output=True)
+    assert f"{after['kit.tar.gz']}  kit.tar.gz" in (build / "SHA256SUMS").read_text()
     kit_dir = build / "kit"
     assert _archived(build / "kit.tar.gz") == {  # the kit as publish carries it
         k: v for k, v in after.items() if k.startswith("kit/")}

@@ -194,7 +194,7 @@ def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,
                  "--go-version", "1.24.11", "--image", "longcert-test/absent:{go_version}")
     assert result.returncode == 4, result.stderr
     assert "builder image longcert-test/absent:1.24.11 for Go 1.24.11" in result.stderr
-    assert ("`longcert builder-image --go 1.24.11 --tag longcert-test/absent:1.24.11`"
+    assert ("`longcert builder-image --go-version 1.24.11 --tag longcert-test/absent:1.24.11`"
             in result.stderr)
     assert "==> fetch" not in result.stdout  # refused before cloning
     assert not (tmp_path / "builds").exists()
@@ -299,7 +299,7 @@ def test_an_identical_build_is_answered_from_the_existing_one(cli: Cli, standin_
     # says so, and shows the build's artifacts (not an empty table)
     assert f"up to date {out}" in again.stdout and "built " not in again.stdout
     sha = json.loads((out / "manifest.json").read_text())["artifacts"][0]["sha256"]
-    assert re.search(rf"kubeadm-linux-amd64 +\S+ MiB +{sha} +verified: leaf 6y, CA 10y",
+    assert re.search(rf"kubeadm-linux-amd64 +\S+ MiB +{sha[:12]} +verified: leaf 6y, CA 10y",
                      again.stdout), again.stdout
 
     # The same name from another remote is another build: refused, never taken for this one.

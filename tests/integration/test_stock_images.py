@@ -74,7 +74,7 @@ def test_missing_go_image_names_the_command_that_makes_it(cli: Cli, standin_repo
     result = cli("build", "--version", "v1.14.8", "--repo", str(standin_repo),
                  "--image", "longcert-test/none:{go_version}")
     assert result.returncode == 4, result.stderr
-    assert ("make it with `longcert builder-image --go 1.12.10 --tag "
+    assert ("make it with `longcert builder-image --go-version 1.12.10 --tag "
             "longcert-test/none:1.12.10`") in result.stderr
     assert "rule 'gopath'" in result.stderr
 

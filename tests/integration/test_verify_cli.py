@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -45,12 +46,16 @@ def test_patched_binary_passes_with_table_and_json(cli: Cli, standin_repo: Path,
     result = cli("verify", "--binary", str(out / "kubeadm-linux-amd64"), "--years", "10",
                  "--json", str(report_path))
     assert result.returncode == 0, result.stderr
-    # version read from the binary; table has every file with subject/issuer/dates
-    assert f"{TAG} linux/amd64 (native): verified" in result.stdout
-    for header in ("file", "subject", "issuer", "not before", "not after", "days", "expected"):
+    # version from the build's manifest.json; the verdict first and last, then per scenario a
+    # table of every file with years, days, expected and issuer (issue 19)
+    lines = result.stdout.splitlines()
+    verdict = f"passed: {TAG}, leaf 10y, CA 10y; linux/amd64 verified"
+    assert verdict in lines[:3] and verdict in lines[-3:], result.stdout
+    assert f"linux/amd64: verified (native), kubeadm {TAG}" in result.stdout
+    for header in ("file", "years", "days", "expected", "issuer"):
         assert header in result.stdout
-    assert "pki/apiserver.crt " in result.stdout and "CN=kube-apiserver" in result.stdout
-    assert "admin.conf (init-renew)" in result.stdout
+    assert re.search(r"pki/apiserver\.crt +10\.0 +3650 +3650 +ok +CN=kuber", result.stdout)
+    assert re.search(r"  init-renew: \d+ checked, all ok", result.stdout)
     data = json.loads(report_path.read_text())
     assert data["status"] == "verified"
     assert data["reported_version"] == TAG

@@ -155,6 +155,6 @@ def test_every_minor_refuses_what_is_above_its_ceiling() -> None:
 
 def test_builder_image_command() -> None:
     assert image.builder_image_command("golang:{go_version}", "1.12.10") == (
-        "longcert builder-image --go 1.12.10")
+        "longcert builder-image --go-version 1.12.10")
     assert image.builder_image_command("stock/golang:{go_version}", "1.21.7") == (
-        "longcert builder-image --go 1.21.7 --tag stock/golang:1.21.7")
+        "longcert builder-image --go-version 1.21.7 --tag stock/golang:1.21.7")

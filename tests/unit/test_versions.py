@@ -261,8 +261,8 @@ def test_a_kubeadm_that_crashes_under_a_stand_in_go_is_one_line(tmp_path: Path) 
         "kubeadm v1.22.15 built with Go 1.24.11 instead of the tree's Go 1.16.15 crashes (panic: "
         "runtime error: invalid memory address or nil pointer dereference): the Go stood in for "
         "one it does not run with")
-    assert raised.value.hint == (f"`longcert builder-image --go 1.16.15`, then build again (the "
-                                 f"stack trace is in {log})")
+    assert raised.value.hint == (f"`longcert builder-image --go-version 1.16.15`, then build "
+                                 f"again (the stack trace is in {log})")
     # Built with the tree's own Go, a crash is an ordinary verification failure.
     pipeline._stand_in_go_crash([report], "1.16.15", tree, resolve("v1.22.15"),  # type: ignore[list-item, arg-type]
                                 settings, log)  # type: ignore[arg-type]

@@ -428,7 +428,9 @@ def build_image(
     if go_version is not None:
         go_version = go_version.strip().removeprefix("go")
         if not is_go_version(go_version):
-            raise ConfigError(f"--go must be a Go version such as 1.12.17, got {go_version!r}")
+            raise ConfigError(
+                f"--go-version must be a Go version such as 1.12.17, got {go_version!r}"
+            )
     if tag is not None and not IMAGE_NAME.fullmatch(tag):
         raise ConfigError(f"--tag must be an image name with a tag, e.g. golang:1.12.17: {tag!r}")
     client = container.connect()

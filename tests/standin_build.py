@@ -21,19 +21,42 @@ PE_MACHINE = {"amd64": 0x8664, "386": 0x14C, "arm64": 0xAA64}
 MACHO_CPU = {"amd64": 0x01000007, "arm64": 0x0100000C}
 
 
+def elf_header(goarch: str, *, elf_class: int | None = None, osabi: int = 0, e_type: int = 2,
+               loadable: bool = True) -> bytes:
+    """An ELF header as Go's linker writes one for linux/``goarch`` (class and byte order of
+    the machine, ELFOSABI_NONE, ET_EXEC) with one PT_LOAD program header (executable unless
+    ``loadable`` is False); the keywords make the wrong ones the tests refuse."""
+    bits64 = (elf_class or (1 if goarch in ("arm", "386") else 2)) == 2
+    order = "big" if goarch == "s390x" else "little"
+
+    def h(value: int, size: int) -> bytes:
+        return value.to_bytes(size, order)
+
+    ident = b"\x7fELF" + bytes([2 if bits64 else 1, 2 if order == "big" else 1, 1, osabi])
+    ident += bytes(8)
+    machine, flags = ELF_MACHINE[goarch], 5 if loadable else 4  # PF_R | PF_X, or PF_R only
+    if bits64:
+        header = (ident + h(e_type, 2) + h(machine, 2) + h(1, 4) + h(0x401000, 8) + h(64, 8)
+                  + h(0, 8) + h(0, 4) + h(64, 2) + h(56, 2) + h(1, 2) + h(64, 2) + h(0, 4))
+        phdr = (h(1, 4) + h(flags, 4) + h(0, 8) + h(0x400000, 8) + h(0x400000, 8)
+                + h(1 << 20, 8) + h(1 << 20, 8) + h(0x1000, 8))
+    else:
+        header = (ident + h(e_type, 2) + h(machine, 2) + h(1, 4) + h(0x8049000, 4) + h(52, 4)
+                  + h(0, 4) + h(0, 4) + h(52, 2) + h(32, 2) + h(1, 2) + h(40, 2) + h(0, 4))
+        phdr = (h(1, 4) + h(0, 4) + h(0x8048000, 4) + h(0x8048000, 4) + h(1 << 20, 4)
+                + h(1 << 20, 4) + h(flags, 4) + h(0x1000, 4))
+    return header + phdr
+
+
 def executable_header(platform: str) -> bytes:
-    """The first bytes of a Go binary for ``platform``: a minimal ELF, PE or Mach-O header."""
+    """The first bytes of a Go binary for ``platform``: an ELF, PE or Mach-O header."""
     goos, goarch = platform.split("/")
     if goos == "windows":
         dos = b"MZ" + bytes(58) + (64).to_bytes(4, "little")  # e_lfanew: the PE header at 64
         return dos + b"PE\0\0" + PE_MACHINE[goarch].to_bytes(2, "little")
     if goos == "darwin":
         return b"\xcf\xfa\xed\xfe" + MACHO_CPU[goarch].to_bytes(4, "little")
-    big = goarch == "s390x"
-    ident = b"\x7fELF" + bytes([1 if goarch in ("arm", "386") else 2, 2 if big else 1, 1])
-    ident = ident.ljust(16, b"\0")
-    order = "big" if big else "little"
-    return ident + (2).to_bytes(2, order) + ELF_MACHINE[goarch].to_bytes(2, order)
+    return elf_header(goarch)
 
 
 def _binary(platform: str, size: int, salt: str) -> bytes:

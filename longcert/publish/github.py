@@ -133,7 +133,8 @@ def release_notes(build: Build, repository: str = "OWNER/REPO") -> str:
             f"curl -fLO {base}/{binary.name}",
             f"curl -fLO {base}/SHA256SUMS",
             "sha256sum -c SHA256SUMS --ignore-missing",
-            f"gh attestation verify {binary.name} --repo {repository}",
+            f"gh attestation verify {binary.name} --repo {repository} \\",
+            f"  --signer-workflow {repository}/.github/workflows/release.yml",
             f"sudo install -m 0755 {binary.name} /usr/local/bin/kubeadm",
             "```",
         ]

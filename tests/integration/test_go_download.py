@@ -84,7 +84,7 @@ def test_builder_image_from_the_download_site(
 @pytest.mark.parametrize(("go", "code", "message"), [
     ("1.12.16", 4, "the release index says abab"),
     ("1.12.99", 4, "nearest releases: 1.12.17, 1.12.16, 1.13.15"),
-    ("1.12.x", 2, "--go must be a Go version"),
+    ("1.12.x", 2, "--go-version must be a Go version"),
 ])
 def test_builder_image_refusals_leave_nothing(
     cli: Cli, site: go_download_site.DownloadSite, engine: docker.DockerClient,

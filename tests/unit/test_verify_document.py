@@ -290,7 +290,8 @@ def test_release_notes_count_and_install(tmp_path: Path) -> None:
     lines = notes.splitlines()
     for line in (f"curl -fLO {base}/kubeadm-linux-amd64", f"curl -fLO {base}/SHA256SUMS",
                  "sha256sum -c SHA256SUMS --ignore-missing",
-                 "gh attestation verify kubeadm-linux-amd64 --repo acme/kubeadm",
+                 "gh attestation verify kubeadm-linux-amd64 --repo acme/kubeadm \\",
+                 "  --signer-workflow acme/kubeadm/.github/workflows/release.yml",
                  "sudo install -m 0755 kubeadm-linux-amd64 /usr/local/bin/kubeadm"):
         assert line in lines
     assert publish.github.CONTENT_TYPES["report.html"].startswith("text/html")

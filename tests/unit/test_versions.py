@@ -208,7 +208,7 @@ def test_the_pipeline_refuses_before_compiling_and_warns_above_the_ceiling(
         "v1.22.15 with Go 1.24.11 would build a kubeadm that crashes: "
         "github.com/modern-go/reflect2 v1.0.1 breaks on Go 1.18 and newer")
     assert raised.value.hint == ("build with the tree's own Go 1.16.15: `longcert builder-image "
-                                 "--go 1.16.15`, then run this again")
+                                 "--go-version 1.16.15`, then run this again")
     newer = tmp_path / "v1.33.7"
     newer.mkdir()
     (newer / ".go-version").write_text("1.24.11\n")

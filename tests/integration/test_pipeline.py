@@ -17,6 +17,7 @@ import yaml
 from longcert import build, verify
 from longcert.package import build_id
 from longcert.versions import KubeVersion
+from tests.attestation_check import statement_problems
 from tests.cli import ROOT
 from tests.fixtures import standin
 from tests.integration.conftest import (
@@ -93,6 +94,7 @@ def test_build_every_era(tag: str, years: int, ca_years: int, image: str,
     subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, check=True)
     # the SBOM passes pyspdxtools and the NTIA minimum elements (issue 20), every era
     assert sbom_problems(out / "kubeadm-linux-amd64.spdx.json") == []
+    assert statement_problems(json.loads((out / "provenance.json").read_text())) == []
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kubernetes"]["tag"] == tag
     assert manifest["validity"] == {"leaf_years": years, "ca_years": ca_years,

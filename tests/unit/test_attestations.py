@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from longcert import provenance, sbom
+from tests.attestation_check import statement_problems
 from tests.sbom_check import sbom_problems
 
 GO_VERSION_M = """\
@@ -170,3 +171,16 @@ def test_staging_modules_get_the_purls_scanners_match() -> None:
     assert sbom.supplier("github.com/spf13/cobra") == "Organization: github.com/spf13"
     assert sbom.supplier("k8s.io/utils") == "Organization: The Kubernetes Authors"
     assert sbom.staging_version("v1.33.7") == "v0.33.7"
+
+
+def test_provenance_conforms_to_the_in_toto_and_slsa_schemas() -> None:
+    """Checked by the in-toto project's own library (issue 20), locally and in Actions."""
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
+              "GITHUB_REPOSITORY": "acme/longcert",
+              "GITHUB_WORKFLOW_REF": "acme/longcert/.github/workflows/release.yml@refs/heads/main"}
+    for environ in ({}, github):
+        for digests in ([], ["registry.example/golang@sha256:" + "9" * 64]):
+            assert statement_problems(_statement(environ, digests)) == []
+    broken = _statement({}, [])
+    broken["predicate"]["buildDefinition"]["builtFrom"] = "somewhere"  # not SLSA v1
+    assert "has no field named \"builtFrom\"" in statement_problems(broken)[0]

@@ -252,7 +252,14 @@ def test_builder_image_cache_is_keyed_by_go_version_and_wheel_lock() -> None:
     (image,) = [s for s in build["steps"] if runs_task(s, "builder-image")]
     assert "docker load" in image["run"] and "docker save" in image["run"]
     assert image["env"]["CACHED"] == "${{ steps.image-cache.outputs.cache-hit }}"
-    assert image["env"]["IMAGE_TAR"] == restore["with"]["path"]
+    assert restore["with"]["path"].splitlines() == [image["env"]["IMAGE_TAR"],
+                                                    "${{ runner.temp }}/builder-image.id"]
+    # saved before the build ran, with its id; a loaded image must have that id (issue 20)
+    recorded = image["run"].index('> "$RUNNER_TEMP/builder-image.id"')
+    assert image["run"].index("docker save") < recorded
+    assert 'if [ "$loaded" != "$recorded" ]; then' in image["run"] and "exit 1" in image["run"]
+    made = step_index(build, lambda s: runs_task(s, "build"))
+    assert build["steps"].index(image) < made
     # the Go of the key is the Go the image is built with
     assert image["env"]["GO_VERSION"] == "${{ steps.go.outputs.version }}"
     assert '--go-version "$GO_VERSION"' in image["run"]
@@ -269,11 +276,14 @@ def test_mirror_cache_is_longcerts_cache_dir() -> None:
     assert restore["with"]["restore-keys"] == "mirror-"
 
 
-def test_go_build_cache_is_keyed_by_minor() -> None:
+def test_go_build_cache_is_restored_only_by_the_same_build() -> None:
+    """The Go build cache is exported after upstream's make ran in the job: only a rebuild of
+    the same build id (and Go) restores it, never another version's build (issue 20)."""
     build = workflow()["jobs"]["build"]
     restore = _cache_steps(build, "restore")["go-build-cache"]
-    assert restore["with"]["key"].startswith("go-build-${{ steps.go.outputs.minor }}-")
-    assert restore["with"]["restore-keys"] == "go-build-${{ steps.go.outputs.minor }}-"
+    assert restore["with"]["key"] == (
+        "go-build-${{ matrix.build_id }}-go${{ steps.go.outputs.version }}")
+    assert "restore-keys" not in restore["with"]
     # what is cached is the volume the build uses, loaded before and exported after it
     volume = build["env"]["LONGCERT_BUILD_CACHE_VOLUME"]
     assert volume
@@ -286,9 +296,6 @@ def test_go_build_cache_is_keyed_by_minor() -> None:
         assert '"$LONGCERT_BUILD_CACHE_VOLUME:/cache' in steps[i]["run"]
         assert "--network none" in steps[i]["run"]
     assert steps[load]["if"] == "steps.go-build-cache.outputs.cache-matched-key != ''"
-    # the minor is the Kubernetes minor of the version built
-    go = steps[step_index(build, lambda s: s.get("id") == "go")]
-    assert "minor=" in go["run"] and '"$VERSION"' in go["run"]
 
 
 def test_a_failed_build_keeps_its_log_verify_report_and_diff() -> None:

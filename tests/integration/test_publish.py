@@ -153,3 +153,60 @@ def test_github_release_of_the_real_build(real_build: RealBuild) -> None:
         assert "ghs_integration_token" not in again.stdout + result.stdout + again.stderr
     finally:
         fake.stop()
+
+
+def _readme_download_check() -> list[str]:
+    """The commands of README.md's "Using a published build", one per logical line."""
+    from tests.cli import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using a published build", 1)[1]
+    block = section.split("```", 2)[1]
+    joined = block.replace("\\\n", " ")
+    return [" ".join(line.split("#", 1)[0].split()) for line in joined.splitlines()
+            if line.strip()]
+
+
+def test_the_readme_download_check_runs_against_a_published_build(
+    real_build: RealBuild, tmp_path: Path
+) -> None:
+    """Each command of README.md's download check (issue 20): the gh lines have the shape that
+    pins the repository, the release workflow and the branch; the others run, as written, in
+    a directory holding what `gh release download` fetches, taken from a published build."""
+    import sys
+
+    from tests.cli import invoke_environ
+
+    published = real_build.share / real_build.path.name
+    fetched = tmp_path / "download"
+    fetched.mkdir()
+    commands = _readme_download_check()
+    download = next(c for c in commands if c.startswith("gh release download"))
+    patterns = download.split("--pattern ")[1:]
+    assert [p.strip() for p in patterns] == ["kubeadm-linux-amd64", "SHA256SUMS", "manifest.json"]
+    for name in patterns:
+        (fetched / name.strip()).write_bytes((published / name.strip()).read_bytes())
+    (fetched / "kubeadm-linux-amd64").chmod(0o755)
+    attestations = [c for c in commands if c.startswith("gh attestation verify")]
+    assert len(attestations) == 2
+    for line in attestations:
+        assert "--repo OWNER/REPO" in line
+        assert "--signer-workflow OWNER/REPO/.github/workflows/release.yml" in line
+        assert "--source-ref refs/heads/" in line
+    ran = 0
+    for line in commands:
+        if line.startswith("gh "):
+            continue
+        argv = line.split()
+        if argv[0] == "longcert":
+            argv = [sys.executable, "-m", "longcert", *argv[1:]]
+        result = subprocess.run(argv, cwd=fetched, capture_output=True, text=True, check=False,
+                                timeout=600, env=invoke_environ(real_build.env))
+        assert result.returncode == 0, (line, result.stdout[-2000:], result.stderr[-2000:])
+        ran += 1
+    assert ran == 2  # sha256sum -c and longcert verify
+    # and the check refuses what it should: a changed binary fails sha256sum -c
+    (fetched / "kubeadm-linux-amd64").write_bytes(b"\x7fELF changed")
+    changed = subprocess.run(["sha256sum", "-c", "SHA256SUMS", "--ignore-missing"],
+                             cwd=fetched, capture_output=True, text=True, check=False)
+    assert changed.returncode != 0 and "kubeadm-linux-amd64: FAILED" in changed.stdout

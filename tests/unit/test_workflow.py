@@ -82,8 +82,9 @@ def test_least_privilege_permissions() -> None:
     data = workflow()
     assert data["permissions"] == {}
     jobs = data["jobs"]
-    assert set(jobs) == {"plan", "build", "attest", "publish"}
+    assert set(jobs) == {"plan", "build", "attest", "publish", "reproduce"}
     assert jobs["plan"]["permissions"] == {"contents": "read"}
+    assert jobs["reproduce"]["permissions"] == {"contents": "read"}
     assert jobs["build"]["permissions"] == {"contents": "read"}
     assert jobs["publish"]["permissions"] == {"contents": "write"}  # releases and their assets
     assert jobs["attest"]["permissions"] == {
@@ -113,7 +114,7 @@ def test_no_job_that_compiles_holds_a_write_or_oidc_token() -> None:
     jobs = workflow()["jobs"]
     compiling = [name for name, job in jobs.items()
                  if any(runs_invoke(job, task) for task in COMPILING_TASKS)]
-    assert compiling == ["build"]
+    assert compiling == ["build", "reproduce"]
     for name in compiling:
         perms = jobs[name]["permissions"]
         assert set(perms.values()) <= {"read"}, f"{name} compiles and holds {perms}"
@@ -370,3 +371,24 @@ def test_every_action_pin_says_where_it_was_checked() -> None:
         assert name in rows, f"{name} has no row in docs/publishing.md"
         assert rows[name][:2] == (version, commit), (name, rows[name], version, commit)
         assert rows[name][2].strip()
+
+
+def test_a_weekly_job_rebuilds_the_newest_release_and_compares() -> None:
+    """Reproducibility as a standing check (issue 20): on the schedule, the newest release is
+    built again from nothing with the Go and options its manifest.json records, by a job that
+    shares no cache with the builds, and its binaries must match the published SHA256SUMS."""
+    job = workflow()["jobs"]["reproduce"]
+    assert job["if"] == "github.event_name == 'schedule'"
+    assert "needs" not in job  # independent of the run's own builds
+    assert not steps_using(job, "actions/cache/restore")
+    assert not steps_using(job, "actions/download-artifact")
+    release = job["steps"][step_index(job, lambda s: s.get("id") == "release")]
+    for field in (".kubernetes.tag", ".validity.leaf_years", ".validity.ca_years",
+                  ".go.version", ".platforms", ".inputs.pin_validity"):
+        assert field in release["run"], field
+    rebuild = job["steps"][step_index(job, lambda s: runs_task(s, "build"))]
+    assert "--no-cache" in rebuild["run"] and '--go-version "$GO_VERSION"' in rebuild["run"]
+    assert rebuild["env"]["LONGCERT_PIN_VALIDITY"] == "${{ steps.release.outputs.pinned }}"
+    compare = job["steps"][-1]
+    assert "published/SHA256SUMS" in compare["run"] and "diff -u" in compare["run"]
+    assert job["steps"].index(rebuild) < len(job["steps"]) - 1

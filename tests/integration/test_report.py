@@ -39,7 +39,7 @@ def test_a_build_writes_its_report(real_build: RealBuild, tmp_path: Path) -> Non
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium binary (apt-get install chromium)")
-    artifacts = Path(os.environ.get("LONGCERT_TEST_ARTIFACTS") or tmp_path)
+    artifacts = Path(os.environ.get("CI_ARTIFACTS_DIR") or tmp_path)
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / f"{out.name}.report.png"
     subprocess.run(

@@ -230,11 +230,11 @@ def test_a_timeline_of_a_leaf_whose_ca_is_not_there(tmp_path: Path) -> None:
 
 
 def test_report_opens_in_headless_chromium(tmp_path: Path) -> None:
-    """report.html as a browser draws it: a screenshot, kept in $LONGCERT_TEST_ARTIFACTS."""
+    """report.html as a browser draws it: a screenshot, kept in $CI_ARTIFACTS_DIR."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium binary (apt-get install chromium)")
-    out = Path(os.environ.get("LONGCERT_TEST_ARTIFACTS") or tmp_path)
+    out = Path(os.environ.get("CI_ARTIFACTS_DIR") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     page = out / "report.html"
     report = make_report(tmp_path / "pki", leaf_days=3650, ca_days=36500, years=100,

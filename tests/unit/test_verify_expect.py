@@ -20,10 +20,10 @@ def test_the_manifest_says_the_tag_and_validities(tmp_path: Path) -> None:
     release = verify.from_release(out / "kubeadm-linux-amd64")
     assert release is not None
     assert (release.tag, release.leaf_years, release.ca_years) == ("v1.33.7", 7, 20)
-    conf = settings.load({})
+    conf = settings.load({}, environ={})
     assert verify.expectation(str(out / "kubeadm-linux-amd64"), None, conf, pinned=False) == (
         "v1.33.7", 7, 20, False)
-    given = settings.load({"years": "3", "ca_years": "5"})
+    given = settings.load({"years": "3", "ca_years": "5"}, environ={})
     assert verify.expectation(str(out / "kubeadm-linux-amd64"), "v1.33.7", given,
                               pinned=False)[1:3] == (3, 5)  # what is given wins
 

@@ -10,6 +10,7 @@ commands each version is given, and the scenarios), :mod:`~longcert.verify.judge
 certificate or kubeconfig is judged, :mod:`~longcert.verify.report` how the report is written
 (JSON, counts, verdict, the printed summary, the error), :mod:`~longcert.verify.document` the
 report people open (report.html with its validity timeline, REPORT.md),
+:mod:`~longcert.verify.header` tells a binary's platform from its first bytes,
 :mod:`~longcert.verify.run` runs the binary in containers and gathers the verdicts, and
 :mod:`~longcert.verify.command` is the ``verify`` command (``verify.check_file``). Every
 name is used as
@@ -22,6 +23,7 @@ import os  # noqa: F401  (tests patch verify.os.cpu_count, as before the split)
 
 from longcert.verify.command import check_file, show_summary
 from longcert.verify.expect import Expected, expectation, from_release, required_version
+from longcert.verify.header import binary_platform
 from longcert.verify.judge import (
     CA_CERTS,
     DAYS_PER_YEAR,
@@ -84,7 +86,6 @@ from longcert.verify.run import (
     ScenarioResult,
     _executor,
     _Runner,
-    binary_platform,
     go_crash,
     list_images,
     merge_scenarios,

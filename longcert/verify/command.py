@@ -13,8 +13,9 @@ from pathlib import Path
 from longcert.errors import ConfigError, VerifyError
 from longcert.progress import Reporter
 from longcert.verify.document import markdown_report
+from longcert.verify.header import binary_platform
 from longcert.verify.report import VerifyReport, require_pass, summary_lines
-from longcert.verify.run import binary_platform, resolve_run_image, verify_binary
+from longcert.verify.run import resolve_run_image, verify_binary
 from longcert.versions import KubeVersion
 
 BINARY_HEAD = 4096  # bytes read to tell an executable's format and platform

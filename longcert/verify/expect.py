@@ -18,7 +18,7 @@ from typing import Any
 from longcert import userfiles
 from longcert.errors import ConfigError, VerifyError
 from longcert.settings import Settings
-from longcert.verify.run import binary_platform
+from longcert.verify.header import binary_platform
 from longcert.versions import KubeVersion
 
 

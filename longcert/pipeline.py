@@ -26,6 +26,7 @@ from longcert.errors import (
 from longcert.patching import Release, resolve
 from longcert.progress import Reporter, short_hash
 from longcert.settings import Settings
+from longcert.verify.document import html_report
 from longcert.versions import (
     GO_RULES,
     GoVersion,
@@ -470,17 +471,19 @@ def _package(
 
 def _keep_failure_evidence(
     settings: Settings, name: str, diff: str, reports: list[verify.VerifyReport]
-) -> tuple[Path, Path]:
-    """A build that fails verification writes no build directory; its verify.json and
-    patch.diff are kept beside its log (where the release workflow's failure upload finds
-    them)."""
+) -> tuple[Path, Path, Path]:
+    """A build that fails verification writes no build directory; its verify.json,
+    patch.diff and report.html (the failing certificates on the timeline) are kept beside its
+    log (where the release workflow's failure upload finds them)."""
     log = log_path(settings, name)
     verify_json = log.with_suffix(".verify.json")
     patch_diff = log.with_suffix(".patch.diff")
+    report_html = log.with_suffix(".report.html")
     document = {"passed": False, "platforms": [report.to_dict() for report in reports]}
     runs.write_atomic(verify_json, json.dumps(document, indent=2) + "\n")
     runs.write_atomic(patch_diff, diff)
-    return verify_json, patch_diff
+    runs.write_atomic(report_html, html_report(tuple(reports)))
+    return verify_json, patch_diff, report_html
 
 
 def _limits(settings: Settings) -> container.Limits:

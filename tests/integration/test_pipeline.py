@@ -183,11 +183,14 @@ def test_patch_set_that_misses_a_site_fails_verification(cli: Cli, standin_repo:
     assert "admin.conf: valid 365.0 days" in result.stderr
     assert not (tmp_path / "builds").exists()
     # what failed is kept beside the log, for a look (and the workflow's failure upload)
-    kept = re.search(r"kept (\S+\.verify\.json), (\S+\.patch\.diff) for a look", result.stdout)
+    kept = re.search(r"kept (\S+\.verify\.json), (\S+\.patch\.diff), (\S+\.report\.html) "
+                     r"for a look", result.stdout)
     assert kept is not None, result.stdout
     report = json.loads(Path(kept.group(1)).read_text())
     assert report["passed"] is False
     assert "client-go/util/cert/cert.go" in Path(kept.group(2)).read_text()  # the CA edit
+    page = Path(kept.group(3)).read_text()  # the report to open, failures and all
+    assert "FAILED" in page and 'data-label="pki/apiserver.crt"' in page
 
 
 def test_missing_image_that_cannot_be_pulled(cli: Cli, standin_repo: Path,

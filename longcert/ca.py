@@ -408,8 +408,5 @@ def verify_with_ca(
     report = judge(report, cas)
     if checksums(cas.path) != cas.checksums:
         raise VerifyError(f"--ca-dir {ca_dir} changed while it was verified")
-    verify.show_summary(report, f"checked {binary} with the CAs of {ca_dir}")
-    if json_path:
-        Path(json_path).write_text(report.to_json())
-    verify.require_pass(report)
+    verify.conclude(report, f"checked {binary} with the CAs of {ca_dir}", json_path)
     return report

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -224,9 +224,16 @@ SUMS_FILE = "SHA256SUMS"
 UNPUBLISHED_FILES = ("build.log", "verify.json")
 
 
-def sums_text(directory: Path, names: Iterable[str]) -> str:
-    """SHA256SUMS as ``sha256sum`` writes it, for ``names`` in ``directory``, sorted."""
-    return "".join(f"{sha256_file(directory / name)}  {name}\n" for name in sorted(set(names)))
+def sums_text(
+    directory: Path, names: Iterable[str], known: Mapping[str, str] | None = None
+) -> str:
+    """SHA256SUMS as ``sha256sum`` writes it, for ``names`` in ``directory``, sorted; a file
+    whose sha256 is ``known`` (just checked by the caller) is not read again."""
+    known = known or {}
+    return "".join(
+        f"{known.get(name) or sha256_file(directory / name)}  {name}\n"
+        for name in sorted(set(names))
+    )
 
 
 def published_names(directory: Path) -> list[str]:
@@ -279,7 +286,10 @@ def write(
         data["evidence"] = {file: sha256_file(staging / file) for file in EVIDENCE_FILES
                             if (staging / file).is_file()}
         (staging / "manifest.json").write_text(json.dumps(data, indent=2) + "\n")
-        (staging / SUMS_FILE).write_text(sums_text(staging, published_names(staging)))
+        checked = {artifact.file_name: artifact.sha256 for artifact in result.artifacts}
+        (staging / SUMS_FILE).write_text(
+            sums_text(staging, published_names(staging), checked)
+        )
         staging.chmod(0o755)
         _swap_into_place(staging, target)
     except BaseException:
@@ -288,27 +298,22 @@ def write(
     return BuildOutput(target, data)
 
 
-def record_kit(build_dir: Path) -> None:
+def record_kit(build_dir: Path, checked: Mapping[str, str] | None = None) -> None:
     """After ``longcert kit`` wrote kit.tar.gz: manifest.json records it (file, sha256, size)
     and SHA256SUMS is written again over every published file, each through a temporary file
-    renamed into place. Publish refuses a kit the manifest does not record as it is."""
+    renamed into place. Publish refuses a kit the manifest does not record as it is.
+    ``checked``: the sha256 of the build's files as loading the build checked them, so a file
+    changed since is not blessed by the new SHA256SUMS (the kit and manifest are read anew)."""
     archive = build_dir / KIT_ARCHIVE
     manifest_path = build_dir / "manifest.json"
     data = json.loads(manifest_path.read_text())
     data["kit"] = {"file": KIT_ARCHIVE, "sha256": sha256_file(archive),
                    "size": archive.stat().st_size}
-    _replace_file(manifest_path, json.dumps(data, indent=2) + "\n")
-    _replace_file(build_dir / SUMS_FILE, sums_text(build_dir, published_names(build_dir)))
-
-
-def _replace_file(path: Path, text: str) -> None:
-    temp = runs.temp_path(path)
-    try:
-        temp.write_text(text)
-        temp.chmod(0o644)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    runs.write_atomic(manifest_path, json.dumps(data, indent=2) + "\n")
+    fresh = ("manifest.json", KIT_ARCHIVE, SUMS_FILE)
+    known = {name: digest for name, digest in (checked or {}).items() if name not in fresh}
+    runs.write_atomic(build_dir / SUMS_FILE,
+                      sums_text(build_dir, published_names(build_dir), known))
 
 
 def write_attestations(

@@ -164,7 +164,8 @@ def make_kit(
         )
         inputs = replace(inputs, images=tuple(listed))
     path = write_kit(build.path, plan_kit(inputs))
-    record_kit(build.path)  # published only as manifest.json and SHA256SUMS record it
+    # published only as manifest.json and SHA256SUMS record it
+    record_kit(build.path, {item.name: item.sha256 for item in build.files})
     print(f"kit for {inputs.tag} written to {path}")
     for name in sorted(p.name for p in path.iterdir()):
         print(f"  {name}")

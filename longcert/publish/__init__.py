@@ -27,7 +27,6 @@ This module only re-exports their public names.
 
 from longcert.errors import ConfigError, PublishError
 from longcert.publish.build import (
-    BINARY_HEAD,
     METADATA_FILES,
     VERIFIED_STATUSES,
     Build,
@@ -89,7 +88,6 @@ from longcert.publish.targets import (
 from longcert.settings import is_local_host
 
 __all__ = [
-    "BINARY_HEAD",
     "CONTENT_TYPES",
     "GITHUB_JSON",
     "GOARM_VARIANT",

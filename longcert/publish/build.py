@@ -25,7 +25,7 @@ from longcert.package import KIT_ARCHIVE, REPORT_FILES, SUMS_FILE
 from longcert.provenance import PROVENANCE_FILE
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
-from longcert.verify import binary_platform
+from longcert.verify.header import file_platform
 from longcert.versions import KubeVersion
 
 # Published beside the binaries (after them, their attestations, the kit and the reports), in
@@ -104,7 +104,6 @@ def _read_json(path: Path, what: str) -> Any:
 # What a build writes, and so all that publish accepts: a manifest field that is not one of these
 # is refused before any target is touched, since every one of them ends up in a file name, a URL,
 # an image or the release notes.
-BINARY_HEAD = 4096  # bytes read to tell an executable's format and platform
 VERIFIED_STATUSES = ("verified", "not-executed")  # longcert.verify.VerifyReport.status
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
@@ -255,8 +254,7 @@ def load_build(path: Path) -> Build:
         real_size = binary.stat().st_size
         if real_size != size:
             raise m.bad(f"size of {name}", f"is {size}, the file has {real_size} bytes")
-        with open(binary, "rb") as handle:
-            found, header = binary_platform(handle.read(BINARY_HEAD))
+        found, header = file_platform(binary)
         if found != platform:
             raise PublishError(
                 f"{path}: {name} is not a {platform} executable ({header})",

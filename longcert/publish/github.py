@@ -22,9 +22,9 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from longcert import __version__
 from longcert.errors import NoAnswerError, PublishError
@@ -46,6 +46,7 @@ GH_SOURCE = "`gh auth token`"
 # A create (release, asset upload) answered with one of these, or not answered, is re-checked
 # and sent again: errors that may pass, which may or may not have left something behind.
 RECHECK_STATUSES = frozenset(RETRY_STATUSES | {500})
+Found = TypeVar("Found")  # what a recheck after a lost POST finds it made
 GITHUB_JSON = "application/vnd.github+json"
 CONTENT_TYPES = {
     "manifest.json": "application/json",
@@ -453,20 +454,31 @@ class GitHubTarget:
     ) -> Response | dict[str, Any]:
         """POST the draft release. A request that got no answer, or an answer that may pass, is
         not just sent again: the draft it may have made is looked for first (and used)."""
-        tries = self.http.retries()
         url = self._repo_url("releases")
-        what = f"creating draft release {build.build_id}"
+        return self._rechecked_post(
+            url,
+            f"creating draft release {build.build_id}",
+            lambda: self._call("POST", url, payload=payload, ok=(201,),
+                               allow=(422, *RECHECK_STATUSES), idempotent=False),
+            lambda: self._release(build),
+        )
+
+    def _rechecked_post(
+        self,
+        url: str,
+        what: str,
+        post: Callable[[], Response],
+        recheck: Callable[[], Found | None],
+    ) -> Response | Found:
+        """``post`` (a POST that must not simply be sent twice) until it gets an answer that is
+        not a maybe (one of RECHECK_STATUSES) or none at all. After such a maybe, while Http's
+        retry policy allows another try, ``recheck`` looks at what the earlier try may have
+        done: what it finds (not None) is the answer, else ``post`` is sent again."""
+        tries = self.http.retries()
         failure: PublishError
         while True:
             try:
-                reply = self._call(
-                    "POST",
-                    url,
-                    payload=payload,
-                    ok=(201,),
-                    allow=(422, *RECHECK_STATUSES),
-                    idempotent=False,
-                )
+                reply = post()
             except NoAnswerError as err:
                 why, failure, final = err.message.rpartition(" failed: ")[2], err, err.final
             else:
@@ -477,9 +489,9 @@ class GitHubTarget:
             # what Http tried again already (refused, 429, 503) is not tried again here
             if final or not self.http.waiting(tries, what, why):
                 raise failure
-            made = self._release(build)
-            if made is not None:
-                return made
+            found = recheck()
+            if found is not None:
+                return found
 
     def _publish_draft(self, build: BuildRef, release: Mapping[str, Any]) -> dict[str, Any]:
         """Publish the draft, now that it holds every asset: GitHub makes the tag and shows it.
@@ -514,41 +526,38 @@ class GitHubTarget:
         (a "starter" asset, half a file) is deleted first, as GitHub asks."""
         base = str(release["upload_url"]).split("{", 1)[0]
         url = f"{base}?{urllib.parse.urlencode({'name': item.name})}"
-        tries = self.http.retries()
-        failure: PublishError
-        while True:
-            try:
-                reply = self._call(
-                    "POST",
-                    url,
-                    body=item.path,
-                    ok=(201,),
-                    allow=tuple(sorted(RECHECK_STATUSES)),
-                    content_type=CONTENT_TYPES.get(item.name, "application/octet-stream"),
-                    idempotent=False,
-                )
-            except NoAnswerError as err:
-                why, failure, final = err.message.rpartition(" failed: ")[2], err, err.final
-            else:
-                if reply.status == 201:
-                    return
-                why = f"answered {reply.status} {reply.message()}"
-                failure, final = self._error("POST", url, reply), reply.final
-            # what Http tried again already (refused, 429, 503) is not tried again here
-            if final or not self.http.waiting(tries, f"upload of {item.name}", why):
-                raise failure
+
+        def arrived() -> bool | None:
+            """True when the upload arrived after all; None (after deleting what an unfinished
+            one left) to send it again."""
             left = self._assets(release).get(item.name)
             if left is None:
-                continue
+                return None
             if (
                 left.get("state", "uploaded") == "uploaded"
                 and int(left.get("size", -1)) == item.size
                 and self._asset_sha256(left) == item.sha256
             ):
-                return  # the upload arrived after all
+                return True
             self._call(
                 "DELETE",
                 self._repo_url(f"releases/assets/{left['id']}"),
                 ok=(204,),
                 allow=(404,),
             )
+            return None
+
+        self._rechecked_post(
+            url,
+            f"upload of {item.name}",
+            lambda: self._call(
+                "POST",
+                url,
+                body=item.path,
+                ok=(201,),
+                allow=tuple(sorted(RECHECK_STATUSES)),
+                content_type=CONTENT_TYPES.get(item.name, "application/octet-stream"),
+                idempotent=False,
+            ),
+            arrived,
+        )

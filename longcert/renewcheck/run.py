@@ -32,11 +32,11 @@ from longcert.versions import KubeVersion
 ASIDE = "renew-check-aside"  # scratch directory (outside the copy) for files moved aside
 
 
-def binary_head(binary: Path) -> bytes:
-    """The first 4 KiB of a regular file (enough to tell its format): never the whole of it."""
+def binary_platform(binary: Path) -> tuple[str, str]:
+    """:func:`longcert.verify.file_platform` of ``--binary`` (its first bytes, never the whole
+    of it); a file that cannot be read is a ConfigError."""
     try:
-        with binary.open("rb") as handle:
-            return handle.read(4096)
+        return verify.file_platform(binary)
     except OSError as exc:
         raise ConfigError(f"--binary {binary}: {exc.strerror or exc}") from None
 
@@ -93,7 +93,7 @@ def check(
         raise ConfigError(f"--config {config} is empty")
     leaf_years = asked_years(years, binary_path)
     version, version_from = pki_version(root, config_text)
-    platform, header = verify.binary_platform(binary_head(binary_path))
+    platform, header = binary_platform(binary_path)
     if not platform.startswith("linux/"):
         raise ConfigError(f"--binary {binary} cannot run here ({header or 'unknown format'})",
                           "renew-check needs a linux kubeadm")

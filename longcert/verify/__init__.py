@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os  # noqa: F401  (tests patch verify.os.cpu_count, as before the split)
 
-from longcert.verify.command import check_file, show_summary
+from longcert.verify.command import check_file, conclude, show_summary
 from longcert.verify.expect import Expected, expectation, from_release, required_version
-from longcert.verify.header import binary_platform
+from longcert.verify.header import binary_platform, file_platform
 from longcert.verify.judge import (
     CA_CERTS,
     DAYS_PER_YEAR,
@@ -131,12 +131,14 @@ __all__ = [
     "check_directory",
     "check_file",
     "checks_phrase",
+    "conclude",
     "config_api",
     "count_checks",
     "expectation",
     "expected_certs",
     "expected_kubeconfigs",
     "failure_summary",
+    "file_platform",
     "from_release",
     "generate_commands",
     "generate_steps",

@@ -13,12 +13,10 @@ from pathlib import Path
 from longcert.errors import ConfigError, VerifyError
 from longcert.progress import Reporter
 from longcert.verify.document import markdown_report
-from longcert.verify.header import binary_platform
+from longcert.verify.header import file_platform
 from longcert.verify.report import VerifyReport, require_pass, summary_lines
 from longcert.verify.run import resolve_run_image, verify_binary
 from longcert.versions import KubeVersion
-
-BINARY_HEAD = 4096  # bytes read to tell an executable's format and platform
 
 
 def terminal_width() -> int:
@@ -67,8 +65,7 @@ def check_file(
     if not Path(binary).is_file():
         raise ConfigError(f"--binary {binary!r} is not a file")
     kube_version = KubeVersion.parse(version) if version else None
-    with open(binary, "rb") as handle:
-        platform, header = binary_platform(handle.read(BINARY_HEAD))
+    platform, header = file_platform(Path(binary))
     if not platform:  # said before any engine or image is needed
         raise VerifyError(f"{binary} is not a kubeadm executable: {header}")
     report = verify_binary(
@@ -80,8 +77,13 @@ def check_file(
         image=resolve_run_image(image) if platform.startswith("linux/") else "",
         pinned=pinned,
     )
-    show_summary(report, f"checked {binary}")
+    conclude(report, f"checked {binary}", json_path)
+    return report
+
+
+def conclude(report: VerifyReport, title: str, json_path: str | None) -> None:
+    """How every ``verify`` ends: the summary, the JSON when asked, then fail closed."""
+    show_summary(report, title)
     if json_path:
         Path(json_path).write_text(report.to_json())
     require_pass(report)
-    return report

@@ -9,16 +9,16 @@ checked against what it says of itself. Without such a manifest, ``--version`` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from longcert import userfiles
+from longcert.build import sha256_file
 from longcert.errors import ConfigError, VerifyError
 from longcert.settings import Settings
-from longcert.verify.header import binary_platform
+from longcert.verify.header import file_platform
 from longcert.versions import KubeVersion
 
 
@@ -30,15 +30,6 @@ class Expected:
     leaf_years: int
     ca_years: int
     pinned: bool
-    source: str  # "manifest.json (sha256 matched)" or "--version"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manifest(path: Path) -> dict[str, Any] | None:
@@ -67,7 +58,7 @@ def from_release(binary: Path) -> Expected | None:
     artifacts = data.get("artifacts")
     if not isinstance(artifacts, list) or not all(isinstance(a, dict) for a in artifacts):
         raise ConfigError(f"{binary.parent / 'manifest.json'} lists no artifacts")
-    actual = _sha256(binary)
+    actual = sha256_file(binary)
     named = [a for a in artifacts if a.get("file") == binary.name]
     if named and named[0].get("sha256") != actual:
         raise VerifyError(
@@ -92,14 +83,12 @@ def from_release(binary: Path) -> Expected | None:
         ) from None
     inputs = data.get("inputs")
     pinned = isinstance(inputs, dict) and bool(inputs.get("pin_validity"))
-    return Expected(tag, leaf, ca, pinned,
-                    "manifest.json beside it (sha256 matched)")
+    return Expected(tag, leaf, ca, pinned)
 
 
 def _executable(binary: Path) -> bool:
     """Whether ``binary`` has an executable header verify knows (else it says so itself)."""
-    with binary.open("rb") as handle:
-        return bool(binary_platform(handle.read(4096))[0])
+    return bool(file_platform(binary)[0])
 
 
 def required_version(binary: Path, version: str | None) -> tuple[str, Expected | None]:

@@ -1,14 +1,24 @@
 """What an executable's first bytes say: its platform (GOOS/GOARCH), or why it is not a
-kubeadm executable at all (:func:`binary_platform`). Pure: no engine, no file access.
+kubeadm executable at all (:func:`binary_platform`, :func:`file_platform` for a file). No
+engine.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
+
+HEAD_BYTES = 4096  # what is read of a file to tell its format and platform, never the whole
 
 _ELF_MACHINES = {62: "amd64", 183: "arm64", 40: "arm", 3: "386", 21: "ppc64le", 22: "s390x"}
 _PE_MACHINES = {0x8664: "amd64", 0x14C: "386", 0xAA64: "arm64"}
 _MACHO_CPUS = {0x01000007: "amd64", 0x0100000C: "arm64"}
+
+
+def file_platform(path: Path) -> tuple[str, str]:
+    """:func:`binary_platform` of the file at ``path``, from its first :data:`HEAD_BYTES`."""
+    with path.open("rb") as handle:
+        return binary_platform(handle.read(HEAD_BYTES))
 
 
 def binary_platform(data: bytes) -> tuple[str, str]:

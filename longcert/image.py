@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from longcert import container, runs
+from longcert import container, gotrace, runs
 from longcert.errors import ImageError
 from longcert.versions import (
     GO_RULES,
@@ -314,6 +314,8 @@ class ImageChoice:
     digests: tuple[str, ...] = ()  # repository@sha256:... of the image in registries
     # Where `longcert builder-image` took the Go from: (file or URL, its sha256); () otherwise.
     toolchain: tuple[str, ...] = ()
+    # Its origin labels (gotrace.LABELS: kind, tree digest, the official archive traced to).
+    toolchain_origin: tuple[tuple[str, str], ...] = ()
 
 
 def template_pattern(template: str) -> re.Pattern[str] | None:
@@ -460,5 +462,8 @@ def choose(
         for key in ("org.longcert.go-source", "org.longcert.go-sha256")
         if key in info.labels
     )
-    return ImageChoice(image, image_id, go, wanted, chosen_by, found, info.digests, toolchain)
+    origin = tuple((key, info.labels[key]) for key in gotrace.LABELS if key in info.labels)
+    return ImageChoice(
+        image, image_id, go, wanted, chosen_by, found, info.digests, toolchain, origin
+    )
 

@@ -15,6 +15,7 @@ builds/<build-id>/
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from longcert import __version__, provenance, runs, sbom
+from longcert import __version__, gotrace, provenance, runs, sbom
 from longcert.build import BuildResult, sha256_file
 from longcert.errors import PublishError
 from longcert.patching import PatchResult
@@ -190,7 +191,11 @@ def _go_record(result: BuildResult) -> dict[str, Any]:
         record["chosen_by"] = result.choice.chosen_by
         if len(result.choice.toolchain) == 2:
             file, digest = result.choice.toolchain
-            record["toolchain"] = {"file": file, "sha256": digest}
+            record["toolchain"] = {
+                "file": file,
+                "sha256": digest,
+                **gotrace.origin_record(dict(result.choice.toolchain_origin)),
+            }
     return record
 
 
@@ -298,19 +303,44 @@ def write(
     return BuildOutput(target, data)
 
 
+def json_text(data: Any) -> str:
+    """A JSON file as builds write them (manifest.json, provenance.json): two-space indent and a
+    final newline. Reading one and writing it with this gives the same bytes back."""
+    return json.dumps(data, indent=2) + "\n"
+
+
+def kit_provenance(statement: Mapping[str, Any], kit_sha256: str | None) -> str:
+    """provenance.json's text with ``kit.tar.gz`` as its last subject at ``kit_sha256`` (none
+    when None): how ``longcert kit`` writes it, and how publish tells one that differs only
+    in its kit."""
+    return json_text(provenance.with_subject(statement, KIT_ARCHIVE, kit_sha256))
+
+
 def record_kit(build_dir: Path, checked: Mapping[str, str] | None = None) -> None:
-    """After ``longcert kit`` wrote kit.tar.gz: manifest.json records it (file, sha256, size)
-    and SHA256SUMS is written again over every published file, each through a temporary file
-    renamed into place. Publish refuses a kit the manifest does not record as it is.
+    """After ``longcert kit`` put kit.tar.gz in place: provenance.json names it as a subject,
+    manifest.json records it (file, sha256, size) and provenance.json's new sha256, and
+    SHA256SUMS is written again over every published file; publish refuses a kit that is not
+    recorded so everywhere.
+
+    Each file is written through a temporary file renamed into place, in this order, so that a
+    stop between any two leaves a build publish refuses in one line saying to run `longcert
+    kit` again (which can, see :func:`longcert.publish.load_build` ``kit_rewrite``):
+    provenance.json first (manifest.json still records the old one), then manifest.json (the
+    kit and the provenance together, in one write), SHA256SUMS last (it lists them all).
     ``checked``: the sha256 of the build's files as loading the build checked them, so a file
-    changed since is not blessed by the new SHA256SUMS (the kit and manifest are read anew)."""
+    changed since is not blessed by the new SHA256SUMS (the files written here are read anew).
+    """
     archive = build_dir / KIT_ARCHIVE
+    kit_sha256 = sha256_file(archive)
     manifest_path = build_dir / "manifest.json"
+    provenance_path = build_dir / provenance.PROVENANCE_FILE
     data = json.loads(manifest_path.read_text())
-    data["kit"] = {"file": KIT_ARCHIVE, "sha256": sha256_file(archive),
-                   "size": archive.stat().st_size}
-    runs.write_atomic(manifest_path, json.dumps(data, indent=2) + "\n")
-    fresh = ("manifest.json", KIT_ARCHIVE, SUMS_FILE)
+    statement = kit_provenance(json.loads(provenance_path.read_text()), kit_sha256)
+    runs.write_atomic(provenance_path, statement)
+    data["kit"] = {"file": KIT_ARCHIVE, "sha256": kit_sha256, "size": archive.stat().st_size}
+    data["attestations"]["provenance"]["sha256"] = hashlib.sha256(statement.encode()).hexdigest()
+    runs.write_atomic(manifest_path, json_text(data))
+    fresh = ("manifest.json", KIT_ARCHIVE, SUMS_FILE, provenance.PROVENANCE_FILE)
     known = {name: digest for name, digest in (checked or {}).items() if name not in fresh}
     runs.write_atomic(build_dir / SUMS_FILE,
                       sums_text(build_dir, published_names(build_dir), known))

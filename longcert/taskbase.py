@@ -88,6 +88,8 @@ SETTING_HELP = {
     "github_api_url": "GitHub API base URL (default https://api.github.com; GitHub Enterprise: "
     "https://HOST/api/v3)",
     "oci_insecure": "plain HTTP to an oci:// registry that is not on localhost (no TLS)",
+    "sign_key": "sign what is published with this ECDSA P-256 PEM key (passphrase from "
+    "$COSIGN_PASSWORD): cosign signatures and attestations on oci://, SHA256SUMS.sig elsewhere",
     "container_memory": "memory limit of the build and verify containers (default 8g)",
     "container_pids": "process limit of the build and verify containers (default 4096)",
 }

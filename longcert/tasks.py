@@ -38,6 +38,7 @@ from longcert.taskbase import SETTING_HELP as SETTING_HELP
         "publish",
         "github_api_url",
         "oci_insecure",
+        "sign_key",
         version=VERSION_HELP,
     ),
 )
@@ -64,6 +65,7 @@ def build(
     publish: str | None = None,
     github_api_url: str | None = None,
     oci_insecure: bool = False,
+    sign_key: str | None = None,
     verbose: bool = False,
     debug: bool = False,
 ) -> None:
@@ -89,8 +91,11 @@ def build(
         "publish": "(required) where: a directory (PATH or dir:PATH), github:OWNER/REPO "
         "(token from $GITHUB_TOKEN) or oci://HOST[:PORT]/REPOSITORY",
         "dry_run": "check everything and say what would be uploaded, without uploading",
+        "no_run_check": "publish without running each Linux binary's `version` first (it "
+        "needs a Docker engine); the sha256 and executable-header checks still apply",
         "github_api_url": SETTING_HELP["github_api_url"],
         "oci_insecure": SETTING_HELP["oci_insecure"],
+        "sign_key": SETTING_HELP["sign_key"],
         "debug": SETTING_HELP["debug"],
     },
 )
@@ -100,22 +105,30 @@ def publish(
     build: str | None = None,
     publish: str | None = None,
     dry_run: bool = False,
+    no_run_check: bool = False,
     github_api_url: str | None = None,
     oci_insecure: bool = False,
+    sign_key: str | None = None,
     debug: bool = False,
 ) -> None:
-    """Publish a verified build to a directory, a GitHub release or an OCI registry."""
+    """Publish a verified build to a directory, a GitHub release or an OCI registry.
+
+    Before anything is uploaded, each Linux binary runs in a container of the run_image
+    setting (`kubeadm version` must say the build's tag): that needs a Docker engine, or
+    --no-run-check.
+    """
     from longcert import pipeline, runs
     from longcert import publish as publish_mod
     from longcert.progress import Reporter
 
     conf = _settings(publish=publish, github_api_url=github_api_url,
-                     oci_insecure=oci_insecure)
+                     oci_insecure=oci_insecure, sign_key=sign_key)
     reporter = Reporter()
     # a run like any other: what it stages carries its id, and what a killed one left goes
     with runs.registered(conf.cache_dir):
         pipeline.sweep(conf.cache_dir, reporter.step)
-        publish_mod.publish_directory(build, conf, reporter, dry_run=dry_run)
+        publish_mod.publish_directory(build, conf, reporter, dry_run=dry_run,
+                                      run_check=not no_run_check)
 
 
 @task(
@@ -126,6 +139,7 @@ def publish(
         "force",
         "github_api_url",
         "oci_insecure",
+        "sign_key",
         **RANGE_HELP,
         publish="target to release to (see `invoke --help publish`); versions it already has "
         "are skipped",
@@ -155,6 +169,7 @@ def release(
     builds_dir: str | None = None,
     github_api_url: str | None = None,
     oci_insecure: bool = False,
+    sign_key: str | None = None,
     force: bool = False,
     keep_worktree: bool = False,
     dry_run: bool = False,
@@ -473,6 +488,28 @@ def kit(
     with runs.registered(conf.cache_dir):
         kit_mod.make_kit(build, image_repository, install_path, image=conf.run_image,
                          serving_rotation=serving_rotation)
+
+
+@task(
+    auto_shortflags=False,
+    help={
+        "build": "(required) the build directory, e.g. builds/kubeadm-v1.33.7-leaf10y-ca10y",
+        "publish": "(required) the oci://HOST[:PORT]/REPOSITORY it is (or will be) published to",
+        "debug": SETTING_HELP["debug"],
+    },
+)
+@cli
+def oci_refs(
+    c: Context, build: str | None = None, publish: str | None = None, debug: bool = False
+) -> None:
+    """Print the index's and each platform image's HOST/REPO@DIGEST (and SBOM) for cosign.
+
+    One line each, tab-separated: "index" or the platform, the reference, the SBOM file ("-"
+    for the index). Computed from the build alone; nothing is sent to the registry."""
+    from longcert import publish as publish_mod
+
+    for row in publish_mod.oci_references(build, publish, _settings(publish=publish)):
+        print("\t".join(row))
 
 
 @task(auto_shortflags=False, help={"debug": SETTING_HELP["debug"]})

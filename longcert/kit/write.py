@@ -146,7 +146,9 @@ def make_kit(
     registry = check_image_repository(image_repository)
     target = check_install_path(install_path)
     try:
-        build = publish.load_build(Path(build_path))
+        # a kit written again (even one a stop left half recorded) is not checked: it is
+        # replaced, and recorded anew
+        build = publish.load_build(Path(build_path), kit_rewrite=True)
     except PublishError as err:
         # the same exit code as publish for the same build: it is not one to roll out
         raise PublishError(

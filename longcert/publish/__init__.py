@@ -60,25 +60,28 @@ from longcert.publish.http import (
     parse_retry_after,
 )
 from longcert.publish.oci import (
+    OCI_PASSWORD_ENV,
+    OCI_USER_ENV,
+    OciTarget,
+    parse_challenge,
+    registry_credentials,
+)
+from longcert.publish.ociimages import (
     GOARM_VARIANT,
     MANIFEST_ACCEPT,
     OCI_CONFIG,
     OCI_INDEX,
     OCI_LAYER,
     OCI_MANIFEST,
-    OCI_PASSWORD_ENV,
-    OCI_USER_ENV,
     Blob,
     ImageSet,
-    OciTarget,
     PlatformImage,
     oci_images,
-    parse_challenge,
-    registry_credentials,
 )
 from longcert.publish.plan import Action, ProgressFn, PublishResult, Target
 from longcert.publish.targets import (
     TARGET_FORMS,
+    oci_references,
     open_target,
     parse_target,
     publish_directory,
@@ -131,6 +134,7 @@ __all__ = [
     "is_local_host",
     "load_build",
     "oci_images",
+    "oci_references",
     "open_target",
     "parse_challenge",
     "parse_retry_after",

@@ -8,6 +8,7 @@ checked, typed fields; :func:`existing_build` also compares the inputs a manifes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -183,13 +184,19 @@ def _builds_near(path: Path) -> str:
     return f"builds in {parent}: {', '.join(found[:8])}{more}"
 
 
-def load_build(path: Path) -> Build:
+def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
     """Load ``builds/<id>/`` and refuse anything not verified or changed since it was written.
 
     Every manifest field publish uses is checked against what `invoke build` writes (file names,
     release tag, validities, build id, sums, text for the notes), each binary's sha256 and its
     executable header against the platform it is listed for, and verify.json must hold a passing
-    report of this tag and validities for every platform published.
+    report of this tag and validities for every platform published; a kit must be recorded in
+    manifest.json, provenance.json and SHA256SUMS alike.
+
+    ``kit_rewrite``: for ``longcert kit``, which writes kit.tar.gz again and records it anew.
+    The kit is left out (neither checked nor in ``files``), and what a stopped ``longcert kit``
+    left half recorded is taken (see :func:`package.record_kit`): provenance.json, manifest.json
+    and SHA256SUMS that differ only in the kit each records.
     """
     path = Path(path)
     if not path.is_dir():
@@ -261,9 +268,14 @@ def load_build(path: Path) -> Build:
                 "only the binary the build made for that platform is published; rebuild it",
             )
         files.append(BuildFile(name, binary, real_size, have, platform))
-    files.extend(_attestations(path, m, data, artifacts))
-    if (path / KIT_ARCHIVE).exists() or (path / KIT_ARCHIVE).is_symlink():
+    attestations, statement = _attestations(path, m, data, artifacts, kit_rewrite=kit_rewrite)
+    files.extend(attestations)
+    kit_present = (path / KIT_ARCHIVE).exists() or (path / KIT_ARCHIVE).is_symlink()
+    if kit_present and not kit_rewrite:
         files.append(_kit(path, data))
+    elif "kit" in data and not kit_rewrite:
+        raise PublishError(f"{path}: manifest.json records a {KIT_ARCHIVE}, and there is none",
+                           "run `longcert kit` again")
     files.extend(_reports(path, m, data))
     for name in METADATA_FILES:
         meta = path / name
@@ -271,7 +283,7 @@ def load_build(path: Path) -> Build:
         if not meta.is_file():
             raise PublishError(f"{path}: {name} is missing", "rebuild it")
         files.append(BuildFile(name, meta, meta.stat().st_size, sha256_file(meta)))
-    _check_sums_cover(path, sums, files)
+    _check_sums_cover(path, sums, files, statement, kit_rewrite=kit_rewrite)
     diff = next(f.sha256 for f in files if f.name == "patch.diff")
     if diff != diff_sha256:
         raise PublishError(
@@ -300,10 +312,20 @@ def _checked_file(path: Path, name: str, want: str) -> BuildFile:
 
 
 def _attestations(
-    path: Path, m: _Fields, data: Mapping[str, Any], artifacts: list[tuple[str, str, str, int]]
-) -> list[BuildFile]:
+    path: Path,
+    m: _Fields,
+    data: Mapping[str, Any],
+    artifacts: list[tuple[str, str, str, int]],
+    *,
+    kit_rewrite: bool = False,
+) -> tuple[list[BuildFile], Any]:
     """Each binary's SBOM, then provenance.json, checked against manifest.json; provenance.json
-    must name exactly the binaries, by sha256, as its subjects."""
+    must name exactly the binaries, by sha256, as its subjects, and kit.tar.gz too when the
+    manifest records a kit (with the sha256 it records). Also provenance.json as read.
+
+    ``kit_rewrite`` (``longcert kit`` about to write the kit again) also takes a provenance.json
+    that an interrupted ``longcert kit`` rewrote before manifest.json: one that is what the
+    manifest records but for its kit subject."""
     recorded = m.obj(data, "attestations")
     listed = m.get(recorded, "attestations.sbom")
     if not isinstance(listed, list) or len(listed) != len(artifacts):
@@ -315,27 +337,65 @@ def _attestations(
             raise m.bad("attestations.sbom", f"lists {_shown(name)} for {binary}")
         want = m.text(entry, "attestations.sbom[].sha256", _SHA256)
         files.append(_checked_file(path, name, want))
-    statement = m.obj(recorded, "attestations.provenance")
-    if m.text(statement, "attestations.provenance.file") != PROVENANCE_FILE:
+    record = m.obj(recorded, "attestations.provenance")
+    if m.text(record, "attestations.provenance.file") != PROVENANCE_FILE:
         raise m.bad("attestations.provenance.file", f"is not {PROVENANCE_FILE}")
-    want = m.text(statement, "attestations.provenance.sha256", _SHA256)
-    files.append(_checked_file(path, PROVENANCE_FILE, want))
-    subjects = _read_json(path / PROVENANCE_FILE, "provenance")
+    want = m.text(record, "attestations.provenance.sha256", _SHA256)
+    _check_regular(path, PROVENANCE_FILE)
+    statement = _read_json(path / PROVENANCE_FILE, "provenance")
+    kit = _recorded_kit(m, data)
+    have = sha256_file(path / PROVENANCE_FILE)
+    if have != want:
+        # one an interrupted `longcert kit` wrote: the recorded one but for its kit subject
+        half_kit = isinstance(statement, dict) and _sha256_text(
+            package.kit_provenance(statement, kit)) == want
+        if not half_kit:
+            files.append(_checked_file(path, PROVENANCE_FILE, want))  # raises: changed
+        if not kit_rewrite:
+            raise PublishError(
+                f"{path}: {PROVENANCE_FILE} names a {KIT_ARCHIVE} manifest.json does not record "
+                "(a `longcert kit` was stopped while it recorded the kit)", _KIT_AGAIN)
+    files.append(BuildFile(PROVENANCE_FILE, path / PROVENANCE_FILE,
+                           (path / PROVENANCE_FILE).stat().st_size, have))
     named = (
         {
             (s.get("name"), (s.get("digest") or {}).get("sha256"))
-            for s in subjects.get("subject") or []
+            for s in statement.get("subject") or []
             if isinstance(s, dict) and isinstance(s.get("digest"), dict)
         }
-        if isinstance(subjects, dict)
+        if isinstance(statement, dict)
         else set()
     )
-    if named != {(binary, digest) for _, binary, digest, _ in artifacts}:
+    binaries = {(binary, digest) for _, binary, digest, _ in artifacts}
+    if {item for item in named if item[0] != KIT_ARCHIVE} != binaries:
         raise PublishError(
             f"{path}: {PROVENANCE_FILE} does not name the binaries, by sha256, as its subjects",
             "rebuild it",
         )
-    return files
+    kit_named = {digest for name, digest in named if name == KIT_ARCHIVE}
+    if not kit_rewrite and kit_named != ({kit} if kit else set()):
+        shown = ", ".join(sorted(str(d)[:16] for d in kit_named)) or "none"
+        raise PublishError(
+            f"{path}: {PROVENANCE_FILE} does not name the {KIT_ARCHIVE} manifest.json records "
+            f"as a subject (it names {shown}, manifest.json records "
+            f"{kit[:16] if kit else 'no kit'})",
+            _KIT_AGAIN,
+        )
+    return files, statement
+
+
+_KIT_AGAIN = "run `longcert kit` again to record the kit everywhere, then publish"
+
+
+def _recorded_kit(m: _Fields, data: Mapping[str, Any]) -> str | None:
+    """The kit's sha256 manifest.json records (``kit``), None when it records none."""
+    if "kit" not in data:
+        return None
+    return m.text(m.obj(data, "kit"), "kit.sha256", _SHA256)
+
+
+def _sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]:
@@ -359,25 +419,58 @@ def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]
 MAX_KIT_BYTES = 16 << 20
 
 
-def _check_sums_cover(path: Path, sums: Mapping[str, str], files: list[BuildFile]) -> None:
-    """SHA256SUMS lists every published file but itself, each with its sha256 (issue 20)."""
+def _check_sums_cover(
+    path: Path,
+    sums: Mapping[str, str],
+    files: list[BuildFile],
+    statement: Any,
+    *,
+    kit_rewrite: bool = False,
+) -> None:
+    """SHA256SUMS lists every published file but itself, each with its sha256 (issue 20).
+
+    With ``kit_rewrite`` the kit is not looked at, and manifest.json and provenance.json may
+    differ from SHA256SUMS when provenance.json differs from it only in its kit subject: a
+    `longcert kit` stopped before it wrote SHA256SUMS (the manifest and provenance it had
+    written were checked against each other by then)."""
     published = {item.name: item.sha256 for item in files if item.name != SUMS_FILE}
-    if set(sums) != set(published):
-        missing = sorted(set(published) - set(sums))
-        extra = sorted(set(sums) - set(published))
+    listed = dict(sums)
+    if kit_rewrite:
+        listed.pop(KIT_ARCHIVE, None)
+    if set(listed) != set(published):
+        missing = sorted(set(published) - set(listed))
+        extra = sorted(set(listed) - set(published))
         raise PublishError(
             f"{path}: SHA256SUMS does not list every published file"
             + (f" (lacks {', '.join(missing)})" if missing else "")
             + (f" (lists {', '.join(extra)}, which the build does not publish)" if extra else ""),
-            "rebuild it (a build by an older longcert listed only the binaries)",
+            "rebuild it (a build by an older longcert listed only the binaries)"
+            if set(missing) | set(extra) != {KIT_ARCHIVE} else _KIT_AGAIN,
         )
-    for name, digest in sorted(published.items()):
-        if sums[name] != digest:
-            raise PublishError(
-                f"{path}: {name} changed after the build (sha256 {digest[:16]}, SHA256SUMS "
-                f"says {sums[name][:16]})",
-                "rebuild it, or `longcert kit` again for kit.tar.gz",
-            )
+    changed = sorted(name for name, digest in published.items() if listed[name] != digest)
+    # what a `longcert kit` stopped after provenance.json or manifest.json leaves
+    half_kit = (
+        PROVENANCE_FILE in changed
+        and set(changed) <= {"manifest.json", PROVENANCE_FILE, KIT_ARCHIVE}
+        and isinstance(statement, dict)
+        and _sha256_text(package.kit_provenance(statement, sums.get(KIT_ARCHIVE)))
+        == sums.get(PROVENANCE_FILE)
+    )
+    if half_kit and kit_rewrite:
+        return
+    if half_kit:
+        raise PublishError(
+            f"{path}: SHA256SUMS does not list the {', '.join(changed)} the build has now "
+            "(a `longcert kit` was stopped before it rewrote SHA256SUMS)",
+            _KIT_AGAIN,
+        )
+    if changed:
+        name = changed[0]
+        raise PublishError(
+            f"{path}: {name} changed after the build (sha256 {published[name][:16]}, "
+            f"SHA256SUMS says {listed[name][:16]})",
+            "rebuild it, or `longcert kit` again for kit.tar.gz",
+        )
 
 
 def _kit(path: Path, data: Mapping[str, Any]) -> BuildFile:

@@ -18,6 +18,7 @@ from longcert.build import sha256_file
 from longcert.errors import PublishError
 from longcert.publish.build import Build, BuildFile, BuildRef
 from longcert.publish.plan import Action, ProgressFn, PublishResult, quiet
+from longcert.publish.signing import Signer
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class DirectoryTarget:
     """``root/<build-id>/``: a local directory or a mounted share."""
 
     root: Path
+    signer: Signer | None = None
 
     @property
     def name(self) -> str:

@@ -39,6 +39,7 @@ from longcert.publish.http import (
     strip_query,
 )
 from longcert.publish.plan import Action, ProgressFn, PublishResult, human_size, quiet
+from longcert.publish.signing import Signer
 from longcert.verify.report import checks_phrase
 
 TOKEN_ENV = "GITHUB_TOKEN"
@@ -167,8 +168,11 @@ class GitHubTarget:
         *,
         token_source: str = TOKEN_ENV,
         retry: RetryPolicy | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        """``token_source`` names where the token came from, for messages (never the token)."""
+        """``token_source`` names where the token came from, for messages (never the token);
+        ``signer``: the key SHA256SUMS.sig is made with (--sign-key), or None."""
+        self.signer = signer
         self.owner = owner
         self.repo = repo
         self.api_url = api_url.rstrip("/")

@@ -17,25 +17,21 @@ been asked whether the broken one did arrive after all.
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
-import io
 import json
 import re
-import tarfile
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from longcert import __version__
 from longcert.errors import NoAnswerError, PublishError
+from longcert.publish import ocisign
 from longcert.publish.build import Build, BuildRef
 from longcert.publish.credentials import OCI_PASSWORD_ENV as OCI_PASSWORD_ENV
 from longcert.publish.credentials import OCI_USER_ENV as OCI_USER_ENV
 from longcert.publish.credentials import registry_credentials as registry_credentials
-from longcert.publish.github import release_title
 from longcert.publish.http import (
     RETRY_STATUSES,
     Http,
@@ -45,250 +41,33 @@ from longcert.publish.http import (
     origin,
     strip_query,
 )
+from longcert.publish.ociimages import (
+    MANIFEST_ACCEPT,
+    OCI_INDEX,
+    Blob,
+    ImageSet,
+    oci_images,
+)
 from longcert.publish.plan import Action, ProgressFn, PublishResult, quiet
+from longcert.publish.signing import Signer
 from longcert.settings import is_local_host
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-IN_TOTO = "application/vnd.in-toto+json"
-SPDX_PREDICATE = "https://spdx.dev/Document"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-MANIFEST_ACCEPT = ", ".join(
-    (
-        OCI_INDEX,
-        OCI_MANIFEST,
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-)
-GOARM_VARIANT = {"arm": "v7"}  # Kubernetes builds linux/arm with GOARM=7
 # (user, password), a function that looks them up when the registry first asks, or None.
 Credentials = tuple[str, str] | Callable[[], tuple[str, str] | None] | None
 
 
-@dataclass(frozen=True)
-class Blob:
-    media_type: str
-    data: bytes = field(repr=False)
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": len(self.data),
-            **extra,
-        }
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    platform: str
-    binary: str  # path inside the image, e.g. /kubeadm
-    layer: Blob
-    config: Blob
-    manifest: Blob
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """The attestation manifest of one platform's image, as ``docker buildx`` lays it out: its
-    layers are in-toto statements (the build's SLSA provenance, the binary's SPDX SBOM), and
-    the index lists it with platform unknown/unknown and a reference to the image's digest."""
-
-    platform: str
-    layers: tuple[Blob, ...]
-    config: Blob
-    manifest: Blob
-    subject: str  # digest of the platform image it attests
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    """One image per platform, their attestations and the index over them; byte-for-byte
-    reproducible."""
-
-    images: tuple[PlatformImage, ...]
-    index: Blob
-    attestations: tuple[Attestation, ...] = ()
-
-
-def _canonical(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _image_manifest(
-    config: Blob, layers: list[dict[str, Any]], annotations: Mapping[str, str] | None = None
-) -> Blob:
-    """An OCI image manifest of ``config`` and the ``layers`` descriptors (a platform image's,
-    with its labels as annotations, or an attestation's, without)."""
-    document: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": layers,
-    }
-    if annotations is not None:
-        document["annotations"] = annotations
-    return Blob(OCI_MANIFEST, _canonical(document))
-
-
-def _layer(files: list[tuple[str, Path, int]]) -> tuple[bytes, str]:
-    """A gzipped tar of ``files`` (name, source, mode), with fixed owners and times."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, source, mode in files:
-            info = tarfile.TarInfo(name)
-            info.size = source.stat().st_size
-            info.mode = mode
-            info.mtime = 0
-            info.uname = info.gname = ""
-            with open(source, "rb") as handle:
-                tar.addfile(info, handle)
-    tar_bytes = raw.getvalue()
-    packed = io.BytesIO()
-    with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0, compresslevel=6) as gz:
-        gz.write(tar_bytes)
-    return packed.getvalue(), "sha256:" + hashlib.sha256(tar_bytes).hexdigest()
-
-
-def oci_images(build: Build) -> ImageSet:
-    """For each binary: a one-layer image holding it (and the manifest and diff) plus an index."""
-    common = {
-        "org.opencontainers.image.title": "kubeadm",
-        "org.opencontainers.image.version": build.tag,
-        "org.opencontainers.image.description": release_title(build),
-        "org.opencontainers.image.created": str(build.manifest.get("created", "")),
-        "io.longcert.build-id": build.build_id,
-        "io.longcert.leaf-years": str(build.leaf_years),
-        "io.longcert.ca-years": str(build.ca_years),
-    }
-    metadata = {f.name: f for f in build.files if not f.platform}
-    images = []
-    for binary in build.binaries:
-        goos, goarch = binary.platform.split("/")
-        in_image = "kubeadm.exe" if goos == "windows" else "kubeadm"
-        layer_bytes, diff_id = _layer(
-            [
-                (in_image, binary.path, 0o755),
-                ("longcert/manifest.json", metadata["manifest.json"].path, 0o644),
-                ("longcert/patch.diff", metadata["patch.diff"].path, 0o644),
-            ]
-        )
-        layer = Blob(OCI_LAYER, layer_bytes)
-        platform: dict[str, str] = {"architecture": goarch, "os": goos}
-        if goarch in GOARM_VARIANT:
-            platform["variant"] = GOARM_VARIANT[goarch]
-        labels = {**common, "io.longcert.kubeadm.sha256": binary.sha256}
-        config = Blob(
-            OCI_CONFIG,
-            _canonical(
-                {
-                    **platform,
-                    "created": common["org.opencontainers.image.created"] or "1970-01-01T00:00:00Z",
-                    "config": {"Entrypoint": [f"/{in_image}"], "Labels": labels},
-                    "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-                    "history": [
-                        {
-                            "created_by": f"longcert {__version__} publish",
-                            "comment": f"{binary.name} sha256 {binary.sha256}",
-                        }
-                    ],
-                }
-            ),
-        )
-        manifest = _image_manifest(
-            config,
-            [layer.descriptor(annotations={"org.opencontainers.image.title": in_image})],
-            annotations=labels,
-        )
-        images.append(PlatformImage(binary.platform, f"/{in_image}", layer, config, manifest))
-    attestations = tuple(_attestation(build, image, metadata) for image in images)
-    index = Blob(
-        OCI_INDEX,
-        _canonical(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [
-                    image.manifest.descriptor(platform=_platform_of(image.platform))
-                    for image in images
-                ]
-                + [
-                    item.manifest.descriptor(
-                        platform={"architecture": "unknown", "os": "unknown"},
-                        annotations={
-                            "vnd.docker.reference.digest": item.subject,
-                            "vnd.docker.reference.type": "attestation-manifest",
-                        },
-                    )
-                    for item in attestations
-                ],
-                "annotations": common,
-            }
-        ),
-    )
-    return ImageSet(tuple(images), index, attestations)
-
-
-def _attestation(build: Build, image: PlatformImage, metadata: Mapping[str, Any]) -> Attestation:
-    """The provenance statement as it is, and the binary's SPDX document wrapped in an in-toto
-    statement whose subject is that binary."""
-    binary = next(b for b in build.binaries if b.platform == image.platform)
-    provenance = metadata["provenance.json"].path.read_bytes()
-    sbom_file = metadata[binary.name + ".spdx.json"].path
-    try:
-        sbom, statement = json.loads(sbom_file.read_bytes()), json.loads(provenance)
-    except ValueError as exc:
-        raise PublishError(f"{build.path}: an SBOM or provenance.json is not JSON: {exc}") from exc
-    predicate = statement.get("predicateType") if isinstance(statement, dict) else None
-    statements = (
-        (provenance, str(predicate or "")),
-        (
-            _canonical(
-                {
-                    "_type": STATEMENT_TYPE,
-                    "subject": [{"name": binary.name, "digest": {"sha256": binary.sha256}}],
-                    "predicateType": SPDX_PREDICATE,
-                    "predicate": sbom,
-                }
-            ),
-            SPDX_PREDICATE,
-        ),
-    )
-    layers = tuple(Blob(IN_TOTO, data) for data, _ in statements)
-    config = Blob(
-        OCI_CONFIG,
-        _canonical(
-            {
-                "architecture": "unknown",
-                "os": "unknown",
-                "config": {},
-                "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
-            }
-        ),
-    )
-    manifest = _image_manifest(
-        config,
-        [
-            layer.descriptor(annotations={"in-toto.io/predicate-type": predicate})
-            for layer, (_, predicate) in zip(layers, statements, strict=True)
-        ],
-    )
-    return Attestation(image.platform, layers, config, manifest, image.manifest.digest)
-
-
-def _platform_of(platform: str) -> dict[str, str]:
-    goos, goarch = platform.split("/")
-    out = {"architecture": goarch, "os": goos}
-    if goarch in GOARM_VARIANT:
-        out["variant"] = GOARM_VARIANT[goarch]
-    return out
+def image_references(build: Build, target: OciTarget) -> list[tuple[str, str, str]]:
+    """(what, HOST/REPOSITORY@DIGEST, SBOM file or "-") of the index ("index") and of each
+    platform image that publishing ``build`` to ``target`` makes: computed from the build
+    alone, as the images are reproducible, for signing them afterwards (``cosign sign``)."""
+    images = target.images(build)
+    name = f"{target.host}/{target.repository}"
+    rows = [("index", f"{name}@{images.index.digest}", "-")]
+    for image in images.images:
+        binary = next(b for b in build.binaries if b.platform == image.platform)
+        rows.append((image.platform, f"{name}@{image.manifest.digest}",
+                     str(build.path / f"{binary.name}.spdx.json")))
+    return rows
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -310,9 +89,12 @@ class OciTarget:
         insecure: bool = False,
         credentials: Credentials = None,
         retry: RetryPolicy | None = None,
+        signer: Signer | None = None,
     ) -> None:
         """``credentials``: (user, password), or a function that looks them up (called once,
-        only when the registry asks for credentials), or None for none."""
+        only when the registry asks for credentials), or None for none. ``signer``: sign the
+        images and their attestations with this key (``--sign-key``)."""
+        self.signer = signer
         self.host = host
         self.repository = repository
         scheme = "http" if insecure or is_local_host(host) else "https"
@@ -493,6 +275,11 @@ class OciTarget:
         return self._existing(build.image_tag) is not None
 
     def plan(self, build: Build) -> list[Action]:
+        return [action for action, _ in self._planned(build)]
+
+    def _planned(self, build: Build) -> list[tuple[Action, Callable[[], None] | None]]:
+        """Every step of publishing ``build``: its action, and what carries it out (None for a
+        skip). The index tag comes last: a tag that is there means everything else is."""
         images = self.images(build)
         ref = self.reference(build)
         existing = self._existing(build.image_tag)
@@ -505,66 +292,173 @@ class OciTarget:
                     "a published tag is never moved: delete it in the registry, or publish to "
                     "another repository",
                 )
-            return [Action("skip", ref, self.name, reason="already there, same digest")]
-        actions = []
+            # a build published unsigned before gets its signatures now
+            return [
+                *self._signing_steps(build, images),
+                (Action("skip", ref, self.name, reason="already there, same digest"), None),
+            ]
+        steps: list[tuple[Action, Callable[[], None] | None]] = []
         for image in images.images:
             for blob, what in ((image.layer, "layer"), (image.config, "config")):
-                actions.append(self._blob_action(f"{image.platform} {what}", blob))
-            actions.append(self._manifest_action(f"{image.platform} image", image.manifest))
+                steps.append(self._blob_step(f"{image.platform} {what}", blob))
+            steps.append(self._manifest_step(f"{image.platform} image", image.manifest))
         for item in images.attestations:
             for blob in (*item.layers, item.config):
-                actions.append(self._blob_action(f"{item.platform} attestation blob", blob))
-            actions.append(self._manifest_action(f"{item.platform} attestation", item.manifest))
-        actions.append(Action("upload", f"index {ref}", self.name, len(images.index.data)))
-        return actions
+                steps.append(self._blob_step(f"{item.platform} attestation blob", blob))
+            steps.append(self._manifest_step(f"{item.platform} attestation", item.manifest))
+        steps += self._signing_steps(build, images)
+        steps.append(
+            (
+                Action("upload", f"index {ref}", self.name, len(images.index.data)),
+                lambda: self._put_manifest(build.image_tag, images.index),
+            )
+        )
+        return steps
 
-    def _blob_action(self, what: str, blob: Blob) -> Action:
+    def _blob_step(self, what: str, blob: Blob) -> tuple[Action, Callable[[], None] | None]:
         label = f"{what} {blob.digest[:19]}"
         if self._has_blob(blob.digest):
-            return Action("skip", label, self.name, reason="blob already there")
-        return Action("upload", label, self.name, len(blob.data))
+            return Action("skip", label, self.name, reason="blob already there"), None
+        return Action("upload", label, self.name, len(blob.data)), lambda: self._put_blob(blob)
 
-    def _manifest_action(self, what: str, manifest: Blob) -> Action:
+    def _manifest_step(
+        self, what: str, manifest: Blob
+    ) -> tuple[Action, Callable[[], None] | None]:
         label = f"{what} {manifest.digest[:19]}"
         if self._has_manifest(manifest.digest):
-            return Action("skip", label, self.name, reason="already there")
-        return Action("upload", label, self.name, len(manifest.data))
+            return Action("skip", label, self.name, reason="already there"), None
+        return (
+            Action("upload", label, self.name, len(manifest.data)),
+            lambda: self._put_manifest(manifest.digest, manifest),
+        )
+
+    def _put_manifest(self, reference: str, manifest: Blob) -> None:
+        self._call(
+            "PUT",
+            f"{self.base}/manifests/{reference}",
+            body=manifest.data,
+            headers={"Content-Type": manifest.media_type},
+            ok=(201, 200),
+        )
+
+    def _signing_steps(
+        self, build: Build, images: ImageSet
+    ) -> list[tuple[Action, Callable[[], None] | None]]:
+        """With a signing key: the cosign signature and attestation tags of the index and of
+        each platform image, and the attestations as referrers (see :mod:`ocisign`)."""
+        if self.signer is None:
+            return []
+        signed = self._signatures(build, images)
+        steps: list[tuple[Action, Callable[[], None] | None]] = []
+        for tag in signed.tags:
+            steps += [self._blob_step(f"{tag.what} blob", blob) for blob in tag.blobs]
+            steps.append(self._cosign_tag_step(tag))
+        referrers_api: dict[str, bool] = {}
+        for referrer in signed.referrers:
+            steps += [
+                self._blob_step(f"{referrer.what} blob", blob)
+                for blob in (referrer.envelope, ocisign.EMPTY_CONFIG)
+            ]
+            steps.append(self._manifest_step(referrer.what, referrer.manifest))
+            if referrer.subject not in referrers_api:
+                referrers_api[referrer.subject] = self._has_referrers_api(referrer.subject)
+        for subject, supported in referrers_api.items():
+            if not supported:
+                ours = [r.descriptor for r in signed.referrers if r.subject == subject]
+                steps.append(self._referrers_tag_step(subject, ours))
+        return steps
+
+    def _signatures(self, build: Build, images: ImageSet) -> ocisign.Signatures:
+        assert self.signer is not None
+        metadata = {f.name: f for f in build.files if not f.platform}
+        try:
+            provenance = json.loads(metadata["provenance.json"].path.read_bytes())
+            sboms = {
+                binary.platform: json.loads(
+                    metadata[binary.name + ".spdx.json"].path.read_bytes()
+                )
+                for binary in build.binaries
+            }
+        except ValueError as exc:
+            raise PublishError(
+                f"{build.path}: an SBOM or provenance.json is not JSON: {exc}"
+            ) from exc
+        subjects = [("index", images.index)]
+        subjects += [(image.platform, image.manifest) for image in images.images]
+        return ocisign.sign_images(
+            f"{self.host}/{self.repository}", subjects, provenance, sboms, self.signer
+        )
+
+    def _cosign_tag_step(
+        self, tag: ocisign.CosignTag
+    ) -> tuple[Action, Callable[[], None] | None]:
+        """The .sig/.att tag: skipped when it lists our layers already, else written with what
+        it lists and ours (a tag cosign made for another key or keyless keeps those)."""
+        existing = self._existing(tag.tag)
+        try:
+            layers = ocisign.merged_layers(existing.body if existing else None, tag.layers)
+        except ValueError as exc:
+            raise PublishError(
+                f"{self.name}:{tag.tag} holds something longcert will not add to: {exc}",
+                "look at that tag in the registry; delete it if it is not cosign's",
+            ) from exc
+        if layers is None:
+            return Action("skip", tag.what, self.name, reason="already signed"), None
+        config, manifest = ocisign.cosign_manifest(layers)
+
+        def put() -> None:
+            self._put_blob_unless_there(config)
+            self._put_manifest(tag.tag, manifest)
+
+        return Action("upload", f"{tag.what} {tag.tag}", self.name, len(manifest.data)), put
+
+    def _has_referrers_api(self, digest: str) -> bool:
+        """Whether the registry lists referrers itself (OCI distribution 1.1); else the
+        fallback tag ``sha256-<hex>`` lists them."""
+        reply = self._call(
+            "GET",
+            f"{self.base}/referrers/{digest}",
+            headers={"Accept": OCI_INDEX},
+            allow=(404, 400, 405),
+        )
+        return reply.status == 200 and reply.headers.get("content-type", "").startswith(OCI_INDEX)
+
+    def _referrers_tag_step(
+        self, subject: str, ours: list[dict[str, Any]]
+    ) -> tuple[Action, Callable[[], None] | None]:
+        tag = ocisign.cosign_tag(subject, "")
+        existing = self._existing(tag)
+        try:
+            index = ocisign.merged_referrers(existing.body if existing else None, ours)
+        except ValueError as exc:
+            raise PublishError(
+                f"{self.name}:{tag} holds something longcert will not add referrers to: {exc}"
+            ) from exc
+        what = f"referrers of {subject[:19]}"
+        if index is None:
+            return Action("skip", what, self.name, reason="already listed"), None
+        return (
+            Action("upload", f"{what} (tag {tag[:19]})", self.name, len(index.data)),
+            lambda: self._put_manifest(tag, index),
+        )
 
     def push(
         self, build: Build, dry_run: bool = False, progress: ProgressFn | None = None
     ) -> PublishResult:
         say = progress or quiet
         self.http.notify = say  # a retry says so
-        actions = self.plan(build)
+        steps = self._planned(build)
+        actions = [action for action, _ in steps]
         ref = self.reference(build)
-        if dry_run or all(a.verb == "skip" for a in actions):
-            for action in actions:
-                say(action.describe(dry_run))
-            return PublishResult.of(self.name, ref, actions, dry_run)
-        images = self.images(build)
-        steps: list[tuple[Blob, str]] = []
-        for image in images.images:
-            steps += [(image.layer, "blob"), (image.config, "blob"), (image.manifest, "manifest")]
-        for item in images.attestations:
-            steps += [(blob, "blob") for blob in (*item.layers, item.config)]
-            steps.append((item.manifest, "manifest"))
-        steps.append((images.index, "tag"))
-        for action, (blob, kind) in zip(actions, steps, strict=True):
-            say(action.describe())
-            if action.verb == "skip":
-                continue
-            if kind == "blob":
-                self._put_blob(blob)
-            else:
-                reference = build.image_tag if kind == "tag" else blob.digest
-                self._call(
-                    "PUT",
-                    f"{self.base}/manifests/{reference}",
-                    body=blob.data,
-                    headers={"Content-Type": blob.media_type},
-                    ok=(201, 200),
-                )
+        for action, carry_out in steps:
+            say(action.describe(dry_run))
+            if carry_out is not None and not dry_run:
+                carry_out()
         return PublishResult.of(self.name, ref, actions, dry_run)
+
+    def _put_blob_unless_there(self, blob: Blob) -> None:
+        if not self._has_blob(blob.digest):
+            self._put_blob(blob)
 
     def _put_blob(self, blob: Blob) -> None:
         """Upload ``blob`` (a monolithic upload: a session, then one PUT of the whole blob).

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from longcert.publish.build import Build, BuildRef
+from longcert.publish.signing import Signer
 
 ProgressFn = Callable[[str], None]
 
@@ -61,6 +62,11 @@ class Target(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def signer(self) -> Signer | None:
+        """The key what is published is signed with (``--sign-key``), or None."""
+        ...
 
     def has(self, build: BuildRef) -> bool:
         """Whether the target holds this build completely (nothing is compared but the name)."""

@@ -17,8 +17,10 @@ from longcert.publish.credentials import gh_hostname, gh_token, registry_credent
 from longcert.publish.directory import DirectoryTarget
 from longcert.publish.github import GH_SOURCE, TOKEN_ENV, GitHubTarget
 from longcert.publish.http import RetryPolicy
-from longcert.publish.oci import OciTarget
+from longcert.publish.oci import OciTarget, image_references
 from longcert.publish.plan import PublishResult, Target, human_size
+from longcert.publish.runcheck import NO_RUN_CHECK_FLAG, check_binaries_run
+from longcert.publish.signing import SUMS_SIGNATURE, load_signer, signed_sums
 
 if TYPE_CHECKING:
     from longcert.progress import Reporter
@@ -49,6 +51,7 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
     credential helpers) only when the registry asks for them."""
     env = os.environ if environ is None else environ
     value = text.strip()
+    signer = load_signer(Path(settings.sign_key), env) if settings.sign_key else None
     if not value:
         raise ConfigError("no publish target given", f"give {TARGET_FORMS}")
     if value.startswith("github:"):
@@ -68,6 +71,7 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
             token,
             token_source=source,
             retry=retry_policy(settings),
+            signer=signer,
         )
     if value.startswith("oci://"):
         match = _OCI.fullmatch(value.rstrip("/"))
@@ -83,6 +87,7 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
             insecure=settings.oci_insecure,
             credentials=lambda: registry_credentials(host, env),
             retry=retry_policy(settings),
+            signer=signer,
         )
     if value.startswith("dir:"):
         value = value.removeprefix("dir:")
@@ -97,7 +102,7 @@ def parse_target(text: str, settings: Settings, environ: Mapping[str, str] | Non
         )
     else:
         _refuse_registry_lookalike(value)
-    return DirectoryTarget(Path(value).expanduser().absolute())
+    return DirectoryTarget(Path(value).expanduser().absolute(), signer)
 
 
 def _refuse_registry_lookalike(value: str) -> None:
@@ -134,7 +139,11 @@ def push(
     build: Build, target: Target, reporter: Reporter, *, dry_run: bool = False
 ) -> PublishResult:
     """Publish one loaded build to one target, reporting each action."""
-    with reporter.stage(f"publish {'(dry run) ' if dry_run else ''}to {target.name}"):
+    with reporter.stage(f"publish {'(dry run) ' if dry_run else ''}to {target.name}"), \
+            signed_sums(build, None if isinstance(target, OciTarget) else target.signer) as build:
+        if target.signer is not None:
+            reporter.step(f"signing with key {target.signer.keyid[:16]} ({SUMS_SIGNATURE} for "
+                          "files, cosign signatures for images)")
         result = target.push(build, dry_run=dry_run, progress=reporter.step)
         if not result.changed:
             reporter.step(f"nothing to publish: {target.name} already has {build.build_id}")
@@ -143,10 +152,32 @@ def push(
     return result
 
 
+def oci_references(
+    build_dir: str | Path | None, text: str | None, settings: Settings
+) -> list[tuple[str, str, str]]:
+    """`invoke oci-refs`: the references of a build's images in an oci:// target (see
+    :func:`longcert.publish.oci.image_references`)."""
+    if not build_dir:
+        raise ConfigError(
+            "--build is required", "e.g. --build builds/kubeadm-v1.33.7-leaf10y-ca10y"
+        )
+    target = parse_target(text or "", settings, {})
+    if not isinstance(target, OciTarget):
+        raise ConfigError(f"--publish {text!r} is not an oci:// target",
+                          "give oci://HOST[:PORT]/REPOSITORY")
+    return image_references(load_build(Path(build_dir)), target)
+
+
 def publish_directory(
-    build_dir: str | Path | None, settings: Settings, reporter: Reporter, *, dry_run: bool
+    build_dir: str | Path | None,
+    settings: Settings,
+    reporter: Reporter,
+    *,
+    dry_run: bool,
+    run_check: bool = True,
 ) -> PublishResult:
-    """`invoke publish`: load and check the build, open the target, push, print a summary."""
+    """`invoke publish`: load and check the build, open the target, run each binary (unless
+    ``run_check`` is False: --no-run-check), push, print a summary."""
     if not build_dir:
         raise ConfigError(
             "--build is required", "e.g. --build builds/kubeadm-v1.33.7-leaf10y-ca10y"
@@ -155,6 +186,13 @@ def publish_directory(
         raise ConfigError("--publish is required", f"give {TARGET_FORMS}")
     build = load_build(Path(build_dir))
     target = open_target(settings.publish, settings, dry_run=dry_run)
+    with reporter.stage("run each binary before publishing"):
+        if run_check:
+            check_binaries_run(build, image=settings.run_image, cache_dir=settings.cache_dir,
+                               progress=reporter.step)
+        else:
+            reporter.step(f"binaries not run ({NO_RUN_CHECK_FLAG}): only their sha256 and "
+                          "executable headers were checked")
     result = push(build, target, reporter, dry_run=dry_run)
     sums = {f.name: f.sha256 for f in build.files}
     rows = []
@@ -165,7 +203,9 @@ def publish_directory(
     verb = "would publish" if dry_run else "published"
     if not result.changed:
         verb = "already published"
+    unrun = "" if run_check else f" (binaries not run: {NO_RUN_CHECK_FLAG})"
     reporter.summary(
-        f"{verb} {build.build_id} to {result.location}", rows, ["file", "size", "sha256", "action"]
+        f"{verb} {build.build_id} to {result.location}{unrun}", rows,
+        ["file", "size", "sha256", "action"],
     )
     return result

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from longcert import godownload
+from longcert import godownload, gotrace
 from longcert.errors import ImageError
 from tests import go_download_site
 from tests.integration.conftest import Cli
@@ -60,7 +60,7 @@ def _images(engine: docker.DockerClient) -> set[str]:
 
 @pytest.mark.docker
 def test_builder_image_from_the_download_site(
-    cli: Cli, site: go_download_site.DownloadSite, engine: docker.DockerClient
+    cli: Cli, site: go_download_site.DownloadSite, engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     tag = "longcert-test/golang-dl:1.12.17"
     made = cli("builder-image", "--go-version", "1.12.17", "--tag", tag,
@@ -70,9 +70,18 @@ def test_builder_image_from_the_download_site(
         assert "sha256" in made.stdout and "matches the release index" in made.stdout
         image = engine.images.get(tag)
         assert image.labels["org.longcert.go-version"] == "1.12.17"
-        assert image.labels["org.longcert.go-sha256"] == go_download_site.hashlib.sha256(
+        digest = go_download_site.hashlib.sha256(
             site.files["go1.12.17.linux-amd64.tar.gz"]).hexdigest()
+        assert image.labels["org.longcert.go-sha256"] == digest
         assert image.labels["org.longcert.go-source"].endswith("go1.12.17.linux-amd64.tar.gz")
+        # the official archive is its own trace; the tree digest is the installed go/ tree's
+        assert image.labels[gotrace.LABEL_KIND] == "go.dev-release-archive"
+        assert image.labels[gotrace.LABEL_OFFICIAL_FILE] == "go1.12.17.linux-amd64.tar.gz"
+        assert image.labels[gotrace.LABEL_OFFICIAL_SHA256] == digest
+        archive = tmp_path / "go1.12.17.linux-amd64.tar.gz"
+        archive.write_bytes(site.files[archive.name])
+        assert image.labels[gotrace.LABEL_TREE] == gotrace.tree_digest(
+            gotrace.tar_tree(archive))
         out = engine.containers.run(tag, ["go", "version"], remove=True, network_mode="none")
         assert out.decode().strip() == "go version go1.12.17 linux/amd64"
     finally:

@@ -16,6 +16,7 @@ import yaml
 
 from longcert import kit, verify
 from longcert.versions import KubeVersion
+from tests.attestation_check import statement_problems
 from tests.cli import run_invoke
 from tests.fixtures import standin
 from tests.integration.conftest import TEST_IMAGE, EraBuilds
@@ -104,15 +105,23 @@ def test_kit_of_every_era(tag: str, era_build: EraBuilds, tmp_path: Path) -> Non
     result = _kit(build, "--image-repository", MIRROR)
     assert result.returncode == 0, result.stderr
     after = _sums(build)
-    # the build's files stay as they were; manifest.json and SHA256SUMS gain the kit (issue 20)
-    recorded = ("manifest.json", "SHA256SUMS")
+    # the build's files stay as they were; manifest.json, provenance.json (a subject more)
+    # and SHA256SUMS gain the kit (issue 20)
+    recorded = ("manifest.json", "SHA256SUMS", "provenance.json")
     assert {k: v for k, v in after.items()
             if not k.startswith("kit/") and k != "kit.tar.gz" and k not in recorded} == {
         k: v for k, v in before.items() if k not in recorded}
     manifest_after = json.loads((build / "manifest.json").read_text())
     assert manifest_after.pop("kit") == {"file": "kit.tar.gz", "sha256": after["kit.tar.gz"],
                                          "size": (build / "kit.tar.gz").stat().st_size}
+    assert manifest_after["attestations"]["provenance"] == {
+        "file": "provenance.json", "sha256": after["provenance.json"]}
+    manifest_after["attestations"]["provenance"] = manifest_before["attestations"]["provenance"]
     assert manifest_after == manifest_before
+    statement = json.loads((build / "provenance.json").read_text())
+    assert statement["subject"][-1] == {"name": "kit.tar.gz",
+                                        "digest": {"sha256": after["kit.tar.gz"]}}
+    assert statement_problems(statement) == []
     subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=build, check=True,
                    capture_output=True)
     assert f"{after['kit.tar.gz']}  kit.tar.gz" in (build / "SHA256SUMS").read_text()
@@ -243,3 +252,19 @@ def test_kit_refuses_an_unverified_build_and_a_directory_that_is_none(
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "has no manifest.json" in result.stderr
     assert list(empty.iterdir()) == []
+
+
+def test_a_kit_replaced_after_it_was_recorded_is_not_published(era_build: EraBuilds,
+                                                              tmp_path: Path) -> None:
+    """`longcert kit` records the kit in manifest.json, SHA256SUMS and provenance.json; one put
+    there afterwards is refused by publish before anything is uploaded (issue 20)."""
+    build = _copy_of_build(era_build, standin.NEWEST_TAG, tmp_path)
+    assert _kit(build).returncode == 0
+    (build / "kit.tar.gz").write_bytes(kit.kit_archive([kit.KitFile("install.sh", "true\n")]))
+    result = run_invoke("publish", "--build", str(build), "--publish", f"dir:{tmp_path / 'share'}",
+                        cwd=tmp_path, env={}, timeout=600)
+    assert result.returncode == 9, result.stderr
+    assert "kit.tar.gz is not the kit manifest.json records" in result.stderr
+    assert "run `longcert kit` again" in result.stderr
+    assert not (tmp_path / "share").exists()
+    assert _kit(build).returncode == 0  # and `longcert kit` again puts it right

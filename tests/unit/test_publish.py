@@ -684,3 +684,181 @@ def resum(out: Path) -> None:
     from longcert import package
 
     (out / "SHA256SUMS").write_text(package.sums_text(out, package.published_names(out)))
+
+
+# ------------------------------------------------------------------ the kit in the provenance
+
+
+class Stopped(BaseException):
+    """A stop (kill) between two of record_kit's writes."""
+
+
+def _kit(text: str) -> bytes:
+    from longcert import kit
+
+    return kit.kit_archive([kit.KitFile("README.md", text)])
+
+
+def _real_build(builds_dir: Path) -> Path:
+    """make_build's build with provenance.json laid out as package.write writes it (two-space
+    indent; the stand-in writes it on one line), as manifest.json and SHA256SUMS then record."""
+    from longcert import package
+
+    out = make_build(builds_dir)
+    text = package.json_text(json.loads((out / "provenance.json").read_text()))
+    (out / "provenance.json").write_text(text)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["attestations"]["provenance"]["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    (out / "manifest.json").write_text(package.json_text(manifest))
+    (out / "SHA256SUMS").write_text(package.sums_text(out, package.published_names(out)))
+    publish.load_build(out)
+    return out
+
+
+def _kit_subjects(out: Path) -> list[tuple[str, str]]:
+    statement = json.loads((out / "provenance.json").read_text())
+    return [(s["name"], s["digest"]["sha256"]) for s in statement["subject"]
+            if s["name"] == "kit.tar.gz"]
+
+
+@pytest.mark.parametrize("earlier_kit", [False, True])
+@pytest.mark.parametrize("stop_before", [0, 1, 2, 3])
+def test_recording_the_kit_stopped_between_any_two_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_before: int, earlier_kit: bool
+) -> None:
+    """record_kit writes provenance.json, then manifest.json, then SHA256SUMS, each renamed
+    into place; stopped before any of them (0: the new kit.tar.gz is in place, nothing
+    recorded), publish refuses in one line saying to run `longcert kit` again, and that
+    `longcert kit` loads the build (kit_rewrite) and records the kit everywhere."""
+    from longcert import package, runs
+
+    out = _real_build(tmp_path / "builds")
+    if earlier_kit:
+        (out / "kit.tar.gz").write_bytes(_kit("earlier"))
+        package.record_kit(out)
+        publish.load_build(out)
+    (out / "kit.tar.gz").write_bytes(_kit("new"))
+    kit_sha256 = hashlib.sha256((out / "kit.tar.gz").read_bytes()).hexdigest()
+    written: list[str] = []
+    real_write = runs.write_atomic
+
+    def write_until_stopped(path: Path, text: str) -> None:
+        if len(written) == stop_before:
+            raise Stopped
+        written.append(path.name)
+        real_write(path, text)
+
+    monkeypatch.setattr(runs, "write_atomic", write_until_stopped)
+    if stop_before < 3:
+        with pytest.raises(Stopped):
+            package.record_kit(out)
+        with pytest.raises(PublishError) as refused:
+            publish.load_build(out)
+        assert "run `longcert kit` again" in refused.value.line
+        assert "\n" not in refused.value.line
+        build = publish.load_build(out, kit_rewrite=True)  # what `longcert kit` loads
+        assert "kit.tar.gz" not in [f.name for f in build.files]
+        written.clear()
+        stop_before = 3  # `longcert kit` again, to the end
+    package.record_kit(out, {f.name: f.sha256 for f in publish.load_build(
+        out, kit_rewrite=True).files})
+    assert written[:3] == ["provenance.json", "manifest.json", "SHA256SUMS"]
+    build = publish.load_build(out)
+    assert _kit_subjects(out) == [("kit.tar.gz", kit_sha256)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kit"]["sha256"] == kit_sha256
+    assert manifest["attestations"]["provenance"]["sha256"] == hashlib.sha256(
+        (out / "provenance.json").read_bytes()).hexdigest()
+    assert {f.name for f in build.files} >= {"kit.tar.gz", "provenance.json"}
+
+
+def test_provenance_must_name_the_recorded_kit(tmp_path: Path) -> None:
+    """A kit recorded in manifest.json and SHA256SUMS but not as provenance.json's subject (as an
+    older longcert recorded it), or named there with another sha256, is refused."""
+    from longcert import package
+
+    out = make_build(tmp_path / "builds")
+    (out / "kit.tar.gz").write_bytes(_kit("kit"))
+    package.record_kit(out)
+    statement = json.loads((out / "provenance.json").read_text())
+    for sha256 in (None, "0" * 64):
+        text = package.kit_provenance(statement, sha256)
+        (out / "provenance.json").write_text(text)
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["attestations"]["provenance"]["sha256"] = hashlib.sha256(
+            text.encode()).hexdigest()
+        (out / "manifest.json").write_text(package.json_text(manifest))
+        (out / "SHA256SUMS").write_text(package.sums_text(out, package.published_names(out)))
+        with pytest.raises(PublishError, match=r"does not name the kit\.tar\.gz manifest\.json"):
+            publish.load_build(out)
+        publish.load_build(out, kit_rewrite=True)  # and `longcert kit` puts it right
+
+
+def test_a_hand_edited_manifest_is_not_taken_for_a_stopped_kit(tmp_path: Path) -> None:
+    from longcert import package
+
+    out = make_build(tmp_path / "builds")
+    (out / "kit.tar.gz").write_bytes(_kit("kit"))
+    package.record_kit(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["created"] = "2030-01-01T00:00:00Z"
+    (out / "manifest.json").write_text(package.json_text(manifest))
+    for kit_rewrite in (False, True):
+        with pytest.raises(PublishError, match=r"manifest\.json changed after the build"):
+            publish.load_build(out, kit_rewrite=kit_rewrite)
+
+
+# ------------------------------------------------------------------ running the binaries
+
+
+def test_run_check_without_an_engine_says_how_to_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longcert import container
+    from longcert.errors import EngineError
+    from longcert.publish import runcheck
+
+    def no_engine() -> None:
+        raise EngineError("no Docker engine answers at unix:///nowhere", "start dockerd")
+
+    monkeypatch.setattr(container, "connect", no_engine)
+    build = publish.load_build(make_build(tmp_path / "builds"))
+    lines: list[str] = []
+    with pytest.raises(EngineError) as caught:
+        runcheck.check_binaries_run(build, image=None, cache_dir=tmp_path / "cache",
+                                    progress=lines.append)
+    assert "before uploading, and no Docker engine answers" in caught.value.line
+    assert "--no-run-check" in caught.value.line
+
+
+def test_run_check_remembers_a_passed_binary_by_sha256(tmp_path: Path) -> None:
+    """A binary that ran and reported the tag before (same sha256) is not run again; a
+    windows binary is never run (its header was checked). No engine is reached here."""
+    from longcert.publish import runcheck
+
+    build = publish.load_build(make_build(tmp_path / "builds",
+                                          platforms=("linux/amd64", "windows/amd64")))
+    cache = tmp_path / "cache"
+    (linux,) = [b for b in build.binaries if b.platform == "linux/amd64"]
+    runcheck._remember(cache, linux, build.tag)
+    lines: list[str] = []
+    runcheck.check_binaries_run(build, image=None, cache_dir=cache, progress=lines.append)
+    assert any("when it ran before" in line for line in lines)
+    assert any("windows/amd64 binary does not run here" in line for line in lines)
+    # remembered as reporting another tag, it is not taken as passed
+    assert not runcheck._passed_before(cache, linux, "v1.33.6")
+
+
+@pytest.mark.parametrize(
+    ("code", "output", "said"),
+    [
+        (0, "v1.33.7\n", ("v1.33.7", "")),
+        (0, "W0101 warning\nv1.33.7\n", ("", "printed 2 lines, not one tag")),
+        (2, "exec format error\n", ("", "failed (exit 2): exec format error")),
+        (2, "fatal error: bad\ngoroutine 1\n", ("", "crashed in the Go runtime: fatal error: bad")),
+    ],
+)
+def test_run_check_outcome(code: int, output: str, said: tuple[str, str]) -> None:
+    from longcert.publish import runcheck
+
+    assert runcheck._outcome(code, output) == said

@@ -27,7 +27,8 @@ def test_help_lists_every_flag(tmp_path: Path) -> None:
     for name in ("publish", "release", "matrix"):
         assert f"  {name} " in listing
     expected = {
-        "publish": ("--build", "--publish", "--dry-run", "--github-api-url", "--oci-insecure"),
+        "publish": ("--build", "--publish", "--dry-run", "--github-api-url", "--oci-insecure",
+                    "--no-run-check"),
         "release": ("--versions", "--from", "--to", "--publish", "--years", "--go-version",
                     "--dry-run", "--force"),
         "matrix": ("--versions", "--from", "--to", "--publish", "--repo"),
@@ -98,16 +99,32 @@ def test_matrix_prints_json(tmp_path: Path) -> None:
     ]
 
 
+def test_publish_without_an_engine_says_how_to_go_on(tmp_path: Path) -> None:
+    """Each Linux binary runs before anything is uploaded: with no engine, one line saying so
+    and naming the opt-out, and nothing published (not even with --dry-run)."""
+    out = make_build(tmp_path / "builds")
+    for dry in ((), ("--dry-run",)):
+        result = invoke("publish", "--build", str(out), "--publish", "share", *dry,
+                        tmp_path=tmp_path)
+        one_line_error(result, 3, "publish runs each Linux binary")
+        assert "--no-run-check" in result.stderr
+        assert not (tmp_path / "share").exists()
+
+
 def test_publish_dry_run_then_publish_to_a_directory(tmp_path: Path) -> None:
+    """(The stand-in binaries are not kubeadm: --no-run-check, said as such.)"""
     out = make_build(tmp_path / "builds")
     dry = invoke("publish", "--build", str(out), "--publish", "share", "--dry-run",
-                 tmp_path=tmp_path)
+                 "--no-run-check", tmp_path=tmp_path)
     assert dry.returncode == 0, dry.stderr
     assert "would copy kubeadm-linux-amd64" in dry.stdout and not (tmp_path / "share").exists()
-    real = invoke("publish", "--build", str(out), "--publish", "share", tmp_path=tmp_path)
+    assert "binaries not run (--no-run-check)" in dry.stdout
+    real = invoke("publish", "--build", str(out), "--publish", "share", "--no-run-check",
+                  tmp_path=tmp_path)
     assert real.returncode == 0, real.stderr
     published = tmp_path / "share" / out.name
-    assert f"published {out.name} to {published}" in real.stdout
+    assert f"published {out.name} to {published} (binaries not run: --no-run-check)" \
+        in real.stdout
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=published,
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stdout

@@ -82,13 +82,15 @@ def test_least_privilege_permissions() -> None:
     data = workflow()
     assert data["permissions"] == {}
     jobs = data["jobs"]
-    assert set(jobs) == {"plan", "build", "attest", "publish", "reproduce"}
+    assert set(jobs) == {"plan", "build", "attest", "publish", "oci", "reproduce"}
     assert jobs["plan"]["permissions"] == {"contents": "read"}
     assert jobs["reproduce"]["permissions"] == {"contents": "read"}
     assert jobs["build"]["permissions"] == {"contents": "read"}
     assert jobs["publish"]["permissions"] == {"contents": "write"}  # releases and their assets
     assert jobs["attest"]["permissions"] == {
         "contents": "read", "id-token": "write", "attestations": "write"}
+    assert jobs["oci"]["permissions"] == {
+        "contents": "read", "packages": "write", "id-token": "write"}
     triggers = data[True] if True in data else data["on"]  # YAML 1.1 reads `on` as true
     assert set(triggers) == {"schedule", "workflow_dispatch"}
     for job in jobs.values():
@@ -97,12 +99,12 @@ def test_least_privilege_permissions() -> None:
                 assert step["with"]["persist-credentials"] is False
 
 
-def test_only_the_attest_job_can_sign() -> None:
+def test_only_the_attest_and_oci_jobs_can_sign() -> None:
     jobs = workflow()["jobs"]
     for name, job in jobs.items():
         perms = job["permissions"]
         signs = {"id-token", "attestations"} & set(perms)
-        assert not signs or name == "attest", f"{name} holds {signs}"
+        assert not signs or name in ("attest", "oci"), f"{name} holds {signs}"
     attest = jobs["attest"]
     # it runs none of this repository's code or upstream's: no checkout, no invoke, no install
     assert not steps_using(attest, "actions/checkout")
@@ -392,3 +394,27 @@ def test_a_weekly_job_rebuilds_the_newest_release_and_compares() -> None:
     compare = job["steps"][-1]
     assert "published/SHA256SUMS" in compare["run"] and "diff -u" in compare["run"]
     assert job["steps"].index(rebuild) < len(job["steps"]) - 1
+
+
+def test_oci_images_are_pushed_then_signed_keyless_with_cosign() -> None:
+    """Issue 20 point 2: with the repository variable OCI_REPOSITORY set, each attested build
+    is pushed as images and the index and every image are signed and attested (provenance,
+    SBOM) keyless with cosign, at the digests `invoke oci-refs` computes from the build."""
+    job = workflow()["jobs"]["oci"]
+    assert job["needs"] == ["plan", "attest"]
+    assert "vars.OCI_REPOSITORY != ''" in job["if"]
+    assert job["environment"] == "release"
+    assert job["env"]["OCI_TARGET"] == "oci://${{ vars.OCI_REPOSITORY }}"
+    assert not any(runs_invoke(job, task) for task in COMPILING_TASKS)
+    push = step_index(job, lambda s: runs_task(s, "publish"))
+    sign = step_index(job, lambda s: "cosign sign" in str(s.get("run", "")))
+    installer = step_index(
+        job, lambda s: str(s.get("uses", "")).startswith("sigstore/cosign-installer@"))
+    assert installer < push < sign
+    script = job["steps"][sign]["run"]
+    assert "invoke oci-refs" in script
+    for command in ("cosign sign --yes \"$ref\"", "--type slsaprovenance1",
+                    "--type spdxjson --predicate \"$sbom\""):
+        assert command in script, command
+    # the registry password reaches cosign on stdin, never on its command line
+    assert "--password-stdin" in script and "--password " not in script

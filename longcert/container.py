@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import contextlib
 import io
+import json
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -501,6 +502,12 @@ class BuildContainer:
         return code, "\n".join(lines)
 
 
+def label_change(key: str, value: str) -> str:
+    """A Dockerfile ``LABEL`` change for a commit, the value quoted: unquoted, a value with a
+    space (a --go-archive path) would be read as two labels or refused."""
+    return f"LABEL {key}={json.dumps(value, ensure_ascii=False)}"
+
+
 def commit_with_archive(
     client: docker.DockerClient,
     base: str,
@@ -526,7 +533,7 @@ def commit_with_archive(
         image = container.commit(
             repository=repository,
             tag=tag,
-            changes=list(changes) + [f"LABEL {k}={v}" for k, v in labels.items()],
+            changes=list(changes) + [label_change(k, v) for k, v in labels.items()],
         )
         return str(image.id)
     except docker.errors.DockerException as exc:
@@ -573,7 +580,7 @@ def commit_after_command(
             tail = " / ".join(output.strip().splitlines()[-3:])
             raise ImageError(f"{argv[0]} in {base} failed (exit {code}): {tail}")
         spec = decide(output)
-        changes = list(spec.changes) + [f"LABEL {k}={v}" for k, v in spec.labels]
+        changes = list(spec.changes) + [label_change(k, v) for k, v in spec.labels]
         image = box.commit(repository=spec.repository, tag=spec.tag, changes=changes)
         return str(image.id)
     except docker.errors.DockerException as exc:

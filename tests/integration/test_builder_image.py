@@ -33,3 +33,24 @@ def test_debian_go_image_builds_the_gopath_era(cli: Cli, standin_repo: Path, tmp
         assert manifest["verification"]["passed"] is True
     finally:
         engine.images.remove("longcert-test/golang-deb:1.19", force=True)
+
+
+def test_label_values_with_spaces_and_quotes_survive_the_commit(
+    engine: docker.DockerClient,
+) -> None:
+    """A label is a quoted LABEL change: a --go-archive path with a space (or a quote) is one
+    label with that value, not two labels or a refused commit."""
+    from longcert import container
+
+    base = container.image_id(engine, "longcert/debian-base:bookworm")
+    assert base, "the debian base image is built by .ci/run"
+    value = '/home/op/Go archives/go1.24.11 "x".linux-amd64.tar.gz'
+    image_id = container.commit_with_archive(
+        engine, base, b"\0" * 1024, "longcert-test/labels", "spaces", [],
+        {"org.longcert.go-source": value},
+    )
+    try:
+        labels = engine.images.get(image_id).labels
+        assert labels["org.longcert.go-source"] == value
+    finally:
+        engine.images.remove(image_id, force=True)

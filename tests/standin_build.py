@@ -164,7 +164,7 @@ def _attestations(out: Path, artifacts: list[dict[str, object]]) -> dict[str, ob
                  "predicateType": "https://slsa.dev/provenance/v1", "predicate": {},
                  "subject": [{"name": a["file"], "digest": {"sha256": a["sha256"]}}
                              for a in artifacts]}
-    (out / "provenance.json").write_text(json.dumps(statement) + "\n")
+    (out / "provenance.json").write_text(json.dumps(statement, indent=2) + "\n")  # as builds do
     return {"sbom": sboms, "provenance": {
         "file": "provenance.json",
         "sha256": hashlib.sha256((out / "provenance.json").read_bytes()).hexdigest()}}

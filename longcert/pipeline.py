@@ -261,7 +261,13 @@ def _reuse_existing(
                 f"longcert: {existing.path} is this build already (same inputs, every "
                 "sha256 re-checked, verified): nothing to do"
             )
-            published = publish.push(existing, target, reporter) if target is not None else None
+            published = None
+            if target is not None:
+                # verified when it was built, but not run since: run it before it leaves, as
+                # `publish` does (a pass is remembered by sha256)
+                publish.check_binaries_run(existing, image=settings.run_image,
+                                           cache_dir=settings.cache_dir, progress=reporter.step)
+                published = publish.push(existing, target, reporter)
             output = package.BuildOutput(existing.path, dict(existing.manifest))
             return PipelineResult(release, output=output, published=published)
     package.check_target(settings.builds_dir, name, settings.force)

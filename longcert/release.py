@@ -220,6 +220,9 @@ def _one(
         if existing is not None:
             reporter.say(f"{version.tag}: publishing the build already in {local}")
             build = existing  # already loaded and checked: not hashed a second time
+            # verified when it was built, not run since: run before it leaves, as publish does
+            publish.check_binaries_run(build, image=settings.run_image,
+                                       cache_dir=settings.cache_dir, progress=reporter.step)
             status = "published existing build"
         else:
             # The release publishes (after its own check), so the pipeline does not.

@@ -79,6 +79,7 @@ from longcert.publish.ociimages import (
     oci_images,
 )
 from longcert.publish.plan import Action, ProgressFn, PublishResult, Target
+from longcert.publish.runcheck import check_binaries_run
 from longcert.publish.targets import (
     TARGET_FORMS,
     oci_references,
@@ -125,6 +126,7 @@ __all__ = [
     "Response",
     "RetryPolicy",
     "Target",
+    "check_binaries_run",
     "credential_helper",
     "credentials_allowed",
     "docker_credentials",

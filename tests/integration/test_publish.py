@@ -31,7 +31,7 @@ def snapshot(path: Path) -> dict[str, tuple[int, int]]:
             for p in sorted(path.rglob("*"))}
 
 
-def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
+def test_build_publish_to_a_directory(real_build: RealBuild, standin_repo: Path) -> None:
     published = real_build.share / real_build.path.name
     assert f"published to {published}" in real_build.build_stdout
     assert "==> publish to dir:" in real_build.build_stdout
@@ -55,6 +55,17 @@ def test_build_publish_to_a_directory(real_build: RealBuild) -> None:
         assert (f"{name} runs and reports {TAG}" in again.stdout
                 or f"{name} reported {TAG} when it ran before" in again.stdout), name
     assert "kubeadm-windows-amd64.exe: a windows/amd64 binary does not run here" in again.stdout
+
+    # the same build asked again with another target: answered from the existing build, whose
+    # binaries are run (or known to have run) before they leave, as `publish` does
+    other = real_build.workdir / "share-again"
+    rebuilt = real_build.invoke("build", "--version", TAG, "--years", "7",
+                                "--repo", str(standin_repo), "--platforms", ",".join(PLATFORMS),
+                                "--publish", f"dir:{other}")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "is this build already" in rebuilt.stdout + rebuilt.stderr
+    assert f"{TAG} when it ran before" in rebuilt.stdout
+    assert (other / real_build.path.name / "kubeadm-linux-amd64").is_file()
 
 
 def test_the_build_carries_its_provenance_and_sboms(real_build: RealBuild) -> None:

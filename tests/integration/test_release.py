@@ -58,6 +58,16 @@ def test_release_builds_each_newest_patch_once(cli: Cli, remote: Path, tmp_path:
 
     assert json.loads(cli("matrix", *select, "--publish", f"dir:{share}").stdout) == []
 
+    # To a new target the builds are answered from the existing ones, each binary run before it
+    # leaves (issue 20), as `publish` does
+    other = tmp_path / "other-share"
+    third = cli("release", *select, "--publish", f"dir:{other}", "--go-version", TEST_GO)
+    assert third.returncode == 0, third.stderr
+    assert "==> compile" not in third.stdout
+    for tag in NEWEST:
+        assert f"kubeadm-linux-amd64 runs and reports {tag}" in third.stdout + third.stderr
+    assert sorted(p.name for p in other.iterdir()) == ids
+
     # One version failing (a tag the remote lacks) does not stop the next; the exit code says so.
     mixed = cli("release", "--versions", "v1.30.2,v1.28.9", "--repo", str(remote),
                 "--publish", f"dir:{share}", "--go-version", TEST_GO)

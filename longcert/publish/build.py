@@ -9,8 +9,6 @@ checked, typed fields; :func:`existing_build` also compares the inputs a manifes
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import stat
 import tarfile
@@ -24,6 +22,15 @@ from longcert.build import Artifact, sha256_file
 from longcert.errors import ConfigError, PublishError
 from longcert.package import KIT_ARCHIVE, REPORT_FILES, SUMS_FILE
 from longcert.provenance import PROVENANCE_FILE
+from longcert.publish.fields import (
+    COMMIT,
+    CREATED,
+    SHA256,
+    Fields,
+    check_regular,
+    read_json,
+    shown,
+)
 from longcert.sbom import SBOM_SUFFIX
 from longcert.settings import KNOWN_PLATFORMS, MAX_YEARS
 from longcert.verify.header import file_platform
@@ -89,85 +96,7 @@ class Build(BuildRef):
         return tuple(f for f in self.files if f.platform)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    _check_regular(path.parent, path.name)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PublishError(
-            f"{path.parent} has no {path.name}",
-            "give a directory written by `invoke build` (builds/<id>)",
-        ) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise PublishError(f"cannot read {what} {path}: {exc}", "rebuild it") from exc
-
-
-# What a build writes, and so all that publish accepts: a manifest field that is not one of these
-# is refused before any target is touched, since every one of them ends up in a file name, a URL,
-# an image or the release notes.
 VERIFIED_STATUSES = ("verified", "not-executed")  # longcert.verify.VerifyReport.status
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")  # SHA-1 or SHA-256 object name
-_CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-# One line of text (no control characters or line separators) that cannot break a Markdown table.
-_TEXT = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029|`]{0,200}")
-_REBUILD = "it was not written by this longcert, or was changed since; rebuild it"
-
-
-class _Fields:
-    """Typed reads of one JSON document; anything else is a PublishError naming the field."""
-
-    def __init__(self, build_dir: Path, document: str) -> None:
-        self.build_dir = build_dir
-        self.document = document
-
-    def bad(self, name: str, what: str) -> PublishError:
-        where = f"{self.document} {name}" if name else self.document
-        return PublishError(f"{self.build_dir}: {where} {what}", _REBUILD)
-
-    def get(self, data: Any, name: str) -> Any:
-        key = name.rsplit(".", 1)[-1]
-        if not isinstance(data, dict) or key not in data:
-            raise self.bad(name, "is missing")
-        return data[key]
-
-    def obj(self, data: Any, name: str) -> dict[str, Any]:
-        value = self.get(data, name)
-        if not isinstance(value, dict):
-            raise self.bad(name, f"is {_shown(value)}, not an object")
-        return value
-
-    def text(self, data: Any, name: str, pattern: re.Pattern[str] = _TEXT) -> str:
-        value = self.get(data, name)
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise self.bad(name, f"is {_shown(value)}, not what longcert writes there")
-        return value
-
-    def integer(self, data: Any, name: str, low: int, high: int) -> int:
-        value = self.get(data, name)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.bad(name, f"is {_shown(value)}, not a whole number {low} to {high}")
-        return value
-
-
-def _shown(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_regular(build_dir: Path, name: str) -> None:
-    """A published file is a regular file in the build directory, never a link out of it."""
-    try:
-        mode = os.lstat(build_dir / name).st_mode
-    except FileNotFoundError:
-        return  # the caller says what is missing
-    except OSError as exc:
-        raise PublishError(f"{build_dir}: cannot read {name}: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(mode):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
-        raise PublishError(
-            f"{build_dir}: {name} is {kind}; a build holds only the files it wrote", "rebuild it"
-        )
 
 
 def _builds_near(path: Path) -> str:
@@ -205,10 +134,10 @@ def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
     if not (path / "manifest.json").exists():
         raise ConfigError(f"{path} is not a build directory: it has no manifest.json",
                           _builds_near(path))
-    data = _read_json(path / "manifest.json", "manifest")
-    m = _Fields(path, "manifest.json")
+    data = read_json(path / "manifest.json", "manifest")
+    m = Fields(path, "manifest.json")
     if not isinstance(data, dict):
-        raise m.bad("", f"is {_shown(data)}, not an object")
+        raise m.bad("", f"is {shown(data)}, not an object")
     kube = m.obj(data, "kubernetes")
     tag = m.text(kube, "kubernetes.tag")
     try:
@@ -216,8 +145,8 @@ def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
     except ConfigError:
         release_tag = ""
     if tag != release_tag:
-        raise m.bad("kubernetes.tag", f"{_shown(tag)} is not a Kubernetes release tag")
-    m.text(kube, "kubernetes.commit", _COMMIT)
+        raise m.bad("kubernetes.tag", f"{shown(tag)} is not a Kubernetes release tag")
+    m.text(kube, "kubernetes.commit", COMMIT)
     validity = m.obj(data, "validity")
     leaf_years = m.integer(validity, "validity.leaf_years", 1, MAX_YEARS)
     ca_years = m.integer(validity, "validity.ca_years", leaf_years, MAX_YEARS)
@@ -235,20 +164,20 @@ def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
             "gives (kubernetes.tag, validity, config_override, artifacts)",
             "publish the directory `invoke build` wrote, builds/<build id>, under its own name",
         )
-    m.text(data, "created", _CREATED)
+    m.text(data, "created", CREATED)
     m.text(m.obj(data, "tool"), "tool.version")
     go = m.obj(data, "go")
     m.text(go, "go.version")
     m.text(go, "go.source")
     patch = m.obj(data, "patch")
     m.text(patch, "patch.set")
-    diff_sha256 = m.text(patch, "patch.diff_sha256", _SHA256)
+    diff_sha256 = m.text(patch, "patch.diff_sha256", SHA256)
     _check_verified(path, m, data, ref, [platform for platform, _, _, _ in artifacts])
     sums = _read_sums(path)
     files = []
     for platform, name, want, size in artifacts:
         binary = path / name
-        _check_regular(path, name)
+        check_regular(path, name)
         if not binary.is_file():
             raise PublishError(f"{path}: {name} is missing", "rebuild it")
         have = sha256_file(binary)
@@ -279,7 +208,7 @@ def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
     files.extend(_reports(path, m, data))
     for name in METADATA_FILES:
         meta = path / name
-        _check_regular(path, name)
+        check_regular(path, name)
         if not meta.is_file():
             raise PublishError(f"{path}: {name} is missing", "rebuild it")
         files.append(BuildFile(name, meta, meta.stat().st_size, sha256_file(meta)))
@@ -297,7 +226,7 @@ def load_build(path: Path, *, kit_rewrite: bool = False) -> Build:
 
 
 def _checked_file(path: Path, name: str, want: str) -> BuildFile:
-    _check_regular(path, name)
+    check_regular(path, name)
     item = path / name
     if not item.is_file():
         raise PublishError(f"{path}: {name} is missing", "rebuild it")
@@ -313,7 +242,7 @@ def _checked_file(path: Path, name: str, want: str) -> BuildFile:
 
 def _attestations(
     path: Path,
-    m: _Fields,
+    m: Fields,
     data: Mapping[str, Any],
     artifacts: list[tuple[str, str, str, int]],
     *,
@@ -334,15 +263,15 @@ def _attestations(
     for (platform, binary, _, _), entry in zip(artifacts, listed, strict=True):
         name = m.text(entry, "attestations.sbom[].file")
         if name != binary + SBOM_SUFFIX or entry.get("platform") != platform:
-            raise m.bad("attestations.sbom", f"lists {_shown(name)} for {binary}")
-        want = m.text(entry, "attestations.sbom[].sha256", _SHA256)
+            raise m.bad("attestations.sbom", f"lists {shown(name)} for {binary}")
+        want = m.text(entry, "attestations.sbom[].sha256", SHA256)
         files.append(_checked_file(path, name, want))
     record = m.obj(recorded, "attestations.provenance")
     if m.text(record, "attestations.provenance.file") != PROVENANCE_FILE:
         raise m.bad("attestations.provenance.file", f"is not {PROVENANCE_FILE}")
-    want = m.text(record, "attestations.provenance.sha256", _SHA256)
-    _check_regular(path, PROVENANCE_FILE)
-    statement = _read_json(path / PROVENANCE_FILE, "provenance")
+    want = m.text(record, "attestations.provenance.sha256", SHA256)
+    check_regular(path, PROVENANCE_FILE)
+    statement = read_json(path / PROVENANCE_FILE, "provenance")
     kit = _recorded_kit(m, data)
     have = sha256_file(path / PROVENANCE_FILE)
     if have != want:
@@ -374,10 +303,10 @@ def _attestations(
         )
     kit_named = {digest for name, digest in named if name == KIT_ARCHIVE}
     if not kit_rewrite and kit_named != ({kit} if kit else set()):
-        shown = ", ".join(sorted(str(d)[:16] for d in kit_named)) or "none"
+        named_kits = ", ".join(sorted(str(d)[:16] for d in kit_named)) or "none"
         raise PublishError(
             f"{path}: {PROVENANCE_FILE} does not name the {KIT_ARCHIVE} manifest.json records "
-            f"as a subject (it names {shown}, manifest.json records "
+            f"as a subject (it names {named_kits}, manifest.json records "
             f"{kit[:16] if kit else 'no kit'})",
             _KIT_AGAIN,
         )
@@ -387,18 +316,18 @@ def _attestations(
 _KIT_AGAIN = "run `longcert kit` again to record the kit everywhere, then publish"
 
 
-def _recorded_kit(m: _Fields, data: Mapping[str, Any]) -> str | None:
+def _recorded_kit(m: Fields, data: Mapping[str, Any]) -> str | None:
     """The kit's sha256 manifest.json records (``kit``), None when it records none."""
     if "kit" not in data:
         return None
-    return m.text(m.obj(data, "kit"), "kit.sha256", _SHA256)
+    return m.text(m.obj(data, "kit"), "kit.sha256", SHA256)
 
 
 def _sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]:
+def _reports(path: Path, m: Fields, data: Mapping[str, Any]) -> list[BuildFile]:
     """report.html and REPORT.md, checked against the sha256 manifest.json lists for them
     (``reports``); none for a build written before builds had them."""
     if "reports" not in data:
@@ -407,11 +336,11 @@ def _reports(path: Path, m: _Fields, data: Mapping[str, Any]) -> list[BuildFile]
     names = [entry.get("file") if isinstance(entry, dict) else None
              for entry in (listed if isinstance(listed, list) else [])]
     if not isinstance(listed, list) or sorted(map(str, names)) != sorted(REPORT_FILES):
-        raise m.bad("reports", f"is {_shown(listed)}, not one entry for each of "
+        raise m.bad("reports", f"is {shown(listed)}, not one entry for each of "
                     f"{', '.join(REPORT_FILES)}")
     return [
         _checked_file(path, m.text(entry, "reports[].file"),
-                      m.text(entry, "reports[].sha256", _SHA256))
+                      m.text(entry, "reports[].sha256", SHA256))
         for entry in listed
     ]
 
@@ -477,7 +406,7 @@ def _kit(path: Path, data: Mapping[str, Any]) -> BuildFile:
     """The rollout kit (``invoke kit``), published when the build has one and manifest.json
     records it as it is: a gzipped tar of regular files directly under ``kit/`` with plain
     modes (0644, 0755), nothing else (no links, devices, set-id bits, paths out)."""
-    _check_regular(path, KIT_ARCHIVE)
+    check_regular(path, KIT_ARCHIVE)
     archive = path / KIT_ARCHIVE
     bad = f"{path}: {KIT_ARCHIVE} is not a kit written by `invoke kit`"
     record = data.get("kit")
@@ -568,42 +497,42 @@ def _check_as_written(build: Build, hint: str) -> None:
                                f"{have[:16]}, recorded {str(recorded)[:16]})", hint)
 
 
-def _artifacts(m: _Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
+def _artifacts(m: Fields, data: Mapping[str, Any]) -> list[tuple[str, str, str, int]]:
     """(platform, file, sha256, size) of every binary; file names are the build's own."""
     listed = m.get(data, "artifacts")
     if not isinstance(listed, list) or not listed:
-        raise m.bad("artifacts", f"is {_shown(listed)}, not a list of the binaries")
+        raise m.bad("artifacts", f"is {shown(listed)}, not a list of the binaries")
     out: list[tuple[str, str, str, int]] = []
     for number, item in enumerate(listed):
         field_name = f"artifacts[{number}]"
         platform = m.text(item, f"{field_name}.platform")
         if platform not in KNOWN_PLATFORMS:
-            raise m.bad(f"{field_name}.platform", f"{_shown(platform)} is not a known platform")
+            raise m.bad(f"{field_name}.platform", f"{shown(platform)} is not a known platform")
         if any(platform == seen for seen, _, _, _ in out):
             raise m.bad(f"{field_name}.platform", f"lists {platform} a second time")
         name = Artifact(platform, Path(), 0, "").file_name
         if m.get(item, f"{field_name}.file") != name:
             raise m.bad(
                 f"{field_name}.file",
-                f"is {_shown(item['file'])}, not {name} (the name a build gives {platform})",
+                f"is {shown(item['file'])}, not {name} (the name a build gives {platform})",
             )
-        digest = m.text(item, f"{field_name}.sha256", _SHA256)
+        digest = m.text(item, f"{field_name}.sha256", SHA256)
         size = m.integer(item, f"{field_name}.size", 1, 2**40)
         out.append((platform, name, digest, size))
     return out
 
 
 def _check_verified(
-    path: Path, m: _Fields, data: Mapping[str, Any], ref: BuildRef, platforms: list[str]
+    path: Path, m: Fields, data: Mapping[str, Any], ref: BuildRef, platforms: list[str]
 ) -> None:
     """manifest.json and verify.json both say every published platform passed, for this build."""
     verification = m.obj(data, "verification")
     checked = m.obj(verification, "verification.platforms")
-    report = _read_json(path / "verify.json", "verification report")
-    v = _Fields(path, "verify.json")
+    report = read_json(path / "verify.json", "verification report")
+    v = Fields(path, "verify.json")
     reports = v.get(report, "platforms")
     if not isinstance(reports, list):
-        raise v.bad("platforms", f"is {_shown(reports)}, not a list of reports")
+        raise v.bad("platforms", f"is {shown(reports)}, not a list of reports")
     passed = verification.get("passed") is True and report.get("passed") is True
     if not passed:
         raise PublishError(
@@ -612,7 +541,7 @@ def _check_verified(
         )
     for key, entry in checked.items():
         if key not in KNOWN_PLATFORMS:
-            raise m.bad("verification.platforms", f"names {_shown(key)}, not a known platform")
+            raise m.bad("verification.platforms", f"names {shown(key)}, not a known platform")
         m.text(entry, f"verification.platforms.{key}.status")
         m.integer(entry, f"verification.platforms.{key}.certificates_checked", 0, 10**6)
         for count in ("checks", "scenarios"):  # written since the reports (may be absent)
@@ -650,7 +579,7 @@ def _check_verified(
 def _read_sums(build_dir: Path) -> dict[str, str]:
     """SHA256SUMS as `sha256sum` writes it: one ``<sha256>  <name>`` line per published file."""
     path = build_dir / "SHA256SUMS"
-    _check_regular(build_dir, path.name)
+    check_regular(build_dir, path.name)
     try:
         lines = path.read_text().splitlines()
     except (OSError, ValueError) as exc:

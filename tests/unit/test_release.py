@@ -160,11 +160,17 @@ def test_mixed_failures_raise_the_first_class(tmp_path: Path,
 
 
 def test_an_existing_verified_build_is_published_not_rebuilt(
-    tmp_path: Path, fake_pipeline: FakePipeline
+    tmp_path: Path, fake_pipeline: FakePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # its binaries are run before they leave (a stand-in here, with no engine; the real run is
+    # tests/integration/test_release.py's)
+    ran: list[str] = []
+    monkeypatch.setattr(release.publish, "check_binaries_run",
+                        lambda build, **_: ran.append(build.build_id))
     make_build(tmp_path / "builds", "v1.28.7", platforms=("linux/amd64",),
                inputs=inputs_of("v1.28.7", conf(tmp_path)))
     result = run(tmp_path, "v1.28.7")
+    assert ran == ["kubeadm-v1.28.7-leaf10y-ca10y"]
     assert fake_pipeline.built == []
     assert result.outcomes[0].status == "published existing build"
     assert (tmp_path / "share" / "kubeadm-v1.28.7-leaf10y-ca10y" / "manifest.json").is_file()

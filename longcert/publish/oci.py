@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -369,20 +368,10 @@ class OciTarget:
         return steps
 
     def _signatures(self, build: Build, images: ImageSet) -> ocisign.Signatures:
-        assert self.signer is not None
-        metadata = {f.name: f for f in build.files if not f.platform}
-        try:
-            provenance = json.loads(metadata["provenance.json"].path.read_bytes())
-            sboms = {
-                binary.platform: json.loads(
-                    metadata[binary.name + ".spdx.json"].path.read_bytes()
-                )
-                for binary in build.binaries
-            }
-        except ValueError as exc:
-            raise PublishError(
-                f"{build.path}: an SBOM or provenance.json is not JSON: {exc}"
-            ) from exc
+        assert self.signer is not None and images.documents is not None
+        provenance, sboms = images.documents.provenance, images.documents.sboms
+        if not isinstance(provenance, dict):
+            raise PublishError(f"{build.path}: provenance.json is not an in-toto statement")
         subjects = [("index", images.index)]
         subjects += [(image.platform, image.manifest) for image in images.images]
         return ocisign.sign_images(

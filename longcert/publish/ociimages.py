@@ -100,13 +100,36 @@ class Attestation:
 
 
 @dataclass(frozen=True)
+class Documents:
+    """What the build says of itself, read once: provenance.json as it is and parsed, and each
+    binary's SPDX SBOM, by platform."""
+
+    provenance_raw: bytes = field(repr=False)
+    provenance: Any = field(repr=False)
+    sboms: Mapping[str, Any] = field(repr=False)
+
+
+def read_documents(build: Build) -> Documents:
+    """The build's provenance.json and SBOMs; PublishError when one is not JSON."""
+    metadata = {f.name: f for f in build.files if not f.platform}
+    raw = metadata["provenance.json"].path.read_bytes()
+    try:
+        sboms = {binary.platform: json.loads(metadata[binary.name + ".spdx.json"].path.read_bytes())
+                 for binary in build.binaries}
+        return Documents(raw, json.loads(raw), sboms)
+    except ValueError as exc:
+        raise PublishError(f"{build.path}: an SBOM or provenance.json is not JSON: {exc}") from exc
+
+
+@dataclass(frozen=True)
 class ImageSet:
     """One image per platform, their attestations and the index over them; byte-for-byte
-    reproducible."""
+    reproducible. ``documents``: the provenance and SBOMs they were made from."""
 
     images: tuple[PlatformImage, ...]
     index: Blob
     attestations: tuple[Attestation, ...] = ()
+    documents: Documents | None = None
 
 
 def _layer(files: list[tuple[str, Path, int]]) -> tuple[bytes, str]:
@@ -179,7 +202,8 @@ def oci_images(build: Build) -> ImageSet:
             annotations=labels,
         )
         images.append(PlatformImage(binary.platform, f"/{in_image}", layer, config, manifest))
-    attestations = tuple(_attestation(build, image, metadata) for image in images)
+    documents = read_documents(build)
+    attestations = tuple(_attestation(build, image, documents) for image in images)
     index = Blob(
         OCI_INDEX,
         canonical(
@@ -204,29 +228,24 @@ def oci_images(build: Build) -> ImageSet:
             }
         ),
     )
-    return ImageSet(tuple(images), index, attestations)
+    return ImageSet(tuple(images), index, attestations, documents)
 
 
-def _attestation(build: Build, image: PlatformImage, metadata: Mapping[str, Any]) -> Attestation:
+def _attestation(build: Build, image: PlatformImage, documents: Documents) -> Attestation:
     """The provenance statement as it is, and the binary's SPDX document wrapped in an in-toto
     statement whose subject is that binary."""
     binary = next(b for b in build.binaries if b.platform == image.platform)
-    provenance = metadata["provenance.json"].path.read_bytes()
-    sbom_file = metadata[binary.name + ".spdx.json"].path
-    try:
-        sbom, statement = json.loads(sbom_file.read_bytes()), json.loads(provenance)
-    except ValueError as exc:
-        raise PublishError(f"{build.path}: an SBOM or provenance.json is not JSON: {exc}") from exc
+    statement = documents.provenance
     predicate = statement.get("predicateType") if isinstance(statement, dict) else None
     statements = (
-        (provenance, str(predicate or "")),
+        (documents.provenance_raw, str(predicate or "")),
         (
             canonical(
                 {
                     "_type": STATEMENT_TYPE,
                     "subject": [{"name": binary.name, "digest": {"sha256": binary.sha256}}],
                     "predicateType": SPDX_PREDICATE,
-                    "predicate": sbom,
+                    "predicate": documents.sboms[image.platform],
                 }
             ),
             SPDX_PREDICATE,

@@ -77,20 +77,15 @@ class Referrer:
     subject: str
     envelope: Blob
     manifest: Blob
+    predicate_type: str
 
     @property
     def descriptor(self) -> dict[str, Any]:
         """How a referrers index lists it."""
-        predicate = self.annotations.get(REFERRER_PREDICATE_ANNOTATION, "")
         return self.manifest.descriptor(
             artifactType=DSSE_MEDIA_TYPE,
-            annotations={REFERRER_PREDICATE_ANNOTATION: predicate},
+            annotations={REFERRER_PREDICATE_ANNOTATION: self.predicate_type},
         )
-
-    @property
-    def annotations(self) -> dict[str, str]:
-        layers = _json_object(self.manifest.data).get("annotations")
-        return dict(layers) if isinstance(layers, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -189,10 +184,10 @@ def sign_images(
     """The signatures and attestations of ``subjects`` ((label, manifest): the index as
     "index", each platform image by its platform). ``provenance``: provenance.json's statement
     (its predicate is attested); ``sboms``: each platform's SPDX document."""
-    statement_subjects = [
-        {"name": repository, "digest": {"sha256": manifest.digest.split(":", 1)[1]}}
-        for _, manifest in subjects
-    ]
+    def subject_of(manifest: Blob) -> dict[str, Any]:
+        return {"name": repository, "digest": {"sha256": manifest.digest.split(":", 1)[1]}}
+
+    statement_subjects = [subject_of(manifest) for _, manifest in subjects]
     predicate_type = str(provenance.get("predicateType") or "")
     provenance_envelope = Blob(
         DSSE_MEDIA_TYPE,
@@ -226,9 +221,7 @@ def sign_images(
         if label in sboms:
             statement = {
                 "_type": STATEMENT_TYPE,
-                "subject": [
-                    {"name": repository, "digest": {"sha256": manifest.digest.split(":", 1)[1]}}
-                ],
+                "subject": [subject_of(manifest)],
                 "predicateType": SPDX_PREDICATE,
                 "predicate": sboms[label],
             }
@@ -257,6 +250,7 @@ def sign_images(
                     manifest.digest,
                     envelope,
                     _referrer_manifest(envelope, kind, manifest),
+                    kind,
                 )
             )
     return Signatures(tuple(tags), tuple(referrers))

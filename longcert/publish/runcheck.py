@@ -20,10 +20,11 @@ from pathlib import Path
 
 from longcert import container, runs
 from longcert.build import sha256_file
-from longcert.errors import EngineError, PublishError
+from longcert.errors import EngineError, PublishError, VerifyError
 from longcert.publish.build import Build, BuildFile
 from longcert.verify.plan import BIN_MOUNT
-from longcert.verify.run import DEFAULT_RUN_IMAGE, NATIVE_PLATFORM, QEMU_BINARIES, go_crash
+from longcert.verify.run import DEFAULT_RUN_IMAGE, go_crash
+from longcert.verify.run import _executor as executor
 
 ProgressFn = Callable[[str], None]
 
@@ -126,21 +127,17 @@ def _outcome(code: int, output: str) -> tuple[str, str]:
 
 
 def _emulator(binary: BuildFile) -> tuple[list[str], container.BindMount | None]:
-    """The argv prefix and mount that run ``binary`` here: none for linux/amd64, else the
-    QEMU user-mode emulator of its architecture, as verify runs it."""
-    if binary.platform == NATIVE_PLATFORM:
-        return [], None
-    name = QEMU_BINARIES.get(binary.platform.split("/")[1], "")
-    found = shutil.which(name) if name else None
-    if found is None:
+    """The argv prefix and mount that run ``binary`` here, as verify runs it (natively for
+    linux/amd64, else its architecture's QEMU user-mode emulator)."""
+    try:
+        prefix, mounts, _ = executor(binary.platform)
+    except VerifyError as err:
         raise PublishError(
-            f"cannot run {binary.name} ({binary.platform}) here: "
-            f"{name or 'no emulator for it'} is not installed",
+            f"{binary.name}: {err.message}",
             f"apt-get install qemu-user-static; or pass {NO_RUN_CHECK_FLAG} to publish without "
             "running the binaries",
-        )
-    inside = f"/longcert/qemu/{name}"
-    return [inside], container.BindMount(inside, found, read_only=True)
+        ) from None
+    return prefix, (mounts[0] if mounts else None)
 
 
 def _record_path(cache_dir: Path, binary: BuildFile) -> Path:
